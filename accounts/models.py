@@ -1,0 +1,195 @@
+"""Who may call: organizations, teams, users, projects and their virtual keys."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.contrib.auth.models import AbstractUser
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+
+MONEY = {"max_digits": 18, "decimal_places": 8}
+BUDGET_DURATION = RegexValidator(r"^\d+[smhd]$", "Use a number and a unit: 30s, 30m, 1h, 1d, 7d, 30d.")
+
+
+class Role(models.TextChoices):
+    PROXY_ADMIN = "proxy_admin", "Proxy admin"
+    ORG_ADMIN = "org_admin", "Organization admin"
+    TEAM_ADMIN = "team_admin", "Team admin"
+    INTERNAL_USER = "internal_user", "Internal user"
+    VIEWER = "internal_user_viewer", "Viewer"
+
+
+class Budgeted(models.Model):
+    """Budget and rate-limit fields shared by every entity that can be capped."""
+
+    max_budget = models.DecimalField(**MONEY, null=True, blank=True, validators=[MinValueValidator(0)])
+    soft_budget = models.DecimalField(**MONEY, null=True, blank=True, validators=[MinValueValidator(0)])
+    budget_duration = models.CharField(max_length=16, blank=True, validators=[BUDGET_DURATION],
+                                       help_text="Reset period: 30s, 30m, 1h, 1d, 7d, 30d. Empty: never resets.")
+    budget_reset_at = models.DateTimeField(null=True, blank=True)
+    spend = models.DecimalField(**MONEY, default=Decimal(0),
+                                help_text="Spend in the current budget period, settled from SpendLog.")
+    rpm_limit = models.PositiveIntegerField(null=True, blank=True)
+    tpm_limit = models.PositiveIntegerField(null=True, blank=True)
+    max_parallel_requests = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class Organization(Budgeted):
+    """The top of the hierarchy: a company or business unit that owns teams and projects."""
+
+    name = models.CharField(max_length=200, unique=True)
+    allowed_models = models.JSONField(default=list, blank=True, help_text="Allowed model names; empty allows all.")
+    blocked = models.BooleanField(default=False)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class User(AbstractUser, Budgeted):
+    """A person (or service account) who owns keys and may sign in to the admin."""
+
+    role = models.CharField(max_length=32, choices=Role.choices, default=Role.INTERNAL_USER)
+    allowed_models = models.JSONField(default=list, blank=True, help_text="Allowed model names; empty allows all.")
+    metadata = models.JSONField(default=dict, blank=True)
+
+    class Meta(AbstractUser.Meta):
+        swappable = "AUTH_USER_MODEL"
+
+    @property
+    def is_proxy_admin(self) -> bool:
+        return self.is_superuser or self.role == Role.PROXY_ADMIN
+
+
+class OrganizationMembership(models.Model):
+    """A user's role in an organization."""
+
+    class OrgRole(models.TextChoices):
+        ADMIN = "org_admin", "Admin"
+        MEMBER = "member", "Member"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="organization_memberships")
+    role = models.CharField(max_length=16, choices=OrgRole.choices, default=OrgRole.MEMBER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["organization", "user"], name="uniq_org_member")]
+
+
+class Team(Budgeted):
+    """A group of users sharing keys, budgets and an allow-list of models."""
+
+    organization = models.ForeignKey(Organization, null=True, blank=True, on_delete=models.PROTECT, related_name="teams")
+    name = models.CharField("team alias", max_length=200)
+    allowed_models = models.JSONField(default=list, blank=True, help_text="Allowed model names; empty allows all.")
+    blocked = models.BooleanField(default=False)
+    metadata = models.JSONField(default=dict, blank=True)
+    members = models.ManyToManyField(User, through="TeamMembership", related_name="teams", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["organization", "name"], name="uniq_team_name_per_org")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TeamMembership(models.Model):
+    """A user's role in a team."""
+
+    class TeamRole(models.TextChoices):
+        ADMIN = "admin", "Admin"
+        MEMBER = "user", "Member"
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="team_memberships")
+    role = models.CharField(max_length=16, choices=TeamRole.choices, default=TeamRole.MEMBER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["team", "user"], name="uniq_team_member")]
+
+
+class Project(Budgeted):
+    """A unit of work under a team or organization, optionally billing to its own provider account."""
+
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.PROTECT, related_name="projects")
+    organization = models.ForeignKey(Organization, null=True, blank=True, on_delete=models.PROTECT,
+                                     related_name="projects")
+    name = models.CharField(max_length=200)
+    is_active = models.BooleanField(default=True)
+    allowed_models = models.JSONField(default=list, blank=True, help_text="Allowed model names; empty allows all.")
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(team__isnull=False) | Q(organization__isnull=False),
+                                   name="project_has_owner"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ProjectCredential(models.Model):
+    """A project's own provider API key, encrypted under application_secret; never shown again."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="credentials")
+    provider = models.CharField(max_length=32, help_text="openai, azure, anthropic, ollama")
+    encrypted_api_key = models.TextField(editable=False)
+    display = models.CharField(max_length=32, editable=False, help_text="Last characters, for recognition only.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "provider"], name="uniq_project_provider")]
+
+    def __str__(self) -> str:
+        return f"{self.project} / {self.provider} ({self.display})"
+
+
+class VirtualKey(Budgeted):
+    """An API key handed to a caller; stored as an HMAC-SHA256 digest, never in plaintext."""
+
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    display = models.CharField(max_length=32, editable=False, help_text="Recognizable form, e.g. sk-…a1b2.")
+    key_alias = models.CharField(max_length=200, blank=True)
+    user = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="keys")
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="keys")
+    project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.SET_NULL, related_name="keys")
+    organization = models.ForeignKey(Organization, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="keys")
+    allowed_models = models.JSONField(default=list, blank=True, help_text="Allowed model names; empty allows all.")
+    expires_at = models.DateTimeField(null=True, blank=True)
+    blocked = models.BooleanField(default=False)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "virtual key"
+        indexes = [
+            models.Index(fields=["team", "-created_at"], name="key_team_created"),
+            models.Index(fields=["user", "-created_at"], name="key_user_created"),
+            models.Index(fields=["key_alias"], name="key_alias"),
+        ]
+
+    def __str__(self) -> str:
+        return self.key_alias or self.display

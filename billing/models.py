@@ -1,0 +1,118 @@
+"""What it cost: prices, one row per request, and daily rollups."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import models
+
+PRICE = {"max_digits": 20, "decimal_places": 12}
+MONEY = {"max_digits": 18, "decimal_places": 8}
+
+
+class ModelPrice(models.Model):
+    """Cost per input and output token of one upstream model, in US dollars."""
+
+    model = models.CharField(max_length=200, unique=True,
+                             help_text="Upstream model name, e.g. gpt-4o or claude-sonnet-4-20250514.")
+    provider = models.CharField(max_length=32, blank=True)
+    input_cost_per_token = models.DecimalField(**PRICE, default=Decimal(0))
+    output_cost_per_token = models.DecimalField(**PRICE, default=Decimal(0))
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["model"]
+
+    def __str__(self) -> str:
+        return self.model
+
+
+class SpendLog(models.Model):
+    """One gateway request: who, which model and deployment, tokens, cost, outcome.
+
+    Entity references carry no database constraint: a log row must outlive the key, team or user
+    it names, and the bulk insert from the spend queue must never fail on a deleted owner.
+    """
+
+    class Status(models.TextChoices):
+        SUCCESS = "success"
+        FAILURE = "failure"
+
+    request_id = models.CharField(max_length=64, unique=True)
+    key = models.ForeignKey("accounts.VirtualKey", null=True, blank=True, on_delete=models.DO_NOTHING,
+                            db_constraint=False, related_name="+")
+    user = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.DO_NOTHING,
+                             db_constraint=False, related_name="+")
+    project = models.ForeignKey("accounts.Project", null=True, blank=True, on_delete=models.DO_NOTHING,
+                                db_constraint=False, related_name="+")
+    team = models.ForeignKey("accounts.Team", null=True, blank=True, on_delete=models.DO_NOTHING,
+                             db_constraint=False, related_name="+")
+    organization = models.ForeignKey("accounts.Organization", null=True, blank=True, on_delete=models.DO_NOTHING,
+                                     db_constraint=False, related_name="+")
+    key_display = models.CharField(max_length=32, blank=True)
+    call_type = models.CharField(max_length=32, default="chat")
+    model = models.CharField(max_length=200, help_text="Model group the caller asked for.")
+    deployment = models.CharField(max_length=200, blank=True, help_text="Deployment that answered.")
+    provider = models.CharField(max_length=32, blank=True)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    total_tokens = models.PositiveIntegerField(default=0)
+    cost = models.DecimalField(**MONEY, default=Decimal(0))
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.SUCCESS)
+    http_status = models.PositiveSmallIntegerField(default=200)
+    latency_ms = models.PositiveIntegerField(default=0)
+    ttft_ms = models.PositiveIntegerField(null=True, blank=True)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField()
+    cache_hit = models.BooleanField(default=False)
+    stream = models.BooleanField(default=False)
+    end_user = models.CharField(max_length=200, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [
+            models.Index(fields=["-started_at"], name="spend_started"),
+            models.Index(fields=["key", "-started_at"], name="spend_key_started"),
+            models.Index(fields=["user", "-started_at"], name="spend_user_started"),
+            models.Index(fields=["team", "-started_at"], name="spend_team_started"),
+            models.Index(fields=["project", "-started_at"], name="spend_project_started"),
+            models.Index(fields=["model", "-started_at"], name="spend_model_started"),
+        ]
+
+    def __str__(self) -> str:
+        return self.request_id
+
+
+class DailySpend(models.Model):
+    """SpendLog rolled up per day and owner and model; what reports and the dashboard read."""
+
+    day = models.DateField()
+    key = models.ForeignKey("accounts.VirtualKey", null=True, blank=True, on_delete=models.DO_NOTHING,
+                            db_constraint=False, related_name="+")
+    user = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.DO_NOTHING,
+                             db_constraint=False, related_name="+")
+    project = models.ForeignKey("accounts.Project", null=True, blank=True, on_delete=models.DO_NOTHING,
+                                db_constraint=False, related_name="+")
+    team = models.ForeignKey("accounts.Team", null=True, blank=True, on_delete=models.DO_NOTHING,
+                             db_constraint=False, related_name="+")
+    organization = models.ForeignKey("accounts.Organization", null=True, blank=True, on_delete=models.DO_NOTHING,
+                                     db_constraint=False, related_name="+")
+    model = models.CharField(max_length=200)
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    cost = models.DecimalField(**MONEY, default=Decimal(0))
+    requests = models.PositiveIntegerField(default=0)
+    failed_requests = models.PositiveIntegerField(default=0)
+    cache_hits = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-day"]
+        constraints = [
+            models.UniqueConstraint(fields=["day", "key", "user", "project", "team", "organization", "model"],
+                                    name="uniq_daily_spend"),
+        ]
+        indexes = [
+            models.Index(fields=["day", "team"], name="daily_day_team"),
+            models.Index(fields=["day", "model"], name="daily_day_model"),
+            models.Index(fields=["key", "day"], name="daily_key_day"),
+        ]

@@ -1,0 +1,101 @@
+"""`llmur-proxy`: validate the config, reach the services, migrate, then serve the ASGI app."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any, Callable
+
+from llmur.config import ConfigError
+
+
+def run_guarded(func: Callable[..., Any], *args: Any) -> Any:
+    """Run an entry point, turning config and start-up failures into one line and an exit status."""
+    from llmur.startup import ServiceUnreachable
+
+    try:
+        return func(*args)
+    except (ConfigError, ServiceUnreachable) as exc:
+        print(str(exc), file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="llmur-proxy", description="Run the llmur LLM gateway.")
+    parser.add_argument("-c", "--configuration", metavar="FILE",
+                        help="YAML configuration file (default: $LLMUR_CONFIGURATION, else the embedded defaults)")
+    parser.add_argument("--host", help="bind address (overrides host in the file)")
+    parser.add_argument("--port", type=int, help="bind port (overrides port in the file)")
+    parser.add_argument("--workers", type=int, help="worker processes; more than 1 runs gunicorn with uvicorn workers")
+    parser.add_argument("--database-url", metavar="URL", help="database URL (overrides the file and DATABASE_URL)")
+    parser.add_argument("--no-migrate", action="store_true", help="do not run migrations at start, whatever auto_migrate says")
+    return parser
+
+
+def _validate_args(args: argparse.Namespace, source: str) -> None:
+    if args.port is not None and not 1 <= args.port <= 65535:
+        raise ConfigError(source, "--port", "out of range (expected 1..65535)")
+    if args.workers is not None and not 1 <= args.workers <= 256:
+        raise ConfigError(source, "--workers", "out of range (expected 1..256)")
+
+
+def _banner(settings: Any, host: str, port: int, workers: int, new_master_key: str | None) -> None:
+    llmur = settings.LLMUR
+    lines = [
+        f"llmur {__import__('llmur').__version__} serving on http://{host}:{port} ({workers} worker{'s' * (workers > 1)})",
+        f"  config:   {llmur.source}",
+        f"  database: {llmur.database.engine} {llmur.database.address}",
+        f"  cache:    {llmur.cache.engine} {llmur.cache.address}",
+        f"  models:   {len(llmur.config.model_list)} deployment(s) from config",
+    ]
+    for warning in llmur.warnings:
+        lines.append(f"  warning:  {warning}")
+    if new_master_key:
+        lines += [
+            "",
+            "  A master key was generated for this installation. It is shown once and stored only hashed:",
+            f"    {new_master_key}",
+            "  Set master_keys in a config file (or LLMUR_MASTER_KEY) to choose your own.",
+        ]
+    print("\n".join(lines), flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    if args.configuration:
+        os.environ["LLMUR_CONFIGURATION"] = os.path.abspath(args.configuration)
+    if args.database_url:
+        os.environ["DATABASE_URL"] = args.database_url
+    run_guarded(_serve, args)
+
+
+def _serve(args: argparse.Namespace) -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "llmur.settings")
+    source = os.environ.get("LLMUR_CONFIGURATION", "embedded defaults")
+    _validate_args(args, source)
+    import django
+    from django.conf import settings
+
+    django.setup()
+    from llmur import startup
+
+    new_master_key = startup.prepare(migrate_now=False if args.no_migrate else None)
+    config = settings.LLMUR.config
+    host = args.host or config.host
+    port = args.port or config.port
+    workers = args.workers or config.workers
+    _banner(settings, host, port, workers, new_master_key)
+    if workers == 1:
+        import uvicorn
+
+        uvicorn.run("llmur.asgi:application", host=host, port=port, loop="uvloop", http="httptools",
+                    lifespan="on", access_log=False, log_level=config.python_log_level.lower(),
+                    timeout_graceful_shutdown=10)
+    else:
+        from llmur.gunicorn_app import serve
+
+        serve(host=host, port=port, workers=workers, log_level=config.python_log_level.lower())
+
+
+if __name__ == "__main__":
+    main()

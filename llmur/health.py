@@ -1,0 +1,74 @@
+"""Liveness and readiness probes: /health/liveliness and /health/readiness."""
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import connection
+from django.http import JsonResponse
+
+logger = logging.getLogger("llmur.health")
+
+_readiness_checks: dict = {}
+
+
+def readiness_check(name: str):
+    """Register another component's readiness check: a callable returning (ok, detail)."""
+    def register(func):
+        _readiness_checks[name] = func
+        return func
+    return register
+
+
+def liveliness(request):
+    return JsonResponse({"status": "alive"})
+
+
+def _database() -> tuple[bool, str]:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return True, "connected"
+    except Exception as exc:  # noqa: BLE001
+        logger.warning("readiness: database unreachable: %s", exc.__class__.__name__)
+        return False, f"unreachable ({exc.__class__.__name__})"
+
+
+def _cache() -> tuple[bool, str]:
+    if settings.LLMUR.cache.engine != "redis":
+        return True, "local memory"
+    from django_redis import get_redis_connection
+
+    try:
+        get_redis_connection("default").ping()
+        return True, "connected"
+    except Exception as exc:  # noqa: BLE001
+        logger.warning("readiness: cache unreachable: %s", exc.__class__.__name__)
+        return False, f"unreachable ({exc.__class__.__name__})"
+
+
+def readiness(request):
+    """200 when the database and cache answer; 503 naming what is down otherwise.
+
+    A Redis outage under cache_failure_policy fail_open leaves the gateway serving, so it is
+    reported as "degraded" with 200: taking every pod out of rotation would turn a cache outage
+    into a full outage.
+    """
+    db_ok, db_detail = _database()
+    cache_ok, cache_detail = _cache()
+    body = {"database": db_detail, "cache": cache_detail}
+    for name, check in _readiness_checks.items():
+        ok, detail = check()
+        body[name] = detail
+        db_ok = db_ok and ok
+    fail_open = settings.LLMUR.config.cache_failure_policy == "fail_open"
+    if db_ok and cache_ok:
+        body["status"] = "healthy"
+        status = 200
+    elif db_ok and fail_open:
+        body["status"] = "degraded"
+        status = 200
+    else:
+        body["status"] = "unhealthy"
+        status = 503
+    return JsonResponse(body, status=status)

@@ -1,0 +1,147 @@
+"""Django settings, wired from the validated configuration in one place.
+
+Production differs from the laptop only by configuration: see llmur/config.py for the file
+format and README.md for the reference.
+"""
+from __future__ import annotations
+
+from llmur.config import BASE_DIR, ResolvedDatabase, load_config
+
+LLMUR = load_config()
+CONFIG = LLMUR.config
+
+SECRET_KEY = LLMUR.application_secret
+DEBUG = CONFIG.debug
+ALLOWED_HOSTS = CONFIG.allowed_hosts
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "accounts",
+    "billing",
+    "gateway",
+]
+
+# The /v1 hot path does not pass through this list: llmur.asgi routes it to a handler without
+# middleware, because each sync middleware costs a thread hop per request under ASGI.
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "llmur.urls"
+ASGI_APPLICATION = "llmur.asgi.application"
+WSGI_APPLICATION = "llmur.wsgi.application"
+AUTH_USER_MODEL = "accounts.User"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "llmur" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+def _database(db: ResolvedDatabase) -> dict:
+    """Django's DATABASES entry for the resolved database configuration."""
+    common = {"NAME": db.name, "USER": db.user, "PASSWORD": db.password, "HOST": db.host,
+              "PORT": str(db.port or ""), "TEST": {}}
+    if db.engine == "sqlite":
+        return common | {
+            "ENGINE": "django.db.backends.sqlite3",
+            "OPTIONS": {
+                # WAL lets readers run beside the one writer; IMMEDIATE avoids lock-upgrade deadlocks.
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=20000;",
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+            },
+            "CONN_MAX_AGE": db.conn_max_lifetime,
+        }
+    if db.engine == "postgres":
+        return common | {
+            "ENGINE": "django.db.backends.postgresql",
+            "OPTIONS": db.options | {
+                "pool": {"min_size": db.min_connections, "max_size": db.max_connections,
+                         "timeout": db.pool_timeout},
+            },
+            # The psycopg pool owns connection reuse; Django requires CONN_MAX_AGE 0 with it.
+            "CONN_MAX_AGE": 0,
+        }
+    return common | {
+        "ENGINE": "django.db.backends.mysql",
+        "OPTIONS": db.options | {"charset": "utf8mb4", "init_command": "SET sql_mode='STRICT_TRANS_TABLES'"},
+        "CONN_MAX_AGE": db.conn_max_lifetime,
+        "CONN_HEALTH_CHECKS": True,
+        "TEST": {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"},
+    }
+
+
+DATABASES = {"default": _database(LLMUR.database)}
+
+if LLMUR.cache.engine == "redis":
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": LLMUR.cache.url,
+            "KEY_PREFIX": "llmur",
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "llmur"}}
+
+# Celery: Redis is the broker when configured; otherwise tasks run in-process (embedded mode).
+CELERY_BROKER_URL = LLMUR.cache.url if LLMUR.cache.engine == "redis" else "memory://"
+CELERY_TASK_ALWAYS_EAGER = LLMUR.cache.engine != "redis"
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = LLMUR.var_dir / "static"
+
+DATA_UPLOAD_MAX_MEMORY_SIZE = CONFIG.max_request_body_bytes
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "text"}},
+    "root": {"handlers": ["console"], "level": CONFIG.python_log_level},
+    "loggers": {
+        "django.db.backends": {"level": "DEBUG" if LLMUR.database.echo else "WARNING"},
+    },
+}

@@ -1,0 +1,140 @@
+"""What a process does before it serves: reach the services, migrate once, seed what config declares."""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from django.conf import settings
+from django.core.management import call_command
+from django.db import connection
+
+logger = logging.getLogger("llmur.startup")
+
+MIGRATION_LOCK_ID = 0x6C6C6D7572  # "llmur": the advisory-lock number every llmur process agrees on
+
+
+class ServiceUnreachable(Exception):
+    """A database or cache that cannot be reached at start; the text is the one line users read."""
+
+    exit_code = 3
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+    # Drivers sometimes quote the DSN back; never let a password through.
+    password = settings.DATABASES["default"].get("PASSWORD")
+    if password:
+        text = text.replace(password, "***")
+    return text[:300]
+
+
+def check_database() -> None:
+    db = settings.LLMUR.database
+    try:
+        connection.ensure_connection()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception as exc:  # noqa: BLE001 - any driver error means "unreachable" here
+        raise ServiceUnreachable(f"llmur: database {db.engine} at {db.address} is unreachable: {_reason(exc)}") from None
+
+
+def check_cache() -> None:
+    cache_cfg = settings.LLMUR.cache
+    if cache_cfg.engine != "redis":
+        return
+    import redis
+
+    try:
+        redis.Redis.from_url(cache_cfg.url, socket_connect_timeout=3, socket_timeout=3).ping()
+    except Exception as exc:  # noqa: BLE001
+        raise ServiceUnreachable(f"llmur: cache redis at {cache_cfg.address} is unreachable: {_reason(exc)}") from None
+
+
+@contextmanager
+def migration_lock() -> Iterator[None]:
+    """Serialize start-up migrations across processes that start at the same moment."""
+    vendor = connection.vendor
+    if vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s)", [MIGRATION_LOCK_ID])
+        try:
+            yield
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [MIGRATION_LOCK_ID])
+    elif vendor == "mysql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT GET_LOCK('llmur_migrate', 600)")
+            (acquired,) = cursor.fetchone()
+        if acquired != 1:
+            raise ServiceUnreachable("llmur: timed out after 600 s waiting for another process's migrations")
+        try:
+            yield
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT RELEASE_LOCK('llmur_migrate')")
+    else:
+        lock_path = Path(settings.LLMUR.var_dir) / "migrate.lock"
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock_path, "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def migrate() -> None:
+    with migration_lock():
+        call_command("migrate", interactive=False, verbosity=0)
+
+
+def sync_config_deployments() -> int:
+    """Mirror the config's model_list into ModelDeployment so admin, reports and routing see one list."""
+    from gateway.deployments import deployment_sync_from_config
+
+    return deployment_sync_from_config(settings.LLMUR.config.model_list)
+
+
+def master_key_file() -> Path:
+    return Path(settings.LLMUR.var_dir) / "master_key.hmac"
+
+
+def ensure_master_key() -> str | None:
+    """With no master key configured, generate one on first start and keep only its HMAC.
+
+    Returns the plaintext when it was generated now (to print once), else None.
+    """
+    if settings.LLMUR.master_keys:
+        return None
+    from accounts.keys import key_digest, key_generate
+
+    path = master_key_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plaintext = key_generate()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return None
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key_digest(plaintext))
+    return plaintext
+
+
+def fingerprint(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()[:8]
+
+
+def prepare(*, migrate_now: bool | None = None) -> str | None:
+    """Everything the server needs before it binds; returns a freshly generated master key, if any."""
+    check_database()
+    check_cache()
+    if settings.LLMUR.config.auto_migrate if migrate_now is None else migrate_now:
+        migrate()
+    sync_config_deployments()
+    return ensure_master_key()
