@@ -193,3 +193,37 @@ class VirtualKey(Budgeted):
 
     def __str__(self) -> str:
         return self.key_alias or self.display
+
+
+class AuditEntry(models.Model):
+    """One create, update or delete made through the API, the admin or a command: who, what, when, before/after.
+
+    Rows are written by accounts.audit and never edited; snapshots have secrets masked before they are stored.
+    """
+
+    class Source(models.TextChoices):
+        API = "api", "Management API"
+        ADMIN = "admin", "Admin"
+        COMMAND = "command", "Command"
+        SSO = "sso", "Single sign-on"
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.CharField(max_length=200, help_text="Who: master key, user name, or key display form.")
+    actor_user = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                   db_constraint=False)
+    source = models.CharField(max_length=16, choices=Source.choices)
+    action = models.CharField(max_length=32, help_text="create, update, delete, block, unblock, regenerate, ...")
+    entity_type = models.CharField(max_length=64)
+    entity_id = models.CharField(max_length=64)
+    entity_repr = models.CharField(max_length=200, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "audit entry"
+        verbose_name_plural = "audit log"
+        indexes = [models.Index(fields=["entity_type", "entity_id"], name="audit_entity")]
+
+    def __str__(self) -> str:
+        return f"{self.actor} {self.action} {self.entity_type} {self.entity_repr or self.entity_id}"

@@ -1,0 +1,109 @@
+"""Reads on accounts for the management API, the admin and commands (the hot path has its own, cached)."""
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+
+from accounts.keys import KEY_PREFIX, key_digest
+from accounts.models import Organization, Project, Team, User, VirtualKey
+from gateway.errors import LlmurError
+
+
+def not_found(message: str, param: str | None = None) -> LlmurError:
+    return LlmurError(404, "not_found_error", message, param=param, code="404")
+
+
+def key_get(*, key: str, queryset: QuerySet[VirtualKey] | None = None) -> VirtualKey:
+    """A key by its plaintext (sk-...) or by its stored token (the hex digest LiteLLM calls `token`)."""
+    qs = (queryset if queryset is not None else VirtualKey.objects.all()).select_related(
+        "user", "team", "project", "organization")
+    key = (key or "").strip()
+    if not key:
+        raise LlmurError(400, "invalid_request_error", "key is required.", param="key", code="400")
+    if key.startswith(KEY_PREFIX):
+        found = qs.filter(key_hash=key_digest(key)).first()
+    elif len(key) == 64 and all(c in "0123456789abcdef" for c in key):
+        found = qs.filter(key_hash=key).first()
+    else:
+        found = None
+    if found is None:
+        # Never echo the key itself: a typo'd secret is still mostly a secret.
+        raise not_found("No such key (or it is not yours to see).", "key")
+    return found
+
+
+def key_get_by_alias(*, alias: str, queryset: QuerySet[VirtualKey]) -> VirtualKey:
+    found = queryset.filter(key_alias=alias).first()
+    if found is None:
+        raise not_found(f"No key with key_alias {alias!r} (or it is not yours to see).", "key_aliases")
+    return found
+
+
+def _by_id(model: type, value: Any, *, param: str, label: str, queryset: QuerySet | None = None):
+    qs = queryset if queryset is not None else model.objects.all()
+    try:
+        pk = int(str(value).strip())
+    except (TypeError, ValueError):
+        raise LlmurError(400, "invalid_request_error", f"{param} must be a {label} id (a number); got {value!r}.",
+                         param=param, code="400") from None
+    found = qs.filter(pk=pk).first()
+    if found is None:
+        raise not_found(f"No {label} with {param} {pk} (or it is not yours to see).", param)
+    return found
+
+
+def team_get(*, team_id: Any, queryset: QuerySet[Team] | None = None) -> Team:
+    return _by_id(Team, team_id, param="team_id", label="team", queryset=queryset)
+
+
+def organization_get(*, organization_id: Any, queryset: QuerySet[Organization] | None = None) -> Organization:
+    return _by_id(Organization, organization_id, param="organization_id", label="organization", queryset=queryset)
+
+
+def project_get(*, project_id: Any, queryset: QuerySet[Project] | None = None) -> Project:
+    return _by_id(Project, project_id, param="project_id", label="project", queryset=queryset)
+
+
+def user_get(*, user_id: str | None = None, user_email: str | None = None,
+             queryset: QuerySet[User] | None = None) -> User:
+    """A user by user_id (our username, as LiteLLM's user_id is a free-form string) or by email."""
+    qs = queryset if queryset is not None else User.objects.all()
+    if user_id:
+        found = qs.filter(username=str(user_id)).first()
+        what = f"user_id {user_id!r}"
+    elif user_email:
+        found = qs.filter(email__iexact=user_email).first()
+        what = f"user_email {user_email!r}"
+    else:
+        raise LlmurError(400, "invalid_request_error", "Give user_id or user_email.", param="user_id", code="400")
+    if found is None:
+        raise not_found(f"No user with {what} (or it is not yours to see).", "user_id")
+    return found
+
+
+def key_list(*, queryset: QuerySet[VirtualKey], user_id: str | None = None, team_id: Any = None,
+             organization_id: Any = None, project_id: Any = None, key_alias: str | None = None
+             ) -> QuerySet[VirtualKey]:
+    qs = queryset.select_related("user", "team", "project", "organization").order_by("-created_at", "-id")
+    if user_id:
+        qs = qs.filter(user__username=user_id)
+    if team_id not in (None, ""):
+        qs = qs.filter(team_id=team_get(team_id=team_id).pk)
+    if organization_id not in (None, ""):
+        qs = qs.filter(organization_id=organization_get(organization_id=organization_id).pk)
+    if project_id not in (None, ""):
+        qs = qs.filter(project_id=project_get(project_id=project_id).pk)
+    if key_alias:
+        qs = qs.filter(key_alias=key_alias)
+    return qs
+
+
+def page(qs: QuerySet, *, page: int, size: int) -> tuple[list, int, int]:
+    """One page of a queryset, with the total count and number of pages."""
+    if page < 1 or not 1 <= size <= 1000:
+        raise LlmurError(400, "invalid_request_error", "page must be ≥ 1 and size between 1 and 1000.",
+                         param="page", code="400")
+    total = qs.count()
+    items = list(qs[(page - 1) * size: page * size])
+    return items, total, max(1, -(-total // size))

@@ -1,0 +1,574 @@
+"""Writes on organizations, teams, users, projects and virtual keys.
+
+Every function here is keyword-only, takes the acting :class:`~accounts.roles.Actor` as `by`, checks
+the limits of the entities above the one it writes ("a key's budget fits in its team's"), saves with
+ordinary model saves (so the gateway's post_save/post_delete signals invalidate cached keys on every
+worker) and leaves one audit entry in the same transaction. Authorization of *who* may call which
+function stays with the callers (API handlers, admin, commands) through the Actor's checks.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Any, Iterable
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.audit import audit_record, snapshot
+from accounts.keys import KEY_PREFIX, key_digest, key_display, key_generate, secret_encrypt
+from accounts.models import (Budgeted, Organization, OrganizationMembership, Project, ProjectCredential, Role, Team,
+                             TeamMembership, User, VirtualKey)
+from accounts.roles import Actor
+from gateway.errors import LlmurError
+
+_DURATION = re.compile(r"^(\d+)([smhd])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+LIMIT_FIELDS = ("rpm_limit", "tpm_limit", "max_parallel_requests")
+BUDGET_FIELDS = ("max_budget", "soft_budget", "budget_duration", *LIMIT_FIELDS)
+PROVIDERS = ("openai", "azure", "anthropic", "ollama")
+
+
+def invalid(message: str, param: str | None = None) -> LlmurError:
+    return LlmurError(400, "invalid_request_error", message, param=param, code="400")
+
+
+# --------------------------------------------------------------------------- value parsing
+
+def parse_duration(value: str, *, param: str) -> dt.timedelta:
+    """LiteLLM's durations: 30s, 30m, 1h, 1d, 7d, 30d."""
+    match = _DURATION.match(str(value).strip())
+    if not match or int(match.group(1)) <= 0:
+        raise invalid(f"{param} must be a number and a unit such as 30s, 30m, 1h, 1d or 30d; got {value!r}.", param)
+    return dt.timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+def parse_money(value: Any, *, param: str) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        raise invalid(f"{param} must be a number of US dollars, e.g. 10 or 2.5.", param) from None
+    if not amount.is_finite() or amount < 0:
+        raise invalid(f"{param} must be zero or more.", param)
+    return amount
+
+
+def parse_limit(value: Any, *, param: str) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) and not str(value).isdigit():
+        raise invalid(f"{param} must be a whole number of zero or more.", param)
+    number = int(value)
+    if number < 0:
+        raise invalid(f"{param} must be a whole number of zero or more.", param)
+    return number
+
+
+def parse_models(value: Any, *, param: str = "models") -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [m for m in (p.strip() for p in value.split(",")) if m]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(m, str) and m.strip() for m in value):
+        raise invalid(f"{param} must be a list of model names.", param)
+    # "all-proxy-models" is LiteLLM's spelling of "no restriction".
+    names = [m.strip() for m in value if m.strip() != "all-proxy-models"]
+    return list(dict.fromkeys(names))
+
+
+def parse_expiry(*, expires: Any = None, duration: Any = None) -> dt.datetime | None:
+    if expires not in (None, ""):
+        if isinstance(expires, dt.datetime):
+            moment = expires
+        else:
+            try:
+                moment = dt.datetime.fromisoformat(str(expires).replace("Z", "+00:00"))
+            except ValueError:
+                raise invalid("expires must be an ISO 8601 date-time, e.g. 2030-01-31T00:00:00Z.", "expires") from None
+        return moment if timezone.is_aware(moment) else timezone.make_aware(moment, dt.timezone.utc)
+    if duration not in (None, ""):
+        return timezone.now() + parse_duration(duration, param="duration")
+    return None
+
+
+def _budget_values(fields: dict[str, Any]) -> dict[str, Any]:
+    """Validated budget/limit fields from a dict of raw values (only the keys present)."""
+    out: dict[str, Any] = {}
+    for name in ("max_budget", "soft_budget"):
+        if name in fields:
+            out[name] = parse_money(fields[name], param=name)
+    if "budget_duration" in fields:
+        raw = fields["budget_duration"] or ""
+        if raw:
+            parse_duration(raw, param="budget_duration")
+        out["budget_duration"] = raw
+    for name in LIMIT_FIELDS:
+        if name in fields:
+            out[name] = parse_limit(fields[name], param=name)
+    return out
+
+
+def _apply_budget(entity: Budgeted, values: dict[str, Any]) -> None:
+    for name, value in values.items():
+        setattr(entity, name, value)
+    if "budget_duration" in values:
+        entity.budget_reset_at = (timezone.now() + parse_duration(entity.budget_duration, param="budget_duration")
+                                  if entity.budget_duration else None)
+
+
+def _check_within(entity: Any, parents: Iterable[Any], *, what: str) -> None:
+    """The entity's models, budget and limits must fit inside every entity above it."""
+    for parent in parents:
+        if parent is None:
+            continue
+        kind = parent._meta.verbose_name
+        name = str(parent)
+        allowed = set(getattr(parent, "allowed_models", []) or [])
+        own = set(getattr(entity, "allowed_models", []) or [])
+        if allowed and own - allowed:
+            extra = ", ".join(sorted(own - allowed))
+            raise invalid(f"The {what} may not use {extra}: {kind} {name!r} only allows {', '.join(sorted(allowed))}.",
+                          "models")
+        for field in ("max_budget", *LIMIT_FIELDS):
+            ceiling, value = getattr(parent, field), getattr(entity, field)
+            if ceiling is not None and value is not None and value > ceiling:
+                raise invalid(f"The {what}'s {field} ({value}) is above the {field} of {kind} {name!r} ({ceiling}).",
+                              field)
+
+
+def _save(instance: Any, **kwargs: Any) -> None:
+    try:
+        instance.full_clean(exclude=["password", "key_hash", "display", "encrypted_api_key"]
+                            + [f for f in ("team", "organization", "project", "user")
+                               if hasattr(instance, f + "_id")], validate_unique=False,
+                            validate_constraints=False)
+        instance.save(**kwargs)
+    except IntegrityError:
+        raise invalid(f"A {instance._meta.verbose_name} with these values already exists.") from None
+    except Exception as exc:  # django ValidationError: phrase it for the caller
+        from django.core.exceptions import ValidationError
+
+        if not isinstance(exc, ValidationError):
+            raise
+        field, messages = next(iter(exc.message_dict.items())) if hasattr(exc, "message_dict") else ("", exc.messages)
+        raise invalid(f"{field}: {' '.join(messages)}" if field else " ".join(messages), field or None) from None
+
+
+# --------------------------------------------------------------------------- keys
+
+def _key_parents(key: VirtualKey) -> list[Any]:
+    return [key.user, key.team, key.project, key.organization]
+
+
+@transaction.atomic
+def key_create(*, by: Actor, key_alias: str = "", user: User | None = None, team: Team | None = None,
+               project: Project | None = None, organization: Organization | None = None,
+               models: Any = None, expires_at: dt.datetime | None = None, metadata: dict | None = None,
+               key: str | None = None, blocked: bool = False, **budget: Any) -> tuple[VirtualKey, str]:
+    """Issues a key and returns it with its plaintext, which exists nowhere else afterwards."""
+    unknown = set(budget) - set(BUDGET_FIELDS)
+    if unknown:
+        raise TypeError(f"unknown key fields: {', '.join(sorted(unknown))}")
+    if key is not None:
+        if not key.startswith(KEY_PREFIX) or len(key) < 20 or any(c.isspace() for c in key):
+            raise invalid("A custom key must start with sk- and be at least 20 characters, without spaces.", "key")
+        plaintext = key
+    else:
+        plaintext = key_generate()
+    if project is not None and organization is None and team is None:
+        team = project.team
+    if team is not None and organization is None:
+        organization = team.organization
+    if metadata is not None and not isinstance(metadata, dict):
+        raise invalid("metadata must be a JSON object.", "metadata")
+    vk = VirtualKey(key_hash=key_digest(plaintext), display=key_display(plaintext), key_alias=key_alias or "",
+                    user=user, team=team, project=project, organization=organization,
+                    allowed_models=parse_models(models), expires_at=expires_at, metadata=metadata or {},
+                    blocked=blocked)
+    _apply_budget(vk, _budget_values(budget))
+    _check_within(vk, _key_parents(vk), what="key")
+    if VirtualKey.objects.filter(key_hash=vk.key_hash).exists():
+        raise invalid("This key already exists; choose another custom key.", "key")
+    _save(vk)
+    audit_record(by=by, action="create", instance=vk, after=snapshot(vk))
+    return vk, plaintext
+
+
+KEY_UPDATABLE = {"key_alias", "models", "metadata", "expires_at", "blocked", "team", "user", "project",
+                 "organization", *BUDGET_FIELDS}
+
+
+@transaction.atomic
+def key_update(*, by: Actor, key: VirtualKey, **fields: Any) -> VirtualKey:
+    unknown = set(fields) - KEY_UPDATABLE
+    if unknown:
+        raise TypeError(f"unknown key fields: {', '.join(sorted(unknown))}")
+    key = VirtualKey.objects.select_for_update().get(pk=key.pk)
+    before = snapshot(key)
+    if "key_alias" in fields:
+        key.key_alias = fields["key_alias"] or ""
+    if "models" in fields:
+        key.allowed_models = parse_models(fields["models"])
+    if "metadata" in fields:
+        if fields["metadata"] is not None and not isinstance(fields["metadata"], dict):
+            raise invalid("metadata must be a JSON object.", "metadata")
+        key.metadata = fields["metadata"] or {}
+    for name in ("expires_at", "blocked", "team", "user", "project", "organization"):
+        if name in fields:
+            setattr(key, name, fields[name])
+    _apply_budget(key, _budget_values({k: v for k, v in fields.items() if k in BUDGET_FIELDS}))
+    _check_within(key, _key_parents(key), what="key")
+    _save(key)
+    audit_record(by=by, action="update", instance=key, before=before, after=snapshot(key))
+    return key
+
+
+@transaction.atomic
+def key_set_blocked(*, by: Actor, key: VirtualKey, blocked: bool) -> VirtualKey:
+    """Blocks or unblocks; an ordinary save, so the gateway's signal revokes cached copies at once."""
+    key = VirtualKey.objects.select_for_update().get(pk=key.pk)
+    before = snapshot(key)
+    key.blocked = blocked
+    key.save(update_fields=["blocked", "updated_at"])
+    audit_record(by=by, action="block" if blocked else "unblock", instance=key, before=before, after=snapshot(key))
+    return key
+
+
+def key_block(*, by: Actor, key: VirtualKey) -> VirtualKey:
+    return key_set_blocked(by=by, key=key, blocked=True)
+
+
+def key_unblock(*, by: Actor, key: VirtualKey) -> VirtualKey:
+    return key_set_blocked(by=by, key=key, blocked=False)
+
+
+@transaction.atomic
+def key_delete(*, by: Actor, key: VirtualKey) -> None:
+    before, pk = snapshot(key), key.pk
+    key.delete()
+    audit_record(by=by, action="delete", instance=key, before=before, entity_id=str(pk))
+
+
+@transaction.atomic
+def key_regenerate(*, by: Actor, key: VirtualKey, new_key: str | None = None) -> tuple[VirtualKey, str]:
+    """Replaces the key's secret and keeps everything else; the old secret stops working at once."""
+    key = VirtualKey.objects.select_for_update().get(pk=key.pk)
+    before = snapshot(key)
+    if new_key is not None and (not new_key.startswith(KEY_PREFIX) or len(new_key) < 20):
+        raise invalid("A custom key must start with sk- and be at least 20 characters.", "new_key")
+    plaintext = new_key or key_generate()
+    key.key_hash, key.display = key_digest(plaintext), key_display(plaintext)
+    if VirtualKey.objects.filter(key_hash=key.key_hash).exclude(pk=key.pk).exists():
+        raise invalid("This key already exists; choose another custom key.", "new_key")
+    key.save(update_fields=["key_hash", "display", "updated_at"])
+    audit_record(by=by, action="regenerate", instance=key, before=before, after=snapshot(key))
+    return key, plaintext
+
+
+# --------------------------------------------------------------------------- users
+
+@transaction.atomic
+def user_create(*, by: Actor, username: str, email: str = "", role: str = Role.INTERNAL_USER,
+                models: Any = None, metadata: dict | None = None, password: str | None = None,
+                is_staff: bool | None = None, **budget: Any) -> User:
+    username = (username or "").strip()
+    if not username:
+        raise invalid("user_id must not be empty.", "user_id")
+    if User.objects.filter(username=username).exists():
+        raise invalid(f"A user with user_id {username!r} already exists.", "user_id")
+    if role not in Role.values:
+        raise invalid(f"Unknown user_role {role!r} (expected one of {', '.join(Role.values)}).", "user_role")
+    user = User(username=username, email=email or "", role=role, allowed_models=parse_models(models),
+                metadata=metadata or {}, is_staff=bool(is_staff) if is_staff is not None else role != Role.VIEWER
+                and role != Role.INTERNAL_USER)
+    if password:
+        user.set_password(password)
+    else:
+        user.set_unusable_password()
+    _apply_budget(user, _budget_values(budget))
+    _save(user)
+    audit_record(by=by, action="create", instance=user, after=snapshot(user))
+    return user
+
+
+USER_UPDATABLE = {"email", "role", "models", "metadata", "password", "is_active", *BUDGET_FIELDS}
+
+
+@transaction.atomic
+def user_update(*, by: Actor, user: User, **fields: Any) -> User:
+    unknown = set(fields) - USER_UPDATABLE
+    if unknown:
+        raise TypeError(f"unknown user fields: {', '.join(sorted(unknown))}")
+    user = User.objects.select_for_update().get(pk=user.pk)
+    before = snapshot(user)
+    if "email" in fields:
+        user.email = fields["email"] or ""
+    if "role" in fields and fields["role"]:
+        if fields["role"] not in Role.values:
+            raise invalid(f"Unknown user_role {fields['role']!r} (expected one of {', '.join(Role.values)}).",
+                          "user_role")
+        user.role = fields["role"]
+    if "models" in fields:
+        user.allowed_models = parse_models(fields["models"])
+    if "metadata" in fields:
+        user.metadata = fields["metadata"] or {}
+    if fields.get("password"):
+        user.set_password(fields["password"])
+    if "is_active" in fields:
+        user.is_active = bool(fields["is_active"])
+    _apply_budget(user, _budget_values({k: v for k, v in fields.items() if k in BUDGET_FIELDS}))
+    _save(user)
+    audit_record(by=by, action="update", instance=user, before=before, after=snapshot(user))
+    return user
+
+
+@transaction.atomic
+def user_delete(*, by: Actor, user: User) -> None:
+    """Deletes the user and their personal keys (keys they hold for a team stay with the team)."""
+    before, pk = snapshot(user), user.pk
+    for key in VirtualKey.objects.filter(user=user, team__isnull=True, project__isnull=True):
+        key_delete(by=by, key=key)
+    user.delete()
+    audit_record(by=by, action="delete", instance=user, before=before, entity_id=str(pk))
+
+
+# --------------------------------------------------------------------------- organizations
+
+@transaction.atomic
+def organization_create(*, by: Actor, name: str, models: Any = None, metadata: dict | None = None,
+                        **budget: Any) -> Organization:
+    name = (name or "").strip()
+    if not name:
+        raise invalid("organization_alias must not be empty.", "organization_alias")
+    if Organization.objects.filter(name=name).exists():
+        raise invalid(f"An organization named {name!r} already exists.", "organization_alias")
+    org = Organization(name=name, allowed_models=parse_models(models), metadata=metadata or {})
+    _apply_budget(org, _budget_values(budget))
+    _save(org)
+    audit_record(by=by, action="create", instance=org, after=snapshot(org))
+    return org
+
+
+@transaction.atomic
+def organization_update(*, by: Actor, organization: Organization, **fields: Any) -> Organization:
+    org = Organization.objects.select_for_update().get(pk=organization.pk)
+    before = snapshot(org)
+    if fields.get("name"):
+        org.name = fields["name"]
+    if "models" in fields:
+        org.allowed_models = parse_models(fields["models"])
+    if "metadata" in fields:
+        org.metadata = fields["metadata"] or {}
+    if "blocked" in fields:
+        org.blocked = bool(fields["blocked"])
+    _apply_budget(org, _budget_values({k: v for k, v in fields.items() if k in BUDGET_FIELDS}))
+    _save(org)
+    audit_record(by=by, action="update", instance=org, before=before, after=snapshot(org))
+    return org
+
+
+@transaction.atomic
+def organization_member_set(*, by: Actor, organization: Organization, user: User, role: str) -> OrganizationMembership:
+    if role not in OrganizationMembership.OrgRole.values:
+        raise invalid(f"Unknown organization role {role!r} (expected org_admin or member).", "role")
+    membership, created = OrganizationMembership.objects.get_or_create(organization=organization, user=user,
+                                                                       defaults={"role": role})
+    before = None if created else snapshot(membership)
+    if not created and membership.role != role:
+        membership.role = role
+        membership.save(update_fields=["role"])
+    audit_record(by=by, action="create" if created else "update", instance=membership, before=before,
+                 after=snapshot(membership))
+    return membership
+
+
+# --------------------------------------------------------------------------- teams
+
+@transaction.atomic
+def team_create(*, by: Actor, name: str, organization: Organization | None = None, models: Any = None,
+                metadata: dict | None = None, blocked: bool = False, **budget: Any) -> Team:
+    name = (name or "").strip()
+    if not name:
+        raise invalid("team_alias must not be empty.", "team_alias")
+    if Team.objects.filter(name=name, organization=organization).exists():
+        raise invalid(f"A team named {name!r} already exists here.", "team_alias")
+    team = Team(name=name, organization=organization, allowed_models=parse_models(models), metadata=metadata or {},
+                blocked=blocked)
+    _apply_budget(team, _budget_values(budget))
+    _check_within(team, [organization], what="team")
+    _save(team)
+    audit_record(by=by, action="create", instance=team, after=snapshot(team))
+    return team
+
+
+TEAM_UPDATABLE = {"name", "models", "metadata", "blocked", "organization", *BUDGET_FIELDS}
+
+
+@transaction.atomic
+def team_update(*, by: Actor, team: Team, **fields: Any) -> Team:
+    unknown = set(fields) - TEAM_UPDATABLE
+    if unknown:
+        raise TypeError(f"unknown team fields: {', '.join(sorted(unknown))}")
+    team = Team.objects.select_for_update().get(pk=team.pk)
+    before = snapshot(team)
+    if fields.get("name"):
+        team.name = fields["name"].strip()
+    if "models" in fields:
+        team.allowed_models = parse_models(fields["models"])
+    if "metadata" in fields:
+        team.metadata = fields["metadata"] or {}
+    if "blocked" in fields:
+        team.blocked = bool(fields["blocked"])
+    if "organization" in fields:
+        team.organization = fields["organization"]
+    _apply_budget(team, _budget_values({k: v for k, v in fields.items() if k in BUDGET_FIELDS}))
+    _check_within(team, [team.organization], what="team")
+    _save(team)
+    audit_record(by=by, action="update", instance=team, before=before, after=snapshot(team))
+    return team
+
+
+@transaction.atomic
+def team_delete(*, by: Actor, team: Team) -> None:
+    """Deletes the team with its keys; refuses while projects still belong to it."""
+    if team.projects.exists():
+        raise invalid(f"Team {team.name!r} still has projects; delete or move them first.", "team_id")
+    for key in VirtualKey.objects.filter(team=team):
+        key_delete(by=by, key=key)
+    before, pk = snapshot(team), team.pk
+    team.delete()
+    audit_record(by=by, action="delete", instance=team, before=before, entity_id=str(pk))
+
+
+@transaction.atomic
+def team_member_add(*, by: Actor, team: Team, user: User, role: str = TeamMembership.TeamRole.MEMBER
+                    ) -> TeamMembership:
+    if role not in TeamMembership.TeamRole.values:
+        raise invalid(f"Unknown team member role {role!r} (expected admin or user).", "member.role")
+    membership, created = TeamMembership.objects.get_or_create(team=team, user=user, defaults={"role": role})
+    before = None if created else snapshot(membership)
+    if not created and membership.role != role:
+        membership.role = role
+        membership.save(update_fields=["role"])
+    audit_record(by=by, action="create" if created else "update", instance=membership, before=before,
+                 after=snapshot(membership))
+    return membership
+
+
+@transaction.atomic
+def team_member_delete(*, by: Actor, team: Team, user: User) -> None:
+    membership = TeamMembership.objects.filter(team=team, user=user).first()
+    if membership is None:
+        raise LlmurError(404, "not_found_error", f"{user.username!r} is not a member of team {team.name!r}.",
+                         param="user_id", code="404")
+    before, pk = snapshot(membership), membership.pk
+    membership.delete()
+    audit_record(by=by, action="delete", instance=membership, before=before, entity_id=str(pk))
+
+
+# --------------------------------------------------------------------------- projects
+
+@transaction.atomic
+def project_create(*, by: Actor, name: str, team: Team | None = None, organization: Organization | None = None,
+                   models: Any = None, metadata: dict | None = None, is_active: bool = True,
+                   credentials: dict[str, str] | None = None, **budget: Any) -> Project:
+    name = (name or "").strip()
+    if not name:
+        raise invalid("project_alias must not be empty.", "project_alias")
+    if team is None and organization is None:
+        raise invalid("A project belongs to a team or an organization: give team_id or organization_id.", "team_id")
+    if team is not None and organization is None:
+        organization = team.organization
+    project = Project(name=name, team=team, organization=organization, allowed_models=parse_models(models),
+                      metadata=metadata or {}, is_active=is_active)
+    _apply_budget(project, _budget_values(budget))
+    _check_within(project, [team, organization], what="project")
+    _save(project)
+    audit_record(by=by, action="create", instance=project, after=snapshot(project))
+    for provider, secret in (credentials or {}).items():
+        project_credential_set(by=by, project=project, provider=provider, api_key=secret)
+    return project
+
+
+PROJECT_UPDATABLE = {"name", "models", "metadata", "is_active", "team", "organization", "credentials",
+                     *BUDGET_FIELDS}
+
+
+@transaction.atomic
+def project_update(*, by: Actor, project: Project, **fields: Any) -> Project:
+    unknown = set(fields) - PROJECT_UPDATABLE
+    if unknown:
+        raise TypeError(f"unknown project fields: {', '.join(sorted(unknown))}")
+    project = Project.objects.select_for_update().get(pk=project.pk)
+    before = snapshot(project)
+    if fields.get("name"):
+        project.name = fields["name"].strip()
+    if "models" in fields:
+        project.allowed_models = parse_models(fields["models"])
+    if "metadata" in fields:
+        project.metadata = fields["metadata"] or {}
+    if "is_active" in fields:
+        project.is_active = bool(fields["is_active"])
+    for name in ("team", "organization"):
+        if name in fields:
+            setattr(project, name, fields[name])
+    if project.team is None and project.organization is None:
+        raise invalid("A project belongs to a team or an organization: give team_id or organization_id.", "team_id")
+    _apply_budget(project, _budget_values({k: v for k, v in fields.items() if k in BUDGET_FIELDS}))
+    _check_within(project, [project.team, project.organization], what="project")
+    _save(project)
+    audit_record(by=by, action="update", instance=project, before=before, after=snapshot(project))
+    for provider, secret in (fields.get("credentials") or {}).items():
+        if secret:
+            project_credential_set(by=by, project=project, provider=provider, api_key=secret)
+        else:
+            project_credential_delete(by=by, project=project, provider=provider)
+    return project
+
+
+@transaction.atomic
+def project_delete(*, by: Actor, project: Project) -> None:
+    for key in VirtualKey.objects.filter(project=project):
+        key_delete(by=by, key=key)
+    before, pk = snapshot(project), project.pk
+    project.delete()
+    audit_record(by=by, action="delete", instance=project, before=before, entity_id=str(pk))
+
+
+@transaction.atomic
+def project_credential_set(*, by: Actor, project: Project, provider: str, api_key: str) -> ProjectCredential:
+    """Stores (or replaces) a project's provider key, encrypted; it can never be read back."""
+    provider = (provider or "").strip().lower()
+    if provider not in PROVIDERS:
+        raise invalid(f"Unknown provider {provider!r} for credentials (expected one of {', '.join(PROVIDERS)}).",
+                      "credentials")
+    if not isinstance(api_key, str) or len(api_key.strip()) < 8:
+        raise invalid(f"credentials.{provider} must be the provider's API key (at least 8 characters).",
+                      "credentials")
+    api_key = api_key.strip()
+    credential = ProjectCredential.objects.filter(project=project, provider=provider).first()
+    before = snapshot(credential)
+    if credential is None:
+        credential = ProjectCredential(project=project, provider=provider)
+    credential.encrypted_api_key = secret_encrypt(api_key)
+    credential.display = "…" + api_key[-4:]
+    credential.save()
+    # Touch the project so the gateway's signal drops cached principals holding the old credential.
+    project.save(update_fields=["updated_at"])
+    audit_record(by=by, action="update" if before else "create", instance=credential, before=before,
+                 after=snapshot(credential))
+    return credential
+
+
+@transaction.atomic
+def project_credential_delete(*, by: Actor, project: Project, provider: str) -> None:
+    credential = ProjectCredential.objects.filter(project=project, provider=provider.strip().lower()).first()
+    if credential is None:
+        return
+    before, pk = snapshot(credential), credential.pk
+    credential.delete()
+    project.save(update_fields=["updated_at"])
+    audit_record(by=by, action="delete", instance=credential, before=before, entity_id=str(pk))
