@@ -6,7 +6,7 @@ import os
 import sys
 from typing import Any, Callable
 
-from llmur.config import ConfigError
+from llmur.config import _CLI_DATABASE_URL, ConfigError
 
 
 def run_guarded(func: Callable[..., Any], *args: Any) -> Any:
@@ -20,8 +20,16 @@ def run_guarded(func: Callable[..., Any], *args: Any) -> Any:
         raise SystemExit(exc.exit_code) from None
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one `llmur: config error` line and exit 2, like a bad file."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        flag = next((word.strip("'\"") for word in message.split() if word.strip("'\"").startswith("-")), "")
+        raise ConfigError("command line", flag.rstrip(":"), f"{message} (see llmur-proxy --help)")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="llmur-proxy", description="Run the llmur LLM gateway.")
+    parser = _Parser(prog="llmur-proxy", description="Run the llmur LLM gateway.")
     parser.add_argument("-c", "--configuration", metavar="FILE",
                         help="YAML configuration file (default: $LLMUR_CONFIGURATION, else the embedded defaults)")
     parser.add_argument("--host", help="bind address (overrides host in the file)")
@@ -48,8 +56,6 @@ def _banner(settings: Any, host: str, port: int, workers: int, new_master_key: s
         f"  cache:    {llmur.cache.engine} {llmur.cache.address}",
         f"  models:   {len(llmur.config.model_list)} deployment(s) from config",
     ]
-    for warning in llmur.warnings:
-        lines.append(f"  warning:  {warning}")
     if new_master_key:
         lines += [
             "",
@@ -61,11 +67,15 @@ def _banner(settings: Any, host: str, port: int, workers: int, new_master_key: s
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = _parser().parse_args(argv)
+    # Everything this process writes under var/ (the SQLite file, the generated secret, the
+    # migration lock) holds or guards secrets: keep it readable by this user only.
+    os.umask(0o077)
+    args = run_guarded(_parser().parse_args, argv)
     if args.configuration:
         os.environ["LLMUR_CONFIGURATION"] = os.path.abspath(args.configuration)
     if args.database_url:
         os.environ["DATABASE_URL"] = args.database_url
+        os.environ[_CLI_DATABASE_URL] = "1"
     run_guarded(_serve, args)
 
 
@@ -79,7 +89,12 @@ def _serve(args: argparse.Namespace) -> None:
     django.setup()
     from llmur import startup
 
+    for warning in settings.LLMUR.warnings:
+        print(f"llmur: config warning in {settings.LLMUR.source}: {warning}", file=sys.stderr, flush=True)
     new_master_key = startup.prepare(migrate_now=False if args.no_migrate else None)
+    # Connections (and psycopg's pool threads) opened for start-up must not leak into the
+    # server's event loop or, worse, be shared by forked gunicorn workers.
+    startup.close_connections()
     config = settings.LLMUR.config
     host = args.host or config.host
     port = args.port or config.port

@@ -12,15 +12,17 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 logger = logging.getLogger("llmur.config")
 
 ENV_CONFIG_PATH = "LLMUR_CONFIGURATION"
+# Set by `llmur-proxy --database-url`, so errors name the flag rather than DATABASE_URL.
+_CLI_DATABASE_URL = "LLMUR_DATABASE_URL_FROM_CLI"
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -72,6 +74,20 @@ class DatabaseConfiguration(_Section):
     path: str | None = None
     echo: bool = False
 
+    @model_validator(mode="after")
+    def _engine_follows_url(self) -> "DatabaseConfiguration":
+        # A URL decides the engine (DATABASE_URL overrides the file's engine too), so what
+        # check_config prints is what runs.
+        if self.url is not None:
+            self.engine = _engine_from_url(self.url.get_secret_value()) or self.engine  # type: ignore[assignment]
+        return self
+
+
+def _engine_from_url(url: str) -> str | None:
+    if _GO_MYSQL_DSN.match(url):
+        return "mysql"
+    return _SCHEMES.get(urlsplit(url).scheme.split("+", 1)[0].lower())
+
 
 class CacheConfiguration(_Section):
     engine: Literal["redis", "local"] = "local"
@@ -82,6 +98,12 @@ class CacheConfiguration(_Section):
     password: SecretStr | None = None
     db: int = Field(default=0, ge=0, le=15)
     ssl: bool = False
+
+    @model_validator(mode="after")
+    def _engine_follows_url(self) -> "CacheConfiguration":
+        if self.url is not None and "engine" not in self.model_fields_set:
+            self.engine = "redis"
+        return self
 
 
 class LegacyDatabaseBlock(_Section):
@@ -297,14 +319,20 @@ def _env_duration(env: dict[str, str], name: str) -> int:
     return int(match.group(1)) * {"s": 1, "m": 60, "h": 3600, None: 1}[match.group(2)]
 
 
-def _apply_env_overrides(raw: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+def _apply_env_overrides(raw: dict[str, Any], env: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Apply the environment over the file; also return which variable set which key.
+
+    The second value maps a dotted key to the variable that set it, so an invalid value is
+    reported against the variable the user actually typed, not against the file.
+    """
     raw = dict(raw)
+    origins: dict[str, str] = {}
     db = dict(raw.get("database_configuration") or {})
     cache = dict(raw.get("cache_configuration") or {})
-    if env.get("LLMUR_LOG_LEVEL"):
-        raw["log_level"] = env["LLMUR_LOG_LEVEL"]
-    if env.get("LLMUR_HOST"):
-        raw["host"] = env["LLMUR_HOST"]
+    for name, key in (("LLMUR_LOG_LEVEL", "log_level"), ("LLMUR_HOST", "host")):
+        if env.get(name):
+            raw[key] = env[name]
+            origins[key] = name
     if env.get("LLMUR_PORT"):
         raw["port"] = _env_int(env, "LLMUR_PORT", 1, 65535)
     for name in ("LLMUR_MASTER_KEY", "LITELLM_MASTER_KEY"):
@@ -321,8 +349,11 @@ def _apply_env_overrides(raw: dict[str, Any], env: dict[str, str]) -> dict[str, 
         db["engine"] = engine
     if env.get("DATABASE_URL"):
         db["url"] = env["DATABASE_URL"]
+        origins["database_configuration.url"] = (
+            "--database-url" if env.get(_CLI_DATABASE_URL) else "DATABASE_URL")
     if env.get("DATABASE_PATH"):
         db["path"] = env["DATABASE_PATH"]
+        origins["database_configuration.path"] = "DATABASE_PATH"
     for name in ("DATABASE_POOL_SIZE", "POOL_SIZE"):
         if env.get(name):
             db["max_connections"] = _env_int(env, name, 1, 1000)
@@ -339,11 +370,12 @@ def _apply_env_overrides(raw: dict[str, Any], env: dict[str, str]) -> dict[str, 
         raw["auto_migrate"] = _env_bool(env, "DATABASE_AUTO_MIGRATE")
     if env.get("REDIS_URL"):
         cache = {"engine": "redis", "url": env["REDIS_URL"]}
+        origins["cache_configuration.url"] = "REDIS_URL"
     if db:
         raw["database_configuration"] = db
     if cache:
         raw["cache_configuration"] = cache
-    return raw
+    return raw, origins
 
 
 def _fold_foreign_shapes(raw: dict[str, Any]) -> dict[str, Any]:
@@ -356,12 +388,13 @@ def _fold_foreign_shapes(raw: dict[str, Any]) -> dict[str, Any]:
             if general["master_key"] not in keys:
                 keys.append(general["master_key"])
             raw["master_keys"] = keys
-        if general.get("database_url") and not (raw.get("database_configuration") or {}).get("url"):
+        # An explicit database_configuration wins over LiteLLM's database_url.
+        if general.get("database_url") and not raw.get("database_configuration"):
             raw["database_configuration"] = {**(raw.get("database_configuration") or {}), "url": general["database_url"]}
     legacy = raw.get("database")
     if isinstance(legacy, dict):
         db = dict(raw.get("database_configuration") or {})
-        if legacy.get("url") and not db.get("url"):
+        if legacy.get("url") and not db:
             db["url"] = legacy["url"]
         pool, overflow = legacy.get("pool_size"), legacy.get("max_overflow")
         if isinstance(pool, int) and "max_connections" not in db:
@@ -390,7 +423,9 @@ def _warn_unknown_keys(raw: dict[str, Any]) -> list[str]:
     warnings: list[str] = []
 
     def walk(model: type[BaseModel], data: Any, path: str) -> None:
-        if not isinstance(data, dict) or model.model_config.get("extra") == "allow":
+        # Provider params (litellm_params, model_info) are open-ended and passed upstream as given;
+        # router_settings keeps unknown keys readable but still tells the user they do nothing yet.
+        if not isinstance(data, dict) or (model.model_config.get("extra") == "allow" and model is not RouterSettings):
             return
         known = {name: f for name, f in model.model_fields.items()}
         for key, value in data.items():
@@ -489,8 +524,13 @@ def _mysql_tls(mode: str | None, ca: str | None = None, cert: str | None = None,
     if key:
         ssl["key"] = key
     options: dict[str, Any] = {"ssl": ssl} if ssl else {}
-    options["ssl_mode"] = {"skip-verify": "REQUIRED", "require": "REQUIRED", "true": "VERIFY_IDENTITY",
-                           "verify-ca": "VERIFY_CA", "verify-full": "VERIFY_IDENTITY"}.get(mode, "REQUIRED")
+    # mysqlclient's ssl_mode names, from libpq-style (ssl_mode), Go-driver (tls=) and MySQL spellings.
+    options["ssl_mode"] = {
+        "allow": "PREFERRED", "prefer": "PREFERRED", "preferred": "PREFERRED",
+        "require": "REQUIRED", "required": "REQUIRED", "skip-verify": "REQUIRED",
+        "verify-ca": "VERIFY_CA", "verify_ca": "VERIFY_CA", "custom": "VERIFY_CA",
+        "true": "VERIFY_IDENTITY", "verify-full": "VERIFY_IDENTITY", "verify_identity": "VERIFY_IDENTITY",
+    }.get(mode, "VERIFY_CA" if ca else "REQUIRED")
     return options
 
 
@@ -511,11 +551,15 @@ def _resolve_database(cfg: DatabaseConfiguration, source: str, var_dir: Path) ->
     if resolved.engine == "postgres" and (cfg.ssl_mode or cfg.ssl_ca or cfg.ssl_cert):
         resolved.options.update(_pg_tls(cfg.ssl_mode, cfg.ssl_ca, cfg.ssl_cert, cfg.ssl_key))
     elif resolved.engine == "mysql" and (cfg.ssl_mode or cfg.ssl_ca):
-        resolved.options.update(_mysql_tls(cfg.ssl_mode or "require", cfg.ssl_ca, cfg.ssl_cert, cfg.ssl_key))
+        resolved.options.update(_mysql_tls(cfg.ssl_mode or "", cfg.ssl_ca, cfg.ssl_cert, cfg.ssl_key))
     if resolved.engine == "sqlite" and resolved.name != ":memory:" and not Path(resolved.name).is_absolute():
         resolved.name = str((Path.cwd() / resolved.name).resolve())
     if cfg.min_connections > cfg.max_connections:
-        raise ConfigError(source, f"{key}.min_connections", "greater than max_connections")
+        if "min_connections" in cfg.model_fields_set:
+            raise ConfigError(source, f"{key}.min_connections",
+                              f"greater than max_connections (expected at most {cfg.max_connections})")
+        # Only the default minimum exceeds a small configured pool (e.g. POOL_SIZE=1): shrink it.
+        cfg = cfg.model_copy(update={"min_connections": cfg.max_connections})
     resolved.min_connections, resolved.max_connections = cfg.min_connections, cfg.max_connections
     resolved.pool_timeout, resolved.conn_max_lifetime, resolved.echo = cfg.pool_timeout, cfg.conn_max_lifetime, cfg.echo
     return resolved
@@ -568,26 +612,94 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+def _field_at(loc: tuple[Any, ...]) -> Any:
+    """The pydantic FieldInfo that an error location points at, to phrase its bounds."""
+    model: Any = LlmurConfig
+    info = None
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if model is None or part not in getattr(model, "model_fields", {}):
+            return None
+        info = model.model_fields[part]
+        model = _model_in(info.annotation)
+    return info
+
+
+def _model_in(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _bounds(loc: tuple[Any, ...]) -> str:
+    info = _field_at(loc)
+    low = high = None
+    for item in getattr(info, "metadata", []):
+        for attr in ("ge", "gt"):
+            if getattr(item, attr, None) is not None:
+                low = (attr, getattr(item, attr))
+        for attr in ("le", "lt"):
+            if getattr(item, attr, None) is not None:
+                high = (attr, getattr(item, attr))
+    if low and high and low[0] == "ge" and high[0] == "le":
+        return f"expected {low[1]}..{high[1]}"
+    parts = []
+    if low:
+        parts.append(f"{'at least' if low[0] == 'ge' else 'more than'} {low[1]}")
+    if high:
+        parts.append(f"{'at most' if high[0] == 'le' else 'less than'} {high[1]}")
+    return "expected " + " and ".join(parts) if parts else "expected a value in range"
+
+
+_EXPECTED = {
+    "int_parsing": ("not an integer", "expected a whole number"),
+    "int_type": ("not an integer", "expected a whole number"),
+    "int_from_float": ("not a whole number", "expected a whole number"),
+    "float_parsing": ("not a number", "expected a number"),
+    "float_type": ("not a number", "expected a number"),
+    "bool_parsing": ("not a boolean", "expected true or false"),
+    "bool_type": ("not a boolean", "expected true or false"),
+    "string_type": ("not a string", "expected text"),
+    "list_type": ("not a list", "expected a YAML list"),
+    "dict_type": ("not a mapping", "expected a YAML mapping of keys"),
+    "model_type": ("not a mapping", "expected a YAML mapping of keys"),
+    "model_attributes_type": ("not a mapping", "expected a YAML mapping of keys"),
+    "string_too_short": ("empty", "expected a non-empty string"),
+}
+
+
 def _describe(error: dict[str, Any]) -> tuple[str, str]:
+    """Turn one pydantic error into (KEY.PATH, 'what is wrong (expected …)'); never echo the input."""
+    loc = tuple(error["loc"])
     path = ""
-    for part in error["loc"]:
+    for part in loc:
         path = f"{path}[{part}]" if isinstance(part, int) else _join(path, part)
-    message = error["msg"]
     kind = error["type"]
-    expected = {
-        "int_parsing": "expected an integer", "int_type": "expected an integer",
-        "float_parsing": "expected a number", "bool_parsing": "expected true or false",
-        "string_type": "expected a string", "list_type": "expected a list",
-        "dict_type": "expected a mapping", "model_type": "expected a mapping of keys",
-        "missing": "required key is missing",
-    }.get(kind)
+    ctx = error.get("ctx") or {}
     if kind == "missing":
-        return path, "required key is missing"
+        return path, "required key is missing (expected a value here)"
     if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
-        return path, f"out of range ({message.lower()})"
+        return path, f"out of range ({_bounds(loc)})"
+    if kind == "literal_error":
+        expected = str(ctx.get("expected", "")).replace("'", "")
+        word = "engine" if path.endswith("engine") else "value"
+        return path, f"unknown {word} (expected one of {expected})"
+    if kind in _EXPECTED:
+        what, expected = _EXPECTED[kind]
+        if kind in ("int_parsing", "int_type", "float_parsing", "float_type") and _field_at(loc) is not None:
+            bounds = _bounds(loc)
+            if bounds != "expected a value in range":
+                expected = f"{expected}, {bounds[len('expected '):]}"
+        return path, f"{what} ({expected})"
+    message = error["msg"]
     if message.startswith("Value error, "):
         message = message[len("Value error, "):]
-    return path, f"{message} ({expected})" if expected else message
+    return path, message
 
 
 def _ensure_var_dir(var_dir: Path) -> None:
@@ -627,15 +739,24 @@ def load_config(path: str | os.PathLike[str] | None = None, env: dict[str, str] 
     raw = _interpolate(raw, env, source)
     warnings = _warn_unknown_keys(raw)
     raw = _fold_foreign_shapes(raw)
-    raw = _apply_env_overrides(raw, env)
+    raw, origins = _apply_env_overrides(raw, env)
+
+    def located(key: str, problem: str) -> ConfigError:
+        if key in origins:
+            where = "command line" if origins[key].startswith("--") else "environment"
+            return ConfigError(where, origins[key], problem)
+        return ConfigError(source, key, problem)
+
     try:
         config = LlmurConfig.model_validate(raw)
     except ValidationError as exc:
-        key, problem = _describe(exc.errors()[0])
-        raise ConfigError(source, key, problem) from None
+        raise located(*_describe(exc.errors()[0])) from None
     var_dir = Path(env.get("LLMUR_VAR_DIR") or BASE_DIR / "var").resolve()
-    database = _resolve_database(config.database_configuration, source, var_dir)
-    cache = _resolve_cache(config.cache_configuration, source)
+    try:
+        database = _resolve_database(config.database_configuration, source, var_dir)
+        cache = _resolve_cache(config.cache_configuration, source)
+    except ConfigError as exc:
+        raise located(exc.key, exc.problem) from None
     if database.engine == "sqlite" and database.name != ":memory:":
         _ensure_var_dir(Path(database.name).parent)
     secret = config.application_secret.get_secret_value() if config.application_secret else _generated_secret(var_dir)
@@ -650,17 +771,34 @@ def load_config(path: str | os.PathLike[str] | None = None, env: dict[str, str] 
 
 # --------------------------------------------------------------------------- printing
 
-_SECRET_KEY_NAMES = re.compile(r"(secret|password|api_key|master_key|token|credential|private)", re.I)
+_SECRET_KEY_NAMES = re.compile(
+    r"(secret|passw|api_key|api-key|apikey|master_key|token|credential|private|authorization|access_key)", re.I)
+# scheme://user:PASSWORD@host and Go's user:PASSWORD@tcp(host) DSN
 _URL_PASSWORD = re.compile(r"(//[^:/@]*:)([^@]+)(@)")
+_DSN_PASSWORD = re.compile(r"^([^:@/]*:)([^@]+)(@tcp\()")
+
+
+_QUERY_SECRET = re.compile(r"([?&][^=&]*(?:pass|secret|token|key)[^=&]*=)([^&]+)", re.I)
+
+
+def _mask_url(value: str) -> str:
+    value = _URL_PASSWORD.sub(r"\1***\3", value)
+    value = _QUERY_SECRET.sub(r"\1***", value)
+    return _DSN_PASSWORD.sub(r"\1***\3", value)
 
 
 def masked(value: Any, key: str = "") -> Any:
     """A copy of the configuration fit to print: secrets become '***', URL passwords too."""
     if isinstance(value, SecretStr):
         secret = value.get_secret_value()
-        return _URL_PASSWORD.sub(r"\1***\3", secret) if "://" in secret else "***"
+        if not secret:
+            return ""
+        if _SECRET_KEY_NAMES.search(key):
+            return "***"
+        shown = _mask_url(secret)
+        return shown if "://" in secret or shown != secret else "***"
     if isinstance(value, BaseModel):
-        return {k: masked(getattr(value, k), k) for k in value.model_fields} | {
+        return {k: masked(getattr(value, k), k) for k in type(value).model_fields} | {
             k: masked(v, k) for k, v in (value.model_extra or {}).items()}
     if isinstance(value, dict):
         return {k: masked(v, str(k)) for k, v in value.items()}
@@ -669,5 +807,5 @@ def masked(value: Any, key: str = "") -> Any:
     if isinstance(value, str):
         if _SECRET_KEY_NAMES.search(key) and value:
             return "***"
-        return _URL_PASSWORD.sub(r"\1***\3", value)
+        return _mask_url(value)
     return value

@@ -21,6 +21,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "llmur",  # for its management command check_config
     "accounts",
     "billing",
     "gateway",

@@ -36,6 +36,14 @@ def _reason(exc: BaseException) -> str:
 def check_database() -> None:
     db = settings.LLMUR.database
     try:
+        if connection.vendor == "postgresql":
+            # Probe with one plain connection first: psycopg's pool would retry in the background,
+            # log a warning per attempt and give up only after pool_timeout with no real reason.
+            import psycopg
+
+            params = connection.get_connection_params()
+            params.setdefault("connect_timeout", 5)
+            psycopg.connect(**params).close()
         connection.ensure_connection()
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
@@ -126,6 +134,49 @@ def ensure_master_key() -> str | None:
     return plaintext
 
 
+def master_key_digests() -> frozenset[str]:
+    """HMAC digests (accounts.keys.key_digest) of every valid master key.
+
+    The configured master_keys plus the one generated on first start, which exists only as its
+    digest in var/master_key.hmac. Auth compares a bearer key's digest against this set.
+    """
+    from accounts.keys import key_digest
+
+    digests = {key_digest(key) for key in settings.LLMUR.master_keys}
+    try:
+        stored = master_key_file().read_text().strip()
+    except OSError:
+        stored = ""
+    if stored and not settings.LLMUR.master_keys:
+        digests.add(stored)
+    return frozenset(digests)
+
+
+def secure_var_files() -> None:
+    """Make the files llmur keeps under var/ private to this user (mode 0600)."""
+    var_dir = Path(settings.LLMUR.var_dir)
+    candidates = [var_dir / "application_secret", master_key_file(), var_dir / "migrate.lock"]
+    db = settings.LLMUR.database
+    if db.engine == "sqlite" and db.name != ":memory:":
+        candidates += [Path(db.name + suffix) for suffix in ("", "-wal", "-shm")]
+    for path in candidates:
+        try:
+            os.chmod(path, 0o600)
+        except FileNotFoundError:
+            pass
+
+
+def close_connections() -> None:
+    """Close start-up connections, including psycopg's pool, before the server takes over."""
+    from django.db import connections
+
+    for conn in connections.all(initialized_only=True):
+        conn.close()
+        close_pool = getattr(conn, "close_pool", None)
+        if close_pool is not None:
+            close_pool()
+
+
 def fingerprint(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()[:8]
 
@@ -137,4 +188,6 @@ def prepare(*, migrate_now: bool | None = None) -> str | None:
     if settings.LLMUR.config.auto_migrate if migrate_now is None else migrate_now:
         migrate()
     sync_config_deployments()
-    return ensure_master_key()
+    new_master_key = ensure_master_key()
+    secure_var_files()
+    return new_master_key
