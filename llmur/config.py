@@ -267,7 +267,7 @@ def _interpolate(value: Any, env: dict[str, str], source: str, path: str = "") -
     if value.startswith("os.environ/"):
         name = value[len("os.environ/"):]
         if name not in env:
-            raise ConfigError(source, path, f"environment variable {name} is not set (referenced as os.environ/{name})")
+            raise ConfigError(source, path, f"environment variable {name} is not set (expected it set, as os.environ/{name} refers to it)")
         return env[name]
 
     def replace(match: re.Match[str]) -> str:
@@ -276,7 +276,7 @@ def _interpolate(value: Any, env: dict[str, str], source: str, path: str = "") -
             return env[name]
         if default is not None:
             return default
-        raise ConfigError(source, path, f"environment variable {name} is not set (referenced as ${{{name}}})")
+        raise ConfigError(source, path, f"environment variable {name} is not set (expected it set, or a default: ${{{name}:-default}})")
 
     return _ENV_REF.sub(replace, value)
 
@@ -304,7 +304,7 @@ def _env_int(env: dict[str, str], name: str, low: int = 0, high: int = 10**9) ->
     try:
         value = int(env[name].strip())
     except ValueError:
-        raise ConfigError("environment", name, "not an integer") from None
+        raise ConfigError("environment", name, f"not an integer (expected a whole number {low}..{high})") from None
     if not low <= value <= high:
         raise ConfigError("environment", name, f"out of range (expected {low}..{high})")
     return value
@@ -483,7 +483,7 @@ def parse_database_url(url: str, source: str, key: str, var_dir: Path) -> Resolv
     try:
         port = parts.port
     except ValueError:
-        raise ConfigError(source, key, "port in the database URL is not a number between 1 and 65535") from None
+        raise ConfigError(source, key, "bad port in the database URL (expected a number 1..65535)") from None
     if not parts.path.strip("/"):
         raise ConfigError(source, key, "database URL names no database (expected …/DATABASE_NAME)")
     resolved = ResolvedDatabase(
@@ -574,7 +574,7 @@ def _resolve_cache(cfg: CacheConfiguration, source: str) -> ResolvedCache:
         try:
             urlsplit(url).port
         except ValueError:
-            raise ConfigError(source, "cache_configuration.url", "port is not a number between 1 and 65535") from None
+            raise ConfigError(source, "cache_configuration.url", "bad port in the URL (expected a number 1..65535)") from None
         return ResolvedCache(engine="redis", url=url)
     if cfg.engine == "local":
         return ResolvedCache(engine="local")
@@ -593,18 +593,19 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(source, "", "file not found") from None
+        raise ConfigError(source, "", "file not found (expected a readable YAML file)") from None
     except IsADirectoryError:
-        raise ConfigError(source, "", "is a directory, not a file") from None
+        raise ConfigError(source, "", "is a directory (expected a YAML file)") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(source, "", f"cannot read file ({exc.__class__.__name__})") from None
+        raise ConfigError(source, "", f"cannot read file: {exc.__class__.__name__} (expected a readable UTF-8 YAML file)") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(source, "", f"YAML syntax error at {where}{problem}") from None
+        hint = "" if "expected" in problem else " (expected valid YAML)"
+        raise ConfigError(source, "", f"YAML syntax error at {where}{problem}{hint}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -706,7 +707,7 @@ def _ensure_var_dir(var_dir: Path) -> None:
     try:
         var_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ConfigError(str(var_dir), "", f"cannot create the data directory ({exc.strerror})") from None
+        raise ConfigError(str(var_dir), "", f"cannot create the data directory: {exc.strerror} (expected a writable LLMUR_VAR_DIR)") from None
 
 
 def _generated_secret(var_dir: Path) -> str:
@@ -727,7 +728,7 @@ def _generated_secret(var_dir: Path) -> str:
             return secret
         import time
         time.sleep(0.02)  # the writer that won the O_EXCL race has not flushed yet
-    raise ConfigError(str(path), "", "application secret file is empty; delete it to generate a new one")
+    raise ConfigError(str(path), "", "application secret file is empty (expected a secret: delete the file to generate one)")
 
 
 def load_config(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Settings:
@@ -737,6 +738,11 @@ def load_config(path: str | os.PathLike[str] | None = None, env: dict[str, str] 
     source = str(path) if path else "embedded defaults"
     raw = _read_yaml(Path(path)) if path else {}
     raw = _interpolate(raw, env, source)
+    for section in ("database_configuration", "cache_configuration", "database", "otel", "router_settings",
+                    "litellm_settings", "general_settings"):
+        # Folding and overrides below merge into these sections, so their shape is checked first.
+        if raw.get(section) is not None and not isinstance(raw[section], dict):
+            raise ConfigError(source, section, "not a mapping (expected a YAML mapping of keys)")
     warnings = _warn_unknown_keys(raw)
     raw = _fold_foreign_shapes(raw)
     raw, origins = _apply_env_overrides(raw, env)

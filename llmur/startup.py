@@ -11,7 +11,7 @@ from typing import Iterator
 
 from django.conf import settings
 from django.core.management import call_command
-from django.db import connection
+from django.db import DatabaseError, connection
 
 logger = logging.getLogger("llmur.startup")
 
@@ -47,8 +47,20 @@ def check_database() -> None:
         connection.ensure_connection()
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
+            tls_cipher = _mysql_tls_cipher(cursor) if connection.vendor == "mysql" else None
     except Exception as exc:  # noqa: BLE001 - any driver error means "unreachable" here
         raise ServiceUnreachable(f"llmur: database {db.engine} at {db.address} is unreachable: {_reason(exc)}") from None
+    if tls_cipher == "" and connection.settings_dict["OPTIONS"].get("ssl_mode") == "REQUIRED":
+        # mysqlclient built on MariaDB Connector/C does not enforce ssl_mode REQUIRED (only the
+        # VERIFY_* modes), so a server without TLS would be used in clear text: refuse instead.
+        raise ServiceUnreachable(f"llmur: database {db.engine} at {db.address} is unreachable: TLS is required "
+                                 "(ssl_mode) but the server did not negotiate it")
+
+
+def _mysql_tls_cipher(cursor) -> str:
+    cursor.execute("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+    row = cursor.fetchone()
+    return (row[1] or "") if row else ""
 
 
 def check_cache() -> None:
@@ -185,9 +197,15 @@ def prepare(*, migrate_now: bool | None = None) -> str | None:
     """Everything the server needs before it binds; returns a freshly generated master key, if any."""
     check_database()
     check_cache()
-    if settings.LLMUR.config.auto_migrate if migrate_now is None else migrate_now:
-        migrate()
-    sync_config_deployments()
+    db = settings.LLMUR.database
+    migrating = settings.LLMUR.config.auto_migrate if migrate_now is None else migrate_now
+    try:
+        if migrating:
+            migrate()
+        sync_config_deployments()
+    except DatabaseError as exc:
+        hint = "" if migrating else " (migrations were not run: run manage.py migrate)"
+        raise ServiceUnreachable(f"llmur: database {db.engine} at {db.address} is not ready: {_reason(exc)}{hint}") from None
     new_master_key = ensure_master_key()
     secure_var_files()
     return new_master_key
