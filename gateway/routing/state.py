@@ -1,0 +1,375 @@
+"""Routing state every worker shares: cooldowns, in-flight counts, per-minute usage, latencies.
+
+With Redis configured the state lives there, so all workers (and pods) route on the same numbers
+and a cooled-down deployment is avoided everywhere; in embedded mode it lives in this process.
+
+Cost on the hot path (DESIGN.md, "What the hot path can afford"):
+  * reads are folded into at most one pipelined round trip per request, and none at all for
+    simple-shuffle: the cooldown set is cached in-process for COOLDOWN_REFRESH_S;
+  * writes (in-flight, usage, latency) are pipelined and not awaited, so they never delay an answer;
+  * only failures run a script synchronously, because their outcome (cooled or not) steers the retry.
+
+When Redis is unreachable routing keeps working (fail open): the last cooldown set seen stays in
+force, failures are counted in-process, and strategies route without shared counters until Redis
+answers again.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+logger = logging.getLogger("llmur.routing")
+
+PREFIX = "llmur:route:"
+COOLDOWNS = PREFIX + "cooldowns"            # sorted set: deployment id → cooldown end (epoch seconds)
+IN_FLIGHT = PREFIX + "inflight"             # hash: deployment id → requests in flight
+COOLDOWN_REFRESH_S = 0.2                    # how stale a worker's view of the cooldown set may be
+FAIL_WINDOW_S = 60                          # allowed_fails counts failures within this window
+LATENCY_SAMPLES = 10                        # recent latencies kept per deployment
+LATENCY_TTL_S = 60                          # samples of a deployment nobody picked expire, so it is probed again
+REDIS_RETRY_S = 1.0                         # after a Redis error, do not try it again for this long
+
+# What each strategy reads before choosing; None means the cooldown set alone.
+NEEDS = {
+    "least-busy": "in_flight",
+    "usage-based-routing": "usage",
+    "usage-based-routing-v2": "usage",
+    "latency-based-routing": "latency",
+}
+
+
+@dataclass(slots=True)
+class Counters:
+    """Shared numbers a strategy chooses on; a missing deployment counts as zero / no samples."""
+
+    in_flight: dict[str, int] = field(default_factory=dict)
+    rpm: dict[str, int] = field(default_factory=dict)
+    tpm: dict[str, int] = field(default_factory=dict)
+    latency: dict[str, list[float]] = field(default_factory=dict)   # seconds, whole answer
+    ttft: dict[str, list[float]] = field(default_factory=dict)      # seconds to first streamed chunk
+
+
+def _minute(now: float) -> int:
+    return int(now // 60)
+
+
+def _usage_key(minute: int) -> str:
+    return f"{PREFIX}usage:{minute}"
+
+
+class LocalState:
+    """The in-process state of embedded mode (and Redis's stand-in while Redis is down)."""
+
+    def __init__(self) -> None:
+        self._cooldown_until: dict[str, float] = {}
+        self._fails: dict[str, tuple[float, int]] = {}
+        self._in_flight: dict[str, int] = defaultdict(int)
+        self._minute = 0
+        self._rpm: dict[str, int] = defaultdict(int)
+        self._tpm: dict[str, int] = defaultdict(int)
+        self._latency: dict[str, tuple[float, deque]] = {}
+        self._ttft: dict[str, tuple[float, deque]] = {}
+
+    def cooled_ids(self, now: float | None = None) -> frozenset[str]:
+        now = time.time() if now is None else now
+        return frozenset(i for i, until in self._cooldown_until.items() if until > now)
+
+    async def read(self, ids: Sequence[str], need: str | None) -> tuple[frozenset[str], Counters]:
+        now = time.time()
+        counters = Counters()
+        if need == "in_flight":
+            counters.in_flight = {i: self._in_flight.get(i, 0) for i in ids}
+        elif need == "usage":
+            self._roll(now)
+            counters.rpm = {i: self._rpm.get(i, 0) for i in ids}
+            counters.tpm = {i: self._tpm.get(i, 0) for i in ids}
+        elif need == "latency":
+            counters.latency = self._samples(self._latency, ids, now)
+            counters.ttft = self._samples(self._ttft, ids, now)
+        return self.cooled_ids(now), counters
+
+    def started(self, deployment_id: str, need: str | None) -> None:
+        if need == "in_flight":
+            self._in_flight[deployment_id] += 1
+        elif need == "usage":
+            self._roll(time.time())
+            self._rpm[deployment_id] += 1
+
+    def finished(self, deployment_id: str, need: str | None, *, latency: float | None = None,
+                 ttft: float | None = None, tokens: int = 0) -> None:
+        now = time.time()
+        if need == "in_flight":
+            self._in_flight[deployment_id] = max(0, self._in_flight[deployment_id] - 1)
+        elif need == "usage":
+            self._roll(now)
+            self._tpm[deployment_id] += tokens
+        elif need == "latency":
+            for store, value in ((self._latency, latency), (self._ttft, ttft)):
+                if value is not None:
+                    _, samples = store.get(deployment_id) or (now, deque(maxlen=LATENCY_SAMPLES))
+                    samples.appendleft(value)
+                    store[deployment_id] = (now, samples)
+
+    async def failed(self, deployment_id: str, *, allowed_fails: int, cooldown_time: float) -> bool:
+        """Count a failure; cool the deployment down when it passes allowed_fails within the window."""
+        now = time.time()
+        start, count = self._fails.get(deployment_id, (now, 0))
+        if now - start >= FAIL_WINDOW_S:
+            start, count = now, 0
+        count += 1
+        if count > allowed_fails and cooldown_time > 0:
+            self._cooldown_until[deployment_id] = now + cooldown_time
+            self._fails.pop(deployment_id, None)
+            return True
+        self._fails[deployment_id] = (start, count)
+        return False
+
+    async def cooldowns(self) -> dict[str, float]:
+        """Deployment id → seconds of cooldown left, for those cooling down now."""
+        now = time.time()
+        return {i: until - now for i, until in self._cooldown_until.items() if until > now}
+
+    async def close(self) -> None:
+        return None
+
+    def _roll(self, now: float) -> None:
+        minute = _minute(now)
+        if minute != self._minute:
+            self._minute = minute
+            self._rpm.clear()
+            self._tpm.clear()
+
+    @staticmethod
+    def _samples(store: dict[str, tuple[float, deque]], ids: Iterable[str], now: float) -> dict[str, list[float]]:
+        result = {}
+        for i in ids:
+            entry = store.get(i)
+            if entry and now - entry[0] < LATENCY_TTL_S:
+                result[i] = list(entry[1])
+        return result
+
+
+# Counts a failure within the window and, once allowed_fails is passed, puts the deployment in the
+# cooldown set. One script, so two workers failing at once cannot both miss the threshold.
+_FAIL_SCRIPT = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4])) end
+if n > tonumber(ARGV[1]) and tonumber(ARGV[2]) > 0 then
+  redis.call('ZADD', KEYS[2], tonumber(ARGV[3]) + tonumber(ARGV[2]), ARGV[5])
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[3])
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+"""
+
+
+class RedisState:
+    """Routing state in Redis, shared by every worker; see the module docstring for its costs."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._client = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._fail_script = None
+        self._local = LocalState()
+        self._cooled: dict[str, float] = {}        # last cooldown set read from Redis: id → end
+        self._cooled_read_at = float("-inf")       # monotonic time of that read
+        self._down_until = 0.0
+        self._pending: set[asyncio.Task] = set()
+        self._held: dict[str, int] = defaultdict(int)  # in-flight this process added, released at shutdown
+
+    # ----------------------------------------------------------------- reads
+
+    async def read(self, ids: Sequence[str], need: str | None) -> tuple[frozenset[str], Counters]:
+        now = time.time()
+        stale = time.monotonic() - self._cooled_read_at >= COOLDOWN_REFRESH_S
+        if need is None and not stale:
+            return self._cooled_ids(now), Counters()
+        client = self._redis()
+        if client is None:
+            cooled, counters = await self._local.read(ids, need)
+            return cooled | self._cooled_ids(now), counters
+        pipe = client.pipeline(transaction=False)
+        if stale:
+            pipe.zrangebyscore(COOLDOWNS, now, "+inf", withscores=True)
+        if need == "in_flight":
+            pipe.hmget(IN_FLIGHT, list(ids))
+        elif need == "usage":
+            pipe.hmget(_usage_key(_minute(now)), [f"{i}:r" for i in ids] + [f"{i}:t" for i in ids])
+        elif need == "latency":
+            for i in ids:
+                pipe.lrange(f"{PREFIX}lat:{i}", 0, -1)
+                pipe.lrange(f"{PREFIX}ttft:{i}", 0, -1)
+        try:
+            results = await pipe.execute()
+        except Exception as exc:  # noqa: BLE001 - any Redis failure means "route without it for now"
+            self._went_down(exc)
+            cooled, counters = await self._local.read(ids, need)
+            return cooled | self._cooled_ids(now), counters
+        if stale:
+            self._cooled = {member: score for member, score in results.pop(0)}
+            self._cooled_read_at = time.monotonic()
+        counters = Counters()
+        if need == "in_flight":
+            counters.in_flight = {i: int(v or 0) for i, v in zip(ids, results[0])}
+        elif need == "usage":
+            values = results[0]
+            counters.rpm = {i: int(v or 0) for i, v in zip(ids, values[:len(ids)])}
+            counters.tpm = {i: int(v or 0) for i, v in zip(ids, values[len(ids):])}
+        elif need == "latency":
+            for n, i in enumerate(ids):
+                if results[2 * n]:
+                    counters.latency[i] = [float(v) for v in results[2 * n]]
+                if results[2 * n + 1]:
+                    counters.ttft[i] = [float(v) for v in results[2 * n + 1]]
+        return self._cooled_ids(now) | self._local.cooled_ids(now), counters
+
+    async def cooldowns(self) -> dict[str, float]:
+        """Deployment id → seconds of cooldown left, read fresh (for /health)."""
+        now = time.time()
+        local = await self._local.cooldowns()
+        client = self._redis()
+        if client is None:
+            return local | {i: end - now for i, end in self._cooled.items() if end > now}
+        try:
+            rows = await client.zrangebyscore(COOLDOWNS, now, "+inf", withscores=True)
+        except Exception as exc:  # noqa: BLE001
+            self._went_down(exc)
+            return local | {i: end - now for i, end in self._cooled.items() if end > now}
+        return local | {member: score - now for member, score in rows}
+
+    # ----------------------------------------------------------------- writes
+
+    def started(self, deployment_id: str, need: str | None) -> None:
+        if need == "in_flight":
+            self._held[deployment_id] += 1
+            self._fire(lambda p: p.hincrby(IN_FLIGHT, deployment_id, 1).expire(IN_FLIGHT, 600),
+                       lambda: self._local.started(deployment_id, need))
+        elif need == "usage":
+            key = _usage_key(_minute(time.time()))
+            self._fire(lambda p: p.hincrby(key, f"{deployment_id}:r", 1).expire(key, 120),
+                       lambda: self._local.started(deployment_id, need))
+
+    def finished(self, deployment_id: str, need: str | None, *, latency: float | None = None,
+                 ttft: float | None = None, tokens: int = 0) -> None:
+        if need == "in_flight":
+            self._held[deployment_id] -= 1
+            self._fire(lambda p: p.hincrby(IN_FLIGHT, deployment_id, -1),
+                       lambda: self._local.finished(deployment_id, need))
+        elif need == "usage" and tokens:
+            key = _usage_key(_minute(time.time()))
+            self._fire(lambda p: p.hincrby(key, f"{deployment_id}:t", tokens).expire(key, 120),
+                       lambda: self._local.finished(deployment_id, need, tokens=tokens))
+        elif need == "latency" and (latency is not None or ttft is not None):
+            def commands(p):
+                for name, value in (("lat", latency), ("ttft", ttft)):
+                    if value is not None:
+                        key = f"{PREFIX}{name}:{deployment_id}"
+                        p.lpush(key, f"{value:.6f}").ltrim(key, 0, LATENCY_SAMPLES - 1).expire(key, LATENCY_TTL_S)
+            self._fire(commands, lambda: self._local.finished(deployment_id, need, latency=latency, ttft=ttft))
+
+    async def failed(self, deployment_id: str, *, allowed_fails: int, cooldown_time: float) -> bool:
+        """Count a failure on every worker's behalf; True when it put the deployment in cooldown."""
+        client = self._redis()
+        if client is None:
+            return await self._local.failed(deployment_id, allowed_fails=allowed_fails, cooldown_time=cooldown_time)
+        now = time.time()
+        try:
+            cooled = await self._fail_script(
+                keys=[f"{PREFIX}fails:{deployment_id}", COOLDOWNS],
+                args=[allowed_fails, cooldown_time, now, FAIL_WINDOW_S, deployment_id])
+        except Exception as exc:  # noqa: BLE001
+            self._went_down(exc)
+            return await self._local.failed(deployment_id, allowed_fails=allowed_fails, cooldown_time=cooldown_time)
+        if cooled:
+            # This worker knows at once; the others see it at their next refresh of the set.
+            self._cooled[deployment_id] = now + cooldown_time
+        return bool(cooled)
+
+    async def close(self) -> None:
+        """Give back this process's in-flight counts and wait for writes still on their way."""
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
+        client = self._client
+        if client is None:
+            return
+        held = {i: n for i, n in self._held.items() if n > 0}
+        try:
+            if held:
+                pipe = client.pipeline(transaction=False)
+                for deployment_id, n in held.items():
+                    pipe.hincrby(IN_FLIGHT, deployment_id, -n)
+                await pipe.execute()
+            await client.aclose()
+        except Exception:  # noqa: BLE001 - shutting down; nothing left to do about it
+            pass
+        self._client = None
+
+    # ----------------------------------------------------------------- plumbing
+
+    def _cooled_ids(self, now: float) -> frozenset[str]:
+        return frozenset(i for i, end in self._cooled.items() if end > now)
+
+    def _redis(self):
+        """The client of the running event loop, or None while Redis is considered down."""
+        if time.monotonic() < self._down_until:
+            return None
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            import redis.asyncio as aioredis
+
+            self._client = aioredis.Redis.from_url(self._url, decode_responses=True, socket_timeout=1,
+                                                   socket_connect_timeout=1)
+            self._loop = loop
+            self._fail_script = self._client.register_script(_FAIL_SCRIPT)
+        return self._client
+
+    def _went_down(self, exc: BaseException) -> None:
+        if time.monotonic() >= self._down_until:
+            logger.warning("routing: Redis unreachable (%s); routing on this worker's own state for now",
+                           exc.__class__.__name__)
+        self._down_until = time.monotonic() + REDIS_RETRY_S
+
+    def _fire(self, build, fallback) -> None:
+        """Send a pipeline without waiting for it; while Redis is down, update local state instead."""
+        client = self._redis()
+        if client is None:
+            fallback()
+            return
+        pipe = client.pipeline(transaction=False)
+        build(pipe)
+        task = asyncio.get_running_loop().create_task(self._send(pipe))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _send(self, pipe) -> None:
+        try:
+            await pipe.execute()
+        except Exception as exc:  # noqa: BLE001 - a lost counter update only skews routing a little
+            self._went_down(exc)
+
+
+_state: LocalState | RedisState | None = None
+
+
+def get_state() -> LocalState | RedisState:
+    """This process's routing state: Redis-backed when a Redis cache is configured."""
+    global _state
+    if _state is None:
+        from django.conf import settings
+
+        cache = settings.LLMUR.cache
+        _state = RedisState(cache.url) if cache.engine == "redis" else LocalState()
+    return _state
+
+
+async def close_state() -> None:
+    global _state
+    if _state is not None:
+        await _state.close()
+        _state = None

@@ -1,0 +1,142 @@
+"""Routing state: cooldowns and counters shared through real Redis, and the in-process variant."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from gateway.routing import state as state_module
+from gateway.routing.state import LocalState, RedisState
+
+
+@pytest.fixture(params=["local", "redis"])
+def make_state(request):
+    """A factory of states; the Redis ones share one (flushed) database, like two workers."""
+    if request.param == "local":
+        shared = LocalState()
+        return lambda: shared
+    request.getfixturevalue("redis_client")
+    url = request.getfixturevalue("redis_url")
+    return lambda: RedisState(url)
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_deployment_cooled_down_after_allowed_fails_is_passed(make_state):
+    async def scenario():
+        state = make_state()
+        results = [await state.failed("dep-a", allowed_fails=2, cooldown_time=30) for _ in range(3)]
+        cooled, _ = await state.read(["dep-a", "dep-b"], None)
+        await state.close()
+        return results, cooled
+
+    results, cooled = run(scenario())
+    assert results == [False, False, True]
+    assert cooled == frozenset({"dep-a"})
+
+
+def test_cooldown_is_seen_by_another_worker_and_ends_after_cooldown_time(redis_url, redis_client):
+    async def scenario():
+        worker_1, worker_2 = RedisState(redis_url), RedisState(redis_url)
+        await worker_2.read(["dep-a"], None)          # worker 2 caches "nothing cooled"
+        assert await worker_1.failed("dep-a", allowed_fails=0, cooldown_time=0.6)
+        await asyncio.sleep(state_module.COOLDOWN_REFRESH_S + 0.05)
+        during, _ = await worker_2.read(["dep-a"], None)
+        await asyncio.sleep(0.7)
+        after, _ = await worker_2.read(["dep-a"], None)
+        remaining = await worker_1.cooldowns()
+        await worker_1.close()
+        await worker_2.close()
+        return during, after, remaining
+
+    during, after, remaining = run(scenario())
+    assert during == frozenset({"dep-a"})
+    assert after == frozenset()
+    assert remaining == {}
+
+
+def test_failures_spread_over_workers_add_up(redis_url, redis_client):
+    async def scenario():
+        workers = [RedisState(redis_url) for _ in range(3)]
+        outcomes = [await w.failed("dep-a", allowed_fails=2, cooldown_time=30) for w in workers]
+        for w in workers:
+            await w.close()
+        return outcomes
+
+    assert run(scenario()) == [False, False, True]
+    assert redis_client.zscore(state_module.COOLDOWNS, "dep-a") > time.time() + 25
+
+
+def test_in_flight_counts_are_shared_and_released(make_state):
+    async def scenario():
+        state = make_state()
+        for _ in range(3):
+            state.started("dep-a", "in_flight")
+        state.started("dep-b", "in_flight")
+        await asyncio.sleep(0.05)                     # the writes are not awaited by design
+        _, busy = await make_state().read(["dep-a", "dep-b", "dep-c"], "in_flight")
+        state.finished("dep-a", "in_flight")
+        await asyncio.sleep(0.05)
+        _, later = await make_state().read(["dep-a"], "in_flight")
+        await state.close()
+        return busy.in_flight, later.in_flight
+
+    busy, later = run(scenario())
+    assert busy == {"dep-a": 3, "dep-b": 1, "dep-c": 0}
+    assert later == {"dep-a": 2}
+
+
+def test_usage_counts_requests_and_tokens_this_minute(make_state):
+    async def scenario():
+        state = make_state()
+        state.started("dep-a", "usage")
+        state.started("dep-a", "usage")
+        state.finished("dep-a", "usage", tokens=120)
+        await asyncio.sleep(0.05)
+        _, usage = await make_state().read(["dep-a", "dep-b"], "usage")
+        await state.close()
+        return usage
+
+    usage = run(scenario())
+    assert usage.rpm == {"dep-a": 2, "dep-b": 0}
+    assert usage.tpm == {"dep-a": 120, "dep-b": 0}
+
+
+def test_latency_keeps_a_bounded_number_of_recent_samples(make_state):
+    async def scenario():
+        state = make_state()
+        for value in range(1, state_module.LATENCY_SAMPLES + 3):
+            state.finished("dep-a", "latency", latency=value / 100)
+        state.finished("dep-a", "latency", latency=0.5, ttft=0.05)
+        await asyncio.sleep(0.05)
+        _, counters = await make_state().read(["dep-a", "dep-b"], "latency")
+        await state.close()
+        return counters
+
+    counters = run(scenario())
+    assert len(counters.latency["dep-a"]) == state_module.LATENCY_SAMPLES
+    # Fire-and-forget writes may land in any order, so only membership is certain.
+    written = {v / 100 for v in range(1, state_module.LATENCY_SAMPLES + 3)} | {0.5}
+    assert set(counters.latency["dep-a"]) <= written
+    assert counters.ttft == {"dep-a": [0.05]}
+    assert "dep-b" not in counters.latency
+
+
+def test_redis_down_routes_on_local_state():
+    async def scenario():
+        state = RedisState("redis://127.0.0.1:1/0")     # nothing listens on port 1
+        cooled_first, _ = await state.read(["dep-a"], "in_flight")
+        state.started("dep-a", "in_flight")
+        outcome = await state.failed("dep-a", allowed_fails=0, cooldown_time=30)
+        cooled, counters = await state.read(["dep-a"], "in_flight")
+        await state.close()
+        return cooled_first, outcome, cooled, counters
+
+    cooled_first, outcome, cooled, counters = run(scenario())
+    assert cooled_first == frozenset()
+    assert outcome is True
+    assert cooled == frozenset({"dep-a"})
+    assert counters.in_flight == {"dep-a": 1}
