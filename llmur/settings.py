@@ -5,6 +5,8 @@ format and README.md for the reference.
 """
 from __future__ import annotations
 
+import warnings
+
 from llmur.config import BASE_DIR, ResolvedDatabase, load_config
 
 LLMUR = load_config()
@@ -15,7 +17,8 @@ DEBUG = CONFIG.debug
 ALLOWED_HOSTS = CONFIG.allowed_hosts
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # The admin as operator console (dashboard, rate-limited login): llmur/admin_site.py.
+    "llmur.admin_site.LlmurAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -31,6 +34,8 @@ INSTALLED_APPS = [
 # middleware, because each sync middleware costs a thread hop per request under ASGI.
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Serves the admin's CSS/JS and llmur/static (chart.js) from the app directories: no CDN, no collectstatic.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -131,6 +136,10 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = LLMUR.var_dir / "static"
+STATICFILES_DIRS = [BASE_DIR / "llmur" / "static"]
+WHITENOISE_USE_FINDERS = True
+# Files come from the finders above; STATIC_ROOT only exists after an optional collectstatic.
+warnings.filterwarnings("ignore", message="No directory at: ")
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = CONFIG.max_request_body_bytes
 

@@ -1,0 +1,148 @@
+"""Spend reports for the management API (/spend/logs, /global/spend/report) and the admin dashboard.
+
+Totals over days read DailySpend (one row per day × owner × model), never SpendLog, so the dashboard
+stays fast on a large log; /spend/logs is the one report that lists individual requests.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Count, Q, QuerySet, Sum
+from django.utils import timezone
+
+from billing.models import DailySpend, SpendLog
+from gateway.errors import LlmurError
+
+GROUPS = {
+    "day": "day",
+    "key": "key_id",
+    "api_key": "key_id",
+    "team": "team_id",
+    "user": "user_id",
+    "project": "project_id",
+    "organization": "organization_id",
+    "model": "model",
+}
+
+
+def parse_date(value: Any, *, param: str) -> dt.date | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value)[:10])
+    except ValueError:
+        raise LlmurError(400, "invalid_request_error", f"{param} must be a date as YYYY-MM-DD; got {value!r}.",
+                         param=param, code="400") from None
+
+
+def _window(start: dt.date | None, end: dt.date | None, *, default_days: int = 30) -> tuple[dt.date, dt.date]:
+    end = end or timezone.now().date()
+    start = start or end - dt.timedelta(days=default_days - 1)
+    if start > end:
+        raise LlmurError(400, "invalid_request_error", "start_date must not be after end_date.",
+                         param="start_date", code="400")
+    return start, end
+
+
+def daily_rows(*, scope: Q | None = None, start: dt.date | None = None, end: dt.date | None = None
+               ) -> QuerySet[DailySpend]:
+    start, end = _window(start, end)
+    qs = DailySpend.objects.filter(day__gte=start, day__lte=end)
+    return qs.filter(scope) if scope is not None else qs
+
+
+def spend_report(*, group_by: list[str], scope: Q | None = None, start: dt.date | None = None,
+                 end: dt.date | None = None, filters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Cost, tokens and requests grouped by any of day, key, team, user, project, organization, model."""
+    unknown = [g for g in group_by if g not in GROUPS]
+    if unknown or not group_by:
+        raise LlmurError(400, "invalid_request_error",
+                         f"group_by must be one or more of {', '.join(sorted(GROUPS))}; got {', '.join(unknown) or 'nothing'}.",
+                         param="group_by", code="400")
+    columns = list(dict.fromkeys(GROUPS[g] for g in group_by))
+    qs = daily_rows(scope=scope, start=start, end=end)
+    if filters:
+        qs = qs.filter(**filters)
+    rows = (qs.values(*columns)
+            .annotate(spend=Sum("cost"), prompt_tokens=Sum("prompt_tokens"),
+                      completion_tokens=Sum("completion_tokens"), api_requests=Sum("requests"),
+                      failed_requests=Sum("failed_requests"))
+            .order_by(*columns))
+    out = []
+    for row in rows:
+        item = {("key_id" if k == "key_id" else k): v for k, v in row.items()}
+        if "day" in item:
+            item["day"] = item["day"].isoformat()
+        item["spend"] = item["spend"] or Decimal(0)
+        item["total_tokens"] = (item["prompt_tokens"] or 0) + (item["completion_tokens"] or 0)
+        out.append(item)
+    return out
+
+
+def spend_over_time(*, scope: Q | None = None, start: dt.date | None = None, end: dt.date | None = None
+                    ) -> list[tuple[dt.date, Decimal]]:
+    """Every day of the window with its total cost (days without traffic as zero), for the chart."""
+    start, end = _window(start, end)
+    totals = {row["day"]: row["cost"] or Decimal(0) for row in
+              daily_rows(scope=scope, start=start, end=end).values("day").annotate(cost=Sum("cost"))}
+    days = (end - start).days + 1
+    return [(start + dt.timedelta(days=i), totals.get(start + dt.timedelta(days=i), Decimal(0)))
+            for i in range(days)]
+
+
+def top(*, by: str, scope: Q | None = None, start: dt.date | None = None, end: dt.date | None = None,
+        limit: int = 5) -> list[dict[str, Any]]:
+    """The biggest spenders by key, team or model over the window."""
+    column = {"key": "key_id", "team": "team_id", "model": "model"}[by]
+    qs = daily_rows(scope=scope, start=start, end=end)
+    if column != "model":
+        qs = qs.filter(**{f"{column}__isnull": False})
+    return list(qs.values(column).annotate(cost=Sum("cost"), requests=Sum("requests"))
+                .order_by("-cost", column)[:limit])
+
+
+def spend_logs(*, scope: Q | None = None, key_id: int | None = None, user_id: int | None = None,
+               team_id: int | None = None, model: str | None = None, request_id: str | None = None,
+               start: dt.date | None = None, end: dt.date | None = None, limit: int = 1000
+               ) -> QuerySet[SpendLog]:
+    """Individual requests, newest first, filtered as /spend/logs allows."""
+    qs = SpendLog.objects.all()
+    if scope is not None:
+        qs = qs.filter(scope)
+    if key_id is not None:
+        qs = qs.filter(key_id=key_id)
+    if user_id is not None:
+        qs = qs.filter(user_id=user_id)
+    if team_id is not None:
+        qs = qs.filter(team_id=team_id)
+    if model:
+        qs = qs.filter(model=model)
+    if request_id:
+        qs = qs.filter(request_id=request_id)
+    if start:
+        qs = qs.filter(started_at__date__gte=start)
+    if end:
+        qs = qs.filter(started_at__date__lte=end)
+    return qs.order_by("-started_at", "-id")[:limit]
+
+
+def totals(*, scope: Q | None = None, start: dt.date | None = None, end: dt.date | None = None) -> dict[str, Any]:
+    row = daily_rows(scope=scope, start=start, end=end).aggregate(
+        cost=Sum("cost"), requests=Sum("requests"), failed=Sum("failed_requests"),
+        tokens_in=Sum("prompt_tokens"), tokens_out=Sum("completion_tokens"), keys=Count("key_id", distinct=True))
+    return {k: (v or 0) for k, v in row.items()}
+
+
+def deployment_health(*, hours: int = 1) -> dict[str, dict[str, Any]]:
+    """Per deployment over the last hours: requests, failures and mean latency, as the gateway saw them."""
+    since = timezone.now() - dt.timedelta(hours=hours)
+    rows = (SpendLog.objects.filter(started_at__gte=since).values("deployment")
+            .annotate(requests=Count("id"), failures=Count("id", filter=Q(status=SpendLog.Status.FAILURE)),
+                      latency=Sum("latency_ms")))
+    return {r["deployment"]: {"requests": r["requests"], "failures": r["failures"],
+                              "mean_latency_ms": round((r["latency"] or 0) / r["requests"]) if r["requests"] else 0}
+            for r in rows}

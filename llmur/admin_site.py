@@ -1,0 +1,160 @@
+"""The Django admin as the operator's console: dashboard on the index page, rate-limited login, helpers.
+
+`LlmurAdminConfig` replaces django.contrib.admin in INSTALLED_APPS so that `admin.site` everywhere
+(including other apps' admin.py) is a :class:`LlmurAdminSite`.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.contrib import admin
+from django.contrib.admin.apps import AdminConfig
+from django.core.cache import cache
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.utils.html import format_html
+
+# Failed admin logins allowed per client address and per user name in one window.
+LOGIN_MAX_FAILURES = 5
+LOGIN_WINDOW_SECONDS = 300
+
+
+class LlmurAdminConfig(AdminConfig):
+    default_site = "llmur.admin_site.LlmurAdminSite"
+
+
+def actor_of(request: HttpRequest):
+    """The Actor behind an admin request, built once per request."""
+    from accounts.roles import Actor
+
+    actor = getattr(request, "_llmur_actor", None)
+    if actor is None:
+        actor = Actor.for_user(request.user, "admin")
+        request._llmur_actor = actor
+    return actor
+
+
+def budget_bar(spend: Decimal | None, max_budget: Decimal | None, soft_budget: Decimal | None = None) -> str:
+    """Spend against budget as a small bar: green, amber past the soft budget, red at 90 % and over."""
+    spend = spend or Decimal(0)
+    if not max_budget:
+        return format_html('<span class="llmur-spend">${}</span> <span class="llmur-muted">no budget</span>',
+                           f"{spend:.4f}")
+    ratio = float(spend / max_budget) if max_budget else 0.0
+    colour = "#c0392b" if ratio >= 0.9 else "#e69500" if soft_budget and spend >= soft_budget else "#2e8b57"
+    width = max(0, min(100, round(ratio * 100)))
+    return format_html(
+        '<div class="llmur-budget" title="${} of ${}" style="min-width:140px">'
+        '<div style="background:#ddd;border-radius:3px;height:8px;width:140px">'
+        '<div style="background:{};height:8px;border-radius:3px;width:{}%"></div></div>'
+        '<small>${} of ${} ({}%)</small></div>',
+        f"{spend:.4f}", f"{max_budget:.2f}", colour, width, f"{spend:.4f}", f"{max_budget:.2f}", round(ratio * 100))
+
+
+def _client_address(request: HttpRequest) -> str:
+    return request.META.get("REMOTE_ADDR", "?")
+
+
+class LlmurAdminSite(admin.AdminSite):
+    site_header = "llmur"
+    site_title = "llmur admin"
+    index_title = "Dashboard"
+    index_template = "admin/llmur_index.html"
+    login_template = "admin/llmur_login.html"
+
+    # ------------------------------------------------------------------ login, rate-limited
+
+    def _login_keys(self, request: HttpRequest) -> list[str]:
+        username = (request.POST.get("username") or "").strip().lower()[:150]
+        keys = [f"llmur:admin-login:addr:{_client_address(request)}"]
+        if username:
+            keys.append(f"llmur:admin-login:user:{username}")
+        return keys
+
+    def login(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        """Django's login view, refusing with 429 after LOGIN_MAX_FAILURES failures in the window.
+
+        Counting per address and per user name slows both one client guessing many passwords and
+        many clients guessing one account's. The counters live in the cache (Redis in production),
+        so every worker shares them.
+        """
+        if request.method == "POST":
+            keys = self._login_keys(request)
+            if any((cache.get(k) or 0) >= LOGIN_MAX_FAILURES for k in keys):
+                response = TemplateResponse(request, "admin/llmur_login_limited.html",
+                                            {**self.each_context(request), "title": "Too many attempts",
+                                             "minutes": LOGIN_WINDOW_SECONDS // 60}, status=429)
+                response["Retry-After"] = str(LOGIN_WINDOW_SECONDS)
+                return response
+            response = super().login(request, extra_context)
+            if response.status_code == 200:  # the form came back: the credentials were wrong
+                for key in keys:
+                    cache.add(key, 0, LOGIN_WINDOW_SECONDS)
+                    try:
+                        cache.incr(key)
+                    except ValueError:  # expired between add and incr
+                        cache.set(key, 1, LOGIN_WINDOW_SECONDS)
+            return response
+        extra_context = {**(extra_context or {}), "oidc_enabled": bool(getattr(settings, "LLMUR_OIDC_ENABLED", False))}
+        return super().login(request, extra_context)
+
+    # ------------------------------------------------------------------ dashboard
+
+    def index(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        return super().index(request, {**(extra_context or {}), **dashboard_context(request)})
+
+
+def spend_scope(actor) -> Q | None:
+    """What part of spend an admin user may see: everything, or what they administer plus their own."""
+    if actor.is_proxy_admin:
+        return None
+    scope = Q(team_id__in=actor.admin_team_ids) | Q(organization_id__in=actor.admin_org_ids)
+    if actor.user is not None:
+        scope |= Q(user_id=actor.user.pk)
+    return scope
+
+
+def _date_param(request: HttpRequest, name: str) -> dt.date | None:
+    value = request.GET.get(name)
+    try:
+        return dt.date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def dashboard_context(request: HttpRequest) -> dict[str, Any]:
+    from accounts.models import Team, VirtualKey
+    from billing import reports
+
+    actor = actor_of(request)
+    scope = spend_scope(actor)
+    end = _date_param(request, "end") or timezone.now().date()
+    start = _date_param(request, "start") or end - dt.timedelta(days=29)
+    if start > end:
+        start, end = end, start
+    series = reports.spend_over_time(scope=scope, start=start, end=end)
+    top_keys = reports.top(by="key", scope=scope, start=start, end=end)
+    top_teams = reports.top(by="team", scope=scope, start=start, end=end)
+    keys = VirtualKey.objects.in_bulk([row["key_id"] for row in top_keys])
+    teams = Team.objects.in_bulk([row["team_id"] for row in top_teams])
+    budget_teams = actor.teams().filter(max_budget__isnull=False).order_by("-spend")[:8]
+    budget_keys = actor.keys().filter(max_budget__isnull=False).order_by("-spend")[:8]
+    return {
+        "dash_start": start.isoformat(),
+        "dash_end": end.isoformat(),
+        "dash_totals": reports.totals(scope=scope, start=start, end=end),
+        # Floats only for drawing; the totals shown as text stay Decimal.
+        "dash_chart": {"labels": [d.isoformat() for d, _ in series], "values": [float(v) for _, v in series]},
+        "dash_top_keys": [{"label": str(keys.get(r["key_id"]) or f"deleted key #{r['key_id']}"),
+                           "id": r["key_id"] if r["key_id"] in keys else None, **r} for r in top_keys],
+        "dash_top_teams": [{"label": str(teams.get(r["team_id"]) or f"deleted team #{r['team_id']}"),
+                            "id": r["team_id"] if r["team_id"] in teams else None, **r} for r in top_teams],
+        "dash_top_models": reports.top(by="model", scope=scope, start=start, end=end),
+        "dash_budgets": [(f"team {t.name}", budget_bar(t.spend, t.max_budget, t.soft_budget)) for t in budget_teams]
+        + [(f"key {k}", budget_bar(k.spend, k.max_budget, k.soft_budget)) for k in budget_keys],
+    }
