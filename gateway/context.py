@@ -23,6 +23,8 @@ class EntityLimits:
     rpm_limit: int | None = None
     tpm_limit: int | None = None
     max_parallel_requests: int | None = None
+    # For messages a client reads ("team 'research' budget exceeded"); falls back to the id.
+    name: str = ""
 
 
 @dataclass(slots=True, frozen=True)
