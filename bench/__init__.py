@@ -1,0 +1,1 @@
+"""llmur's own benchmark: `python -m bench` (see README, "Performance")."""

@@ -1,0 +1,290 @@
+"""`python -m bench`: measure llmur against the mock upstream (and LiteLLM's proxy) in one run.
+
+The run, in order: start the mock; drive it alone; start llmur in its production shape and drive
+it with the same load through a virtual key; wait for the Celery worker to drain every spend
+event and check SpendLog against the requests that reached the mock; optionally do the same for
+LiteLLM's proxy; optionally generate N synthetic SpendLog rows and time the reporting surfaces on
+them; then print one table and write bench/results/<date>.json.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from bench import load, profile, report, scale
+from bench.procs import BenchError, Cores, Managed, mock_reset, mock_stats, rss_mb, serving_process, start_mock
+from bench.servers import (BENCH_MODEL, LLMUR_UPSTREAM, LlmurServer, litellm_find, litellm_start, llmur_start,
+                           spend_rows, database_drop)
+
+RESULTS = Path(__file__).resolve().parent / "results"
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/llmur_bench"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/7"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=10, help="seconds of wrk load per cell (default 10)")
+    parser.add_argument("--ttfb-duration", type=float, default=None,
+                        help="seconds of the streaming TTFB client per cell (default: half of --duration)")
+    parser.add_argument("--connections", default="1,8,32,128",
+                        help="comma-separated connection counts (default 1,8,32,128)")
+    parser.add_argument("--modes", default="json,stream", help="json, stream, or both (default)")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: 1 s cells at 1 and 8 connections, 2,000 synthetic rows")
+    parser.add_argument("--compare-litellm", nargs="?", const="auto", default=None, metavar="LITELLM_BIN",
+                        help="also run LiteLLM's proxy (no database) when it is installed; "
+                             "optionally the path of its `litellm` command")
+    parser.add_argument("--scale-rows", type=int, default=None,
+                        help="synthetic SpendLog rows for the records test (default 10,000,000; 0 skips it)")
+    parser.add_argument("--profile", action="store_true",
+                        help="sample the llmur worker with py-spy during the non-streaming c=32 cell")
+    parser.add_argument("--no-llmur", action="store_true", help="measure the mock alone (checks the harness)")
+    parser.add_argument("--database-url", default=os.environ.get("LLMUR_BENCH_DATABASE_URL", DEFAULT_DATABASE_URL),
+                        help="PostgreSQL database for llmur; DROPPED AND RECREATED each run, its name must "
+                             f"contain 'bench' (default $LLMUR_BENCH_DATABASE_URL or {DEFAULT_DATABASE_URL})")
+    parser.add_argument("--redis-url", default=os.environ.get("LLMUR_BENCH_REDIS_URL", DEFAULT_REDIS_URL),
+                        help="Redis database for llmur; FLUSHED each run, never db 0 "
+                             f"(default $LLMUR_BENCH_REDIS_URL or {DEFAULT_REDIS_URL})")
+    parser.add_argument("--keep-database", action="store_true", help="leave the bench database in place")
+    parser.add_argument("--drain-timeout", type=float, default=120,
+                        help="seconds to wait for spend events to reach SpendLog (default 120)")
+    parser.add_argument("--output-dir", type=Path, default=RESULTS, help=f"where the JSON goes (default {RESULTS})")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> dict:
+    if args.quick:
+        args.duration = 1 if args.duration == 10 else args.duration
+        if args.connections == "1,8,32,128":
+            args.connections = "1,8"
+        if args.scale_rows is None:
+            args.scale_rows = 2000
+    if args.scale_rows is None:
+        args.scale_rows = 10_000_000
+    try:
+        connections = [int(c) for c in args.connections.split(",") if c.strip()]
+    except ValueError:
+        raise BenchError(f"--connections: expected comma-separated integers, got {args.connections!r}") from None
+    if not connections or min(connections) < 1:
+        raise BenchError("--connections: give at least one count of 1 or more")
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if not modes or set(modes) - {"json", "stream"}:
+        raise BenchError(f"--modes: expected json, stream or json,stream, got {args.modes!r}")
+    if args.duration <= 0:
+        raise BenchError("--duration must be positive")
+    ttfb = args.ttfb_duration if args.ttfb_duration is not None else max(1.0, args.duration / 2)
+    return {"duration_s": args.duration, "ttfb_duration_s": ttfb, "connections": connections, "modes": modes,
+            "scale_rows": args.scale_rows, "quick": args.quick, "profile": args.profile}
+
+
+def _machine() -> dict:
+    model = platform.processor() or "unknown cpu"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu_model": model, "cpu_count": os.cpu_count(), "python": platform.python_version(),
+            "platform": platform.platform()}
+
+
+class Run:
+    """One benchmark run; owns every process it starts and stops them all in `close`."""
+
+    def __init__(self, args: argparse.Namespace, settings: dict):
+        self.args, self.settings = args, settings
+        self.cores = Cores.plan()
+        self.workdir = Path(tempfile.mkdtemp(prefix="llmur-bench-"))
+        self.procs: list[Managed] = []
+        self.rows: list[dict] = []
+        self.skipped: dict[str, str] = {}
+        self.result: dict = {}
+        self.llmur: LlmurServer | None = None
+
+    def log(self, message: str) -> None:
+        print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+    # ------------------------------------------------------------------ load cells
+
+    def drive(self, *, target: str, base_url: str, key: str, model: str, server_pid: int | None,
+              profile_cell: tuple[str, int] | None = None) -> list[dict]:
+        url = f"{base_url}/v1/chat/completions"
+        s = self.settings
+        # Warm-up, not recorded: connection pools, import-on-first-use and caches settle first.
+        load.run_wrk(cores=self.cores, url=url, key=key, model=model, stream=False,
+                     connections=min(8, max(s["connections"])), duration=1 if s["quick"] else 2)
+        rows = []
+        for mode in s["modes"]:
+            for connections in s["connections"]:
+                spy = None
+                if profile_cell == (mode, connections) and server_pid:
+                    spy_out = self.workdir / "profile.raw"
+                    spy = profile.record_start(pid=serving_process(server_pid).pid, output=spy_out,
+                                               seconds=max(1, int(s["duration_s"]) - 1), cores=self.cores)
+                self.log(f"{target} {mode} c={connections}")
+                row = {"target": target, "mode": mode, "connections": connections}
+                row |= load.run_wrk(cores=self.cores, url=url, key=key, model=model, stream=mode == "stream",
+                                    connections=connections, duration=s["duration_s"])
+                if spy:
+                    self._profile_done(spy, spy_out, mode, connections)
+                if mode == "stream":
+                    ttfb = load.run_ttfb(cores=self.cores, url=url, key=key, model=model,
+                                         connections=connections, duration=s["ttfb_duration_s"])
+                    row |= {"ttfb_p50_ms": ttfb["ttfb_p50_ms"], "ttfb_p99_ms": ttfb["ttfb_p99_ms"],
+                            "ttfb_streams": ttfb["streams"], "ttfb_streams_per_s": ttfb["streams_per_s"],
+                            "ttfb_failed": sum(ttfb["failures"].values()), "ttfb_failures": ttfb["failures"]}
+                if server_pid:
+                    row["rss_mb"] = rss_mb(serving_process(server_pid).pid)
+                rows.append(row)
+        return rows
+
+    def _profile_done(self, spy, spy_out: Path, mode: str, connections: int) -> None:
+        problem = profile.record_finish(spy, spy_out)
+        if problem:
+            self.skipped["profile"] = problem
+            return
+        stamp = self.result["started_at"][:19].replace(":", "")
+        kept = self.args.output_dir / f"profile-{stamp}.txt"
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        kept.write_text(spy_out.read_text())
+        self.result["profile"] = {"mode": mode, "connections": connections, "file": str(kept)} | \
+            profile.summarize(spy_out)
+
+    # ------------------------------------------------------------------ phases
+
+    def run(self) -> dict:
+        started = datetime.now(timezone.utc)
+        self.result = {"started_at": started.isoformat(timespec="seconds"), "machine": _machine(),
+                       "cores": self.cores.describe(), "settings": self.settings}
+        load.wrk_path()
+        self.log(f"work directory {self.workdir}")
+        mock = start_mock(self.cores, self.workdir)
+        self.procs.append(mock)
+        mock_url = mock.extra["url"]
+        self.rows += self.drive(target="mock", base_url=mock_url, key="sk-mock", model="mock-gpt", server_pid=None)
+
+        if not self.args.no_llmur:
+            self.phase_llmur(mock_url)
+        else:
+            self.skipped["llmur"] = "--no-llmur"
+        self.phase_litellm(mock_url)
+        if self.llmur and self.settings["scale_rows"] > 0:
+            self.phase_scale()
+        elif self.settings["scale_rows"] > 0:
+            self.skipped["records"] = "needs llmur running"
+
+        report.add_ratios(self.rows)
+        self.result["rows"] = self.rows
+        self.result["skipped"] = self.skipped
+        self.result["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        return self.result
+
+    def phase_llmur(self, mock_url: str) -> None:
+        self.log("starting llmur: fresh database, migrations, virtual key, gunicorn + Celery")
+        self.llmur = llmur_start(cores=self.cores, workdir=self.workdir, mock_url=mock_url,
+                                 database_url=self.args.database_url, redis_url=self.args.redis_url)
+        self.procs += [p for p in (self.llmur.web, self.llmur.worker) if p]
+        self.result["llmur"] = {"rss_mb_idle": rss_mb(serving_process(self.llmur.pid).pid)}
+        mock_reset(mock_url)
+        profile_cell = ("json", 32 if 32 in self.settings["connections"] else max(self.settings["connections"])) \
+            if self.settings["profile"] else None
+        rows = self.drive(target="llmur", base_url=self.llmur.url, key=self.llmur.key, model=BENCH_MODEL,
+                          server_pid=self.llmur.pid, profile_cell=profile_cell)
+        self.rows += rows
+        self.result["spend_check"] = self.spend_check(mock_url, rows)
+        if self.llmur.worker:
+            # The records test writes DailySpend itself; beat's rollups must not race it.
+            self.llmur.worker.stop()
+
+    def spend_check(self, mock_url: str, rows: list[dict]) -> dict:
+        """Every request that reached the upstream through llmur must end as exactly one SpendLog row.
+
+        The mock's count is the ground truth: wrk stops mid-request at the end of each cell, so a
+        request can be answered (and billed) after the client stopped counting. Client-side
+        successes are reported beside it and must not exceed the rows.
+        """
+        by_model = mock_stats(mock_url).get("by_model", {})
+        upstream = sum(n for model, n in by_model.items() if LLMUR_UPSTREAM in model)
+        client_ok = sum(r["ok"] + r.get("ttfb_streams", 0) for r in rows)
+        started = time.monotonic()
+        counts = spend_rows(self.llmur.database_url)
+        while counts["rows"] != upstream and time.monotonic() - started < self.args.drain_timeout:
+            time.sleep(0.5)
+            counts = spend_rows(self.llmur.database_url)
+        drain_s = round(time.monotonic() - started, 1)
+        check = {"upstream_requests": upstream, "client_ok": client_ok, "spend_rows": counts["rows"],
+                 "spend_success_rows": counts["success_rows"], "drain_s": drain_s}
+        if upstream == 0:
+            check["verdict"] = "FAILED: llmur forwarded no request to the upstream (is /v1/chat/completions served?)"
+        elif counts["rows"] != upstream:
+            check["verdict"] = (f"MISMATCH: {counts['rows']} SpendLog rows for {upstream} upstream requests "
+                                f"after waiting {drain_s} s")
+        elif counts["rows"] < client_ok:
+            check["verdict"] = f"MISMATCH: {counts['rows']} SpendLog rows but clients saw {client_ok} successes"
+        else:
+            check["verdict"] = "ok"
+        level = "" if check["verdict"] == "ok" else "!!! "
+        self.log(f"{level}spend check: {check['verdict']}")
+        return check
+
+    def phase_litellm(self, mock_url: str) -> None:
+        if self.args.compare_litellm is None:
+            return
+        binary = litellm_find(self.args.compare_litellm)
+        if not binary:
+            self.skipped["litellm"] = ("not installed (pip install 'litellm[proxy]' puts `litellm` on PATH; "
+                                       "or pass its path to --compare-litellm)")
+            return
+        self.log(f"starting LiteLLM's proxy ({binary}), one worker, no database")
+        server = litellm_start(binary=binary, cores=self.cores, workdir=self.workdir, mock_url=mock_url)
+        self.procs.append(server.web)
+        self.result["litellm"] = {"version": server.version, "binary": binary}
+        try:
+            self.rows += self.drive(target="litellm", base_url=server.url, key=server.key, model=BENCH_MODEL,
+                                    server_pid=server.pid)
+        finally:
+            server.web.stop()
+
+    def phase_scale(self) -> None:
+        rows = self.settings["scale_rows"]
+        self.log(f"records: generating {rows:,} SpendLog rows and their DailySpend rollup")
+        self.result["scale"] = scale.run(server=self.llmur, rows=rows, log=self.log)
+
+    def close(self) -> None:
+        for proc in reversed(self.procs):
+            proc.stop()
+        if self.llmur and not self.args.keep_database:
+            try:
+                database_drop(self.llmur.database_url)
+            except Exception as exc:  # noqa: BLE001 - cleanup must not hide the run's result
+                self.log(f"could not drop the bench database: {exc}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+        bench = Run(args, settings)
+        try:
+            result = bench.run()
+        finally:
+            bench.close()
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    path = report.write(result, args.output_dir, datetime.fromisoformat(result["started_at"]))
+    print(report.render(result))
+    print(f"\nwritten: {path}")
+    spend = result.get("spend_check")
+    if spend and spend["verdict"] != "ok":
+        print(f"\n!!! spend check failed: {spend['verdict']}", file=sys.stderr)
+        return 1
+    return 0
