@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _validate_args(args: argparse.Namespace, source: str) -> None:
+def _validate_args(args: argparse.Namespace, source: str = "command line") -> None:
     if args.port is not None and not 1 <= args.port <= 65535:
         raise ConfigError(source, "--port", "out of range (expected 1..65535)")
     if args.workers is not None and not 1 <= args.workers <= 256:
@@ -81,8 +81,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def _serve(args: argparse.Namespace) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "llmur.settings")
-    source = os.environ.get("LLMUR_CONFIGURATION", "embedded defaults")
-    _validate_args(args, source)
+    _validate_args(args)
     import django
     from django.conf import settings
 

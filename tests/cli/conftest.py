@@ -1,0 +1,70 @@
+"""Helpers to run llmur's commands as a user does: a subprocess with a clean environment."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+BIN = Path(sys.executable).parent
+LLMUR_PROXY = str(BIN / "llmur-proxy")
+# Variables a user's shell or the test runner may carry that would change what llmur loads.
+_STRIP = {"DATABASE_URL", "REDIS_URL", "LLMUR_CONFIGURATION", "LLMUR_MASTER_KEY", "LITELLM_MASTER_KEY",
+          "LLMUR_LOG_LEVEL", "LLMUR_HOST", "LLMUR_PORT", "DJANGO_SETTINGS_MODULE", "DB_DRIVER", "DATABASE_PATH",
+          "POOL_SIZE", "DATABASE_POOL_SIZE", "DATABASE_MAX_OVERFLOW", "DATABASE_POOL_TIMEOUT", "DATABASE_ECHO",
+          "DATABASE_AUTO_MIGRATE", "CONN_MAX_LIFETIME", "PYTEST_CURRENT_TEST"}
+
+
+@pytest.fixture
+def clean_env(tmp_path: Path) -> dict[str, str]:
+    """A minimal environment with a private var/ directory."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path),
+           "LLMUR_VAR_DIR": str(tmp_path / "var"), "PYTHONPATH": str(ROOT)}
+    return env
+
+
+def run(args: list[str], env: dict[str, str], cwd: Path | str = ROOT, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+class Server:
+    """A llmur-proxy process in its own session, so stopping it stops its workers too."""
+
+    def __init__(self, args: list[str], env: dict[str, str], port: int, cwd: Path | str = ROOT):
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.process = subprocess.Popen([LLMUR_PROXY, "--host", "127.0.0.1", "--port", str(port), *args], env=env,
+                                        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                        start_new_session=True)
+        self._output: str | None = None
+
+    def stop(self) -> str:
+        """Stop the server (and its workers) and return everything it printed."""
+        if self._output is None:
+            if self.process.poll() is None:
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self._output, _ = self.process.communicate(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self._output, _ = self.process.communicate(timeout=10)
+        return self._output
+
+
+@pytest.fixture
+def servers():
+    started: list[Server] = []
+
+    def start(args: list[str], env: dict[str, str], port: int, cwd: Path | str = ROOT) -> Server:
+        server = Server(args, env, port, cwd)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
