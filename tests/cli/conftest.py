@@ -65,6 +65,7 @@ def servers():
         started.append(server)
         return server
 
+    start.started = started  # type: ignore[attr-defined]
     yield start
     for server in started:
         server.stop()
