@@ -1,0 +1,152 @@
+"""The retry/cooldown/fallback loop against the real mock upstream and real Redis (no gateway server).
+
+The attempt function here does what the pipeline's does: POST to the deployment, map an error
+answer to LlmurError. Server-level behaviour is covered in test_gateway_routing.py.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+
+from gateway.context import RequestContext
+from gateway.errors import LlmurError
+from gateway.registry import Deployment
+from gateway.routing.engine import Router, RouterConfig
+from gateway.routing.state import LocalState, RedisState
+
+
+def deployment(name: str, model: str, upstream, **params) -> Deployment:
+    return Deployment(id=name, model_name=params.pop("group", "g"), provider="openai", model=model,
+                      api_base=upstream.url + "/v1", **params)
+
+
+def _post(dep: Deployment) -> dict:
+    request = urllib.request.Request(dep.api_base + "/chat/completions", method="POST",
+                                     data=json.dumps({"model": dep.model, "messages": []}).encode(),
+                                     headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return json.load(response)
+    except urllib.error.HTTPError as exc:
+        error = json.load(exc)["error"]
+        status = 502 if exc.code >= 500 else exc.code
+        raise LlmurError(status, error["type"], error["message"], code=error.get("code"),
+                         headers={"retry-after": exc.headers.get("retry-after")} if exc.headers.get("retry-after")
+                         else {}) from None
+
+
+async def attempt(dep: Deployment) -> dict:
+    return await asyncio.to_thread(_post, dep)
+
+
+def serve(router: Router, groups: dict[str, tuple[Deployment, ...]], n: int, *, model: str = "g",
+          body: dict | None = None, allowed=None):
+    """Send n requests through the router; returns (answers or errors, the contexts)."""
+    async def lookup(name):
+        return groups.get(name, ())
+
+    async def one(i):
+        ctx = RequestContext(request_id=f"r{i}", call_type="chat", model=model, body=dict(body or {}))
+        try:
+            result = await router.route(ctx, attempt, group=lookup, allowed=allowed)
+        except LlmurError as error:
+            result = error
+        router.release(ctx)
+        return result, ctx
+
+    async def all_():
+        results = [await one(i) for i in range(n)]
+        await router.state.close()
+        return results
+
+    return asyncio.run(all_())
+
+
+@pytest.fixture(params=["local", "redis"])
+def state(request):
+    if request.param == "local":
+        return LocalState()
+    request.getfixturevalue("redis_client")
+    return RedisState(request.getfixturevalue("redis_url"))
+
+
+def test_failing_deployment_is_retried_elsewhere_then_cooled_down(mock_upstream, state):
+    mock_upstream.reset()
+    group = (deployment("bad", "mock-500", mock_upstream), deployment("good", "ok", mock_upstream))
+    router = Router(RouterConfig(num_retries=2, allowed_fails=2, cooldown_time=60), state=state)
+    results = serve(router, {"g": group}, 40)
+    assert all(isinstance(answer, dict) for answer, _ in results)
+    assert {ctx.deployment_id for _, ctx in results} == {"good"}
+    # allowed_fails=2: the third failure cools it down, after which it gets nothing.
+    assert mock_upstream.stats()["by_model"].get("mock-500") == 3
+
+
+def test_only_deployment_is_never_cooled_down(mock_upstream, state):
+    mock_upstream.reset()
+    router = Router(RouterConfig(num_retries=0, allowed_fails=0, cooldown_time=60), state=state)
+    results = serve(router, {"g": (deployment("bad", "mock-500", mock_upstream),)}, 3)
+    assert [answer.status for answer, _ in results] == [502, 502, 502]
+    assert mock_upstream.stats()["by_model"]["mock-500"] == 3
+
+
+def test_fallback_after_every_deployment_failed(mock_upstream, state):
+    mock_upstream.reset()
+    groups = {"g": (deployment("a", "mock-429", mock_upstream), deployment("b", "mock-500", mock_upstream)),
+              "backup": (deployment("c", "ok", mock_upstream, group="backup"),)}
+    config = RouterConfig(num_retries=1, allowed_fails=10, fallbacks={"fallbacks": {"g": ["backup"]}})
+    (answer, ctx), = serve(Router(config, state=state), groups, 1)
+    assert isinstance(answer, dict)
+    assert ctx.deployment_id == "c" and ctx.metadata["fallback_model"] == "backup"
+    assert mock_upstream.stats()["by_model"] == {"mock-429": 1, "mock-500": 1, "ok": 1}
+
+
+def test_context_window_fallback_on_context_length_error(mock_upstream, state):
+    mock_upstream.reset()
+    groups = {"g": (deployment("small", "mock-400", mock_upstream),),
+              "big": (deployment("large", "ok", mock_upstream, group="big"),),
+              "other": (deployment("other", "ok", mock_upstream, group="other"),)}
+    config = RouterConfig(num_retries=2, fallbacks={"context_window_fallbacks": {"g": ["big"]},
+                                                    "fallbacks": {"g": ["other"]}})
+    (answer, ctx), = serve(Router(config, state=state), groups, 1)
+    assert ctx.deployment_id == "large"
+    # A client error is not retried on the same group.
+    assert mock_upstream.stats()["by_model"] == {"mock-400": 1, "ok": 1}
+
+
+def test_client_error_without_its_fallback_list_is_returned_as_is(mock_upstream, state):
+    groups = {"g": (deployment("small", "mock-400", mock_upstream),), "other": (deployment("o", "ok", mock_upstream),)}
+    config = RouterConfig(fallbacks={"fallbacks": {"g": ["other"]}})
+    (answer, ctx), = serve(Router(config, state=state), groups, 1)
+    assert answer.status == 400 and answer.code == "context_length_exceeded"
+
+
+def test_request_fallbacks_and_allow_list(mock_upstream, state):
+    mock_upstream.reset()
+    groups = {"g": (deployment("bad", "mock-500", mock_upstream),),
+              "secret": (deployment("s", "ok", mock_upstream, group="secret"),),
+              "open": (deployment("o", "ok-open", mock_upstream, group="open"),)}
+    (answer, ctx), = serve(Router(RouterConfig(num_retries=0), state=state), groups, 1,
+                           body={"fallbacks": ["secret", "open"]}, allowed=lambda m: m != "secret")
+    assert ctx.deployment_id == "o"
+    assert "fallbacks" not in ctx.body
+    assert "ok" not in mock_upstream.stats()["by_model"]
+
+
+def test_all_fallbacks_failing_returns_the_original_error_naming_them(mock_upstream, state):
+    groups = {"g": (deployment("a", "mock-500", mock_upstream),), "b": (deployment("b", "mock-429", mock_upstream),)}
+    config = RouterConfig(num_retries=0, fallbacks={"fallbacks": {"g": ["b"]}})
+    (answer, ctx), = serve(Router(config, state=state), groups, 1)
+    assert answer.status == 502
+    assert "fallbacks tried: b" in answer.message
+
+
+def test_deployment_max_retries_caps_repeat_attempts(mock_upstream, state):
+    mock_upstream.reset()
+    group = (deployment("bad", "mock-500", mock_upstream, max_retries=1),)
+    (answer, _), = serve(Router(RouterConfig(num_retries=5), state=state), {"g": group}, 1)
+    assert answer.status == 502
+    assert mock_upstream.stats()["by_model"]["mock-500"] == 2
