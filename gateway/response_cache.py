@@ -15,7 +15,8 @@ Per request, the body field LiteLLM accepts, `cache: {"no-cache": true, "no-stor
 "ttl": 60, "s-maxage": 30}`, or a `Cache-Control: no-cache` / `no-store` header.
 
 The pipeline looks up after authorization, so a key only ever gets cached answers of models its
-allow-list admits. A hit sets ctx.cache_hit (the spend record marks it and bills 0) and the header
+allow-list admits. A hit sets ctx.cache_hit (the spend record marks it), leaves ctx.usage at zero
+so it is billed 0 (the original usage is in ctx.metadata["cached_usage"]), and sets the header
 `x-llmur-cache-hit: true`. If the cache store is unreachable, requests go upstream as if uncached.
 """
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any, Mapping
 
 import orjson
 
-from gateway.context import RequestContext, Usage
+from gateway.context import RequestContext
 from gateway.errors import LlmurError
 
 logger = logging.getLogger("llmur.cache")
@@ -151,7 +152,9 @@ class ResponseCache:
         if control.s_maxage is not None and time.time() - entry["t"] > control.s_maxage:
             return None
         ctx.cache_hit = True
-        ctx.usage = Usage(prompt_tokens=entry["u"][0], completion_tokens=entry["u"][1])
+        # ctx.usage stays zero so the spend record bills nothing; the tokens the answer once cost
+        # are kept beside it for reports.
+        ctx.metadata["cached_usage"] = {"prompt_tokens": entry["u"][0], "completion_tokens": entry["u"][1]}
         ctx.response_headers[HIT_HEADER] = "true"
         return entry["b"].encode()
 
