@@ -56,11 +56,14 @@ def readiness(request):
     """
     db_ok, db_detail = _database()
     cache_ok, cache_detail = _cache()
-    body = {"database": db_detail, "cache": cache_detail}
+    body: dict = {"database": db_detail, "cache": cache_detail}
+    down = [name for name, ok in (("database", db_ok), ("cache", cache_ok)) if not ok]
     for name, check in _readiness_checks.items():
         ok, detail = check()
         body[name] = detail
         db_ok = db_ok and ok
+        if not ok:
+            down.append(name)
     fail_open = settings.LLMUR.config.cache_failure_policy == "fail_open"
     if db_ok and cache_ok:
         body["status"] = "healthy"
@@ -71,4 +74,5 @@ def readiness(request):
     else:
         body["status"] = "unhealthy"
         status = 503
+    body["down"] = down
     return JsonResponse(body, status=status)

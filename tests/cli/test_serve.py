@@ -95,7 +95,8 @@ def _admin_url(env_name: str, default: str) -> str:
 
 
 def _start_four(servers, clean_env, url: str) -> list:
-    env = clean_env | {"DATABASE_URL": url}
+    # A short pool timeout so readiness answers promptly once the database is gone.
+    env = clean_env | {"DATABASE_URL": url, "DATABASE_POOL_TIMEOUT": "2"}
     started = [servers([], env, free_port()) for _ in range(4)]
     for server in started:
         body = wait_status(server, "/health/readiness", timeout=120)
@@ -112,11 +113,17 @@ def test_four_processes_migrate_an_empty_postgresql_database(servers, clean_env)
     admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
     admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        _start_four(servers, clean_env, base._replace(path=f"/{name}").geturl())
+        started = _start_four(servers, clean_env, base._replace(path=f"/{name}").geturl())
         with psycopg.connect(base._replace(path=f"/{name}").geturl()) as conn:
             total, distinct = conn.execute(
                 "SELECT count(*), count(DISTINCT (app, name)) FROM django_migrations").fetchone()
         assert total == distinct > 0  # every migration applied exactly once
+
+        # The database goes away: readiness says so with 503 and names it, liveliness stays 200.
+        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        body = wait_status(started[0], "/health/readiness", status=503, timeout=30)
+        assert body["status"] == "unhealthy" and "database" in body["down"]
+        assert get(started[0].url + "/health/liveliness")[0] == 200
     finally:
         for server in servers.started:
             server.stop()
