@@ -217,3 +217,27 @@ class Actor:
         own = Q(pk=self.user.pk) if self.user else Q(pk__in=[])
         return qs.filter(own | Q(team_memberships__team_id__in=self.admin_team_ids)
                          | Q(organization_memberships__organization_id__in=self.admin_org_ids)).distinct()
+
+
+def actor_from_key(raw: str, *, source: str = "api") -> Actor:
+    """The Actor behind a bearer key on the management API: a master key or a user's virtual key."""
+    import hmac
+
+    from django.utils import timezone
+
+    from accounts.keys import key_digest
+    from llmur.startup import master_key_digests
+
+    raw = (raw or "").strip()
+    if not raw:
+        raise LlmurError(401, "auth_error", "Missing key: send Authorization: Bearer KEY (or x-api-key).", code="401")
+    digest = key_digest(raw)
+    if any(hmac.compare_digest(digest, known) for known in master_key_digests()):
+        return Actor.master(source)
+    key = VirtualKey.objects.select_related("user").filter(key_hash=digest).first()
+    if key is None or key.blocked or (key.expires_at is not None and key.expires_at <= timezone.now()):
+        raise LlmurError(401, "auth_error", "Invalid, blocked or expired key.", code="401")
+    if key.user is None or not key.user.is_active:
+        raise forbidden("This key belongs to no active user: management routes need the master key or the key "
+                        "of a user with a role.")
+    return Actor.for_user(key.user, source, via_key=key)

@@ -1,0 +1,250 @@
+"""Management API bodies in LiteLLM's field names, and the JSON each entity is shown as.
+
+Unknown fields are ignored rather than refused, as LiteLLM does, so scripts that send options
+llmur does not have (send_invite_email, tags, ...) keep working.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from ninja import Field, Schema
+from pydantic import ConfigDict
+
+from accounts.models import Organization, Project, Team, TeamMembership, User, VirtualKey
+
+Money = Decimal | None
+Limit = int | None
+IdLike = int | str | None
+
+
+class _In(Schema):
+    model_config = ConfigDict(extra="ignore")
+
+
+class BudgetIn(_In):
+    max_budget: Money = Field(None, ge=0)
+    soft_budget: Money = Field(None, ge=0)
+    budget_duration: str | None = None
+    tpm_limit: Limit = Field(None, ge=0)
+    rpm_limit: Limit = Field(None, ge=0)
+    max_parallel_requests: Limit = Field(None, ge=0)
+
+
+class KeyGenerateIn(BudgetIn):
+    key_alias: str | None = None
+    key: str | None = Field(None, description="A custom key (sk-..., 20+ characters); generated when omitted.")
+    models: list[str] | None = None
+    duration: str | None = Field(None, description="Lifetime from now: 30s, 30m, 1h, 1d, 30d.")
+    expires: dt.datetime | None = Field(None, description="Absolute expiry (alternative to duration).")
+    metadata: dict[str, Any] | None = None
+    user_id: str | None = None
+    team_id: IdLike = None
+    organization_id: IdLike = None
+    project_id: IdLike = None
+    blocked: bool | None = None
+
+
+class KeyUpdateIn(KeyGenerateIn):
+    key: str = Field(..., description="The key (sk-...) or its token.")
+
+
+class KeyRef(_In):
+    key: str
+
+
+class KeyRegenerateIn(_In):
+    key: str | None = None
+    new_key: str | None = None
+
+
+class KeyDeleteIn(_In):
+    keys: list[str] = Field(default_factory=list)
+    key_aliases: list[str] = Field(default_factory=list)
+
+
+class UserNewIn(BudgetIn):
+    user_id: str | None = None
+    user_email: str | None = None
+    user_alias: str | None = None
+    user_role: str | None = None
+    password: str | None = None
+    teams: list[IdLike] = Field(default_factory=list)
+    organization_id: IdLike = None
+    models: list[str] | None = None
+    metadata: dict[str, Any] | None = None
+    auto_create_key: bool = True
+    key_alias: str | None = None
+    duration: str | None = None
+
+
+class UserUpdateIn(BudgetIn):
+    user_id: str | None = None
+    user_email: str | None = None
+    user_role: str | None = None
+    password: str | None = None
+    models: list[str] | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class UserDeleteIn(_In):
+    user_ids: list[str]
+
+
+class MemberIn(_In):
+    role: str = "user"
+    user_id: str | None = None
+    user_email: str | None = None
+
+
+class TeamNewIn(BudgetIn):
+    team_alias: str
+    organization_id: IdLike = None
+    models: list[str] | None = None
+    metadata: dict[str, Any] | None = None
+    blocked: bool = False
+    members_with_roles: list[MemberIn] = Field(default_factory=list)
+
+
+class TeamUpdateIn(BudgetIn):
+    team_id: int | str
+    team_alias: str | None = None
+    models: list[str] | None = None
+    metadata: dict[str, Any] | None = None
+    blocked: bool | None = None
+
+
+class TeamDeleteIn(_In):
+    team_ids: list[int | str]
+
+
+class TeamMemberAddIn(_In):
+    team_id: int | str
+    member: MemberIn | list[MemberIn]
+
+
+class TeamMemberDeleteIn(_In):
+    team_id: int | str
+    user_id: str | None = None
+    user_email: str | None = None
+
+
+class OrganizationNewIn(BudgetIn):
+    organization_alias: str
+    models: list[str] | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class OrganizationMemberAddIn(_In):
+    organization_id: int | str
+    member: MemberIn | list[MemberIn]
+
+
+class ProjectNewIn(BudgetIn):
+    project_alias: str | None = Field(None, description="The project's name (also accepted as `name`).")
+    name: str | None = None
+    team_id: IdLike = None
+    organization_id: IdLike = None
+    models: list[str] | None = None
+    metadata: dict[str, Any] | None = None
+    is_active: bool = True
+    credentials: dict[str, str] | None = Field(
+        None, description='Provider API keys for this project, e.g. {"openai": "sk-..."}: stored encrypted, '
+                          "never returned.")
+
+
+class ProjectUpdateIn(BudgetIn):
+    project_id: int | str
+    project_alias: str | None = None
+    name: str | None = None
+    models: list[str] | None = None
+    metadata: dict[str, Any] | None = None
+    is_active: bool | None = None
+    credentials: dict[str, str | None] | None = Field(
+        None, description="Set or replace a provider key; null removes it. Never returned.")
+
+
+class ProjectDeleteIn(_In):
+    project_ids: list[int | str]
+
+
+# --------------------------------------------------------------------------- output
+
+def money(value: Decimal | None) -> float | None:
+    """Money as a JSON number, as LiteLLM clients expect; stored and summed as Decimal."""
+    return None if value is None else float(value)
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def budget_out(entity: Any) -> dict[str, Any]:
+    return {
+        "spend": money(entity.spend), "max_budget": money(entity.max_budget), "soft_budget": money(entity.soft_budget),
+        "budget_duration": entity.budget_duration or None, "budget_reset_at": _iso(entity.budget_reset_at),
+        "tpm_limit": entity.tpm_limit, "rpm_limit": entity.rpm_limit,
+        "max_parallel_requests": entity.max_parallel_requests,
+    }
+
+
+def key_out(key: VirtualKey) -> dict[str, Any]:
+    return {
+        "token": key.key_hash, "key_id": key.pk, "key_name": key.display, "key_alias": key.key_alias or None,
+        "models": list(key.allowed_models or []), **budget_out(key), "expires": _iso(key.expires_at),
+        "user_id": key.user.username if key.user_id else None,
+        "team_id": str(key.team_id) if key.team_id else None,
+        "organization_id": str(key.organization_id) if key.organization_id else None,
+        "project_id": str(key.project_id) if key.project_id else None,
+        "metadata": key.metadata or {}, "blocked": key.blocked, "created_at": _iso(key.created_at),
+        "updated_at": _iso(key.updated_at), "last_used_at": _iso(key.last_used_at),
+    }
+
+
+def user_out(user: User) -> dict[str, Any]:
+    return {
+        "user_id": user.username, "user_email": user.email or None, "user_role": user.role,
+        "models": list(user.allowed_models or []), **budget_out(user), "metadata": user.metadata or {},
+        "is_active": user.is_active, "created_at": _iso(user.date_joined),
+        "teams": [str(t) for t in user.team_memberships.values_list("team_id", flat=True)],
+    }
+
+
+def member_out(membership: TeamMembership) -> dict[str, Any]:
+    return {"user_id": membership.user.username, "user_email": membership.user.email or None,
+            "role": membership.role}
+
+
+def team_out(team: Team) -> dict[str, Any]:
+    memberships = team.memberships.select_related("user")
+    return {
+        "team_id": str(team.pk), "team_alias": team.name,
+        "organization_id": str(team.organization_id) if team.organization_id else None,
+        "models": list(team.allowed_models or []), **budget_out(team), "blocked": team.blocked,
+        "metadata": team.metadata or {}, "members_with_roles": [member_out(m) for m in memberships],
+        "created_at": _iso(team.created_at), "updated_at": _iso(team.updated_at),
+    }
+
+
+def organization_out(org: Organization) -> dict[str, Any]:
+    return {
+        "organization_id": str(org.pk), "organization_alias": org.name, "models": list(org.allowed_models or []),
+        **budget_out(org), "blocked": org.blocked, "metadata": org.metadata or {},
+        "teams": [{"team_id": str(t.pk), "team_alias": t.name} for t in org.teams.all()],
+        "members": [{"user_id": m.user.username, "role": m.role} for m in org.memberships.select_related("user")],
+        "created_at": _iso(org.created_at), "updated_at": _iso(org.updated_at),
+    }
+
+
+def project_out(project: Project) -> dict[str, Any]:
+    return {
+        "project_id": str(project.pk), "project_alias": project.name,
+        "team_id": str(project.team_id) if project.team_id else None,
+        "organization_id": str(project.organization_id) if project.organization_id else None,
+        "is_active": project.is_active, "models": list(project.allowed_models or []), **budget_out(project),
+        "metadata": project.metadata or {},
+        # Which providers have a key, and its last characters for recognition; never the key.
+        "credentials": {c.provider: c.display for c in project.credentials.all()},
+        "created_at": _iso(project.created_at), "updated_at": _iso(project.updated_at),
+    }

@@ -1,0 +1,69 @@
+"""/spend/logs and /global/spend/report on LiteLLM's paths, scoped to what the caller may see."""
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Q
+from ninja import Router
+
+from accounts import selectors
+from accounts.api import management_auth
+from accounts.roles import Actor
+from billing import reports
+from billing.models import SpendLog
+
+router = Router(auth=management_auth, tags=["Spend"])
+
+
+def _scope(actor: Actor) -> Q | None:
+    """Proxy admins see all spend; others what they administer plus their own."""
+    if actor.is_proxy_admin:
+        return None
+    scope = Q(team_id__in=actor.admin_team_ids) | Q(organization_id__in=actor.admin_org_ids)
+    if actor.user is not None:
+        scope |= Q(user_id=actor.user.pk)
+    return scope
+
+
+def _log_out(row: SpendLog) -> dict[str, Any]:
+    return {
+        "request_id": row.request_id, "call_type": row.call_type, "api_key": row.key.key_hash if row.key else None,
+        "key_name": row.key_display or None, "spend": float(row.cost), "total_tokens": row.total_tokens,
+        "prompt_tokens": row.prompt_tokens, "completion_tokens": row.completion_tokens,
+        "startTime": row.started_at.isoformat(), "endTime": row.ended_at.isoformat(), "model": row.model,
+        "model_id": row.deployment or None, "custom_llm_provider": row.provider or None,
+        "user": row.user.username if row.user else None, "team_id": str(row.team_id) if row.team_id else None,
+        "project_id": str(row.project_id) if row.project_id else None,
+        "organization_id": str(row.organization_id) if row.organization_id else None,
+        "status": row.status, "cache_hit": str(row.cache_hit), "end_user": row.end_user or None,
+        "request_duration_ms": row.latency_ms, "metadata": row.metadata or {},
+    }
+
+
+@router.get("/spend/logs", summary="Individual requests, newest first (up to `limit`).")
+def spend_logs(request, api_key: str | None = None, user_id: str | None = None, team_id: str | None = None,
+               model: str | None = None, request_id: str | None = None, start_date: str | None = None,
+               end_date: str | None = None, limit: int = 1000):
+    actor: Actor = request.auth
+    key = selectors.key_get(key=api_key, queryset=actor.keys()) if api_key else None
+    if key is None and api_key is None and actor.key_id is not None and not actor.is_proxy_admin and \
+            not (actor.admin_team_ids or actor.admin_org_ids) and not (user_id or team_id):
+        key = None  # a plain user sees their own spend through the user scope below
+    user = selectors.user_get(user_id=user_id, queryset=actor.users()) if user_id else None
+    team = selectors.team_get(team_id=team_id, queryset=actor.teams()) if team_id else None
+    rows = reports.spend_logs(
+        scope=_scope(actor), key_id=key.pk if key else None, user_id=user.pk if user else None,
+        team_id=team.pk if team else None, model=model, request_id=request_id,
+        start=reports.parse_date(start_date, param="start_date"), end=reports.parse_date(end_date, param="end_date"),
+        limit=max(1, min(limit, 10000)))
+    return [_log_out(r) for r in rows.select_related("key", "user")]
+
+
+@router.get("/global/spend/report", summary="Spend grouped by day, key, team, user, project, organization or model.")
+def global_spend_report(request, start_date: str | None = None, end_date: str | None = None,
+                        group_by: str = "team"):
+    actor: Actor = request.auth
+    groups = [g.strip() for g in group_by.split(",") if g.strip()]
+    return reports.spend_report(group_by=groups, scope=_scope(actor),
+                                start=reports.parse_date(start_date, param="start_date"),
+                                end=reports.parse_date(end_date, param="end_date"))

@@ -1,0 +1,64 @@
+"""/model/new, /model/info, /model/delete: deployments stored in the database beside the config's."""
+from __future__ import annotations
+
+from typing import Any
+
+from ninja import Field, Router, Schema
+from pydantic import ConfigDict
+
+from accounts.api import management_auth
+from accounts.roles import Actor
+from gateway import model_services
+from gateway.errors import LlmurError
+from gateway.models import ModelDeployment
+
+router = Router(auth=management_auth, tags=["Models"])
+
+
+class ModelNewIn(Schema):
+    model_config = ConfigDict(extra="ignore", protected_namespaces=())
+    model_name: str
+    litellm_params: dict[str, Any]
+    model_info: dict[str, Any] | None = None
+
+
+class ModelDeleteIn(Schema):
+    id: str = Field(..., description="The deployment's model_info.id.")
+
+
+def deployment_out(d: ModelDeployment) -> dict[str, Any]:
+    return {"model_name": d.model_name, "litellm_params": model_services.public_params(d.litellm_params),
+            "model_info": {**(d.model_info or {}), "id": d.deployment_id,
+                           "db_model": d.source == ModelDeployment.Source.DATABASE, "is_active": d.is_active,
+                           "created_at": d.created_at.isoformat(), "updated_at": d.updated_at.isoformat()}}
+
+
+@router.post("/model/new", summary="Add a deployment; every worker serves it within seconds, no restart.")
+def model_new(request, body: ModelNewIn):
+    actor: Actor = request.auth
+    actor.require_proxy_admin("add models")
+    deployment = model_services.deployment_create(by=actor, model_name=body.model_name,
+                                                  litellm_params=body.litellm_params, model_info=body.model_info)
+    return {"model_id": deployment.deployment_id, **deployment_out(deployment)}
+
+
+@router.get("/model/info", summary="Deployments (config and database), secrets never included.")
+def model_info(request, litellm_model_id: str | None = None, model_name: str | None = None):
+    qs = ModelDeployment.objects.filter(is_active=True)
+    if litellm_model_id:
+        qs = qs.filter(deployment_id=litellm_model_id)
+    if model_name:
+        qs = qs.filter(model_name=model_name)
+    return {"data": [deployment_out(d) for d in qs]}
+
+
+@router.post("/model/delete")
+def model_delete(request, body: ModelDeleteIn):
+    actor: Actor = request.auth
+    actor.require_proxy_admin("delete models")
+    deployment = ModelDeployment.objects.filter(deployment_id=body.id).first()
+    if deployment is None:
+        raise LlmurError(404, "not_found_error", f"No deployment with id {body.id!r}; see /model/info.", param="id",
+                         code="404")
+    model_services.deployment_delete(by=actor, deployment=deployment)
+    return {"message": f"Model {body.id} deleted.", "id": body.id}

@@ -1,0 +1,101 @@
+"""The one NinjaAPI: each app adds its router here; every error leaves in the OpenAI error shape.
+
+OpenAPI docs are served at /docs. Handlers raise gateway.errors.LlmurError; ninja's own errors
+(invalid fields, unparsable JSON, failed auth) are rendered in the same shape, with a message
+that names the field to fix.
+"""
+from __future__ import annotations
+
+import logging
+
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+
+from gateway.errors import LlmurError
+
+logger = logging.getLogger("llmur.api")
+
+api = NinjaAPI(title="llmur", version="1", docs_url="/docs", urls_namespace="llmur")
+
+
+def error_response(exc: LlmurError, request: HttpRequest | None = None) -> HttpResponse:
+    """The error in OpenAI's shape, or Anthropic's on the Messages API (/v1/messages)."""
+    anthropic = request is not None and request.path.rstrip("/").endswith("/messages")
+    response = JsonResponse(exc.anthropic_body() if anthropic else exc.openai_body(), status=exc.status)
+    for name, value in exc.headers.items():
+        response[name] = value
+    return response
+
+
+def _describe(error: dict) -> tuple[str, str]:
+    """One validation error as (field path, message), e.g. ("max_budget", "Input should be a valid number")."""
+    loc = [str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path", "payload", "form")]
+    # ninja nests the body under the parameter name; drop that level when it is the only wrapper.
+    if len(loc) > 1 and loc[0] in ("data", "body_in"):
+        loc = loc[1:]
+    return ".".join(loc) or "body", str(error.get("msg", "invalid value"))
+
+
+@api.exception_handler(LlmurError)
+def _llmur_error(request: HttpRequest, exc: LlmurError) -> HttpResponse:
+    return error_response(exc, request)
+
+
+@api.exception_handler(ValidationError)
+def _validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    errors = list(exc.errors or [])
+    if not errors:
+        return error_response(LlmurError(400, "invalid_request_error", "The request is not valid.", code="400"),
+                              request)
+    field, message = _describe(errors[0])
+    if errors[0].get("type") == "json_invalid" or "parse" in message.lower():
+        return error_response(LlmurError(400, "invalid_request_error", "The request body is not valid JSON.",
+                                         code="400"), request)
+    return error_response(LlmurError(400, "invalid_request_error", f"{field}: {message}", param=field, code="400"),
+                          request)
+
+
+@api.exception_handler(AuthenticationError)
+def _authentication_error(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+    return error_response(LlmurError(401, "auth_error", "Missing or invalid key: send Authorization: Bearer KEY.",
+                                     code="401"), request)
+
+
+@api.exception_handler(HttpError)
+def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    kind = "invalid_request_error" if exc.status_code < 500 else "api_error"
+    message = str(exc)
+    if "parse" in message.lower():
+        message = "The request body is not valid JSON."
+    return error_response(LlmurError(exc.status_code, kind, message, code=str(exc.status_code)), request)
+
+
+@api.exception_handler(Http404)
+def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
+    return error_response(LlmurError(404, "not_found_error", "Not found.", code="404"), request)
+
+
+@api.exception_handler(Exception)
+def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
+    # Logged with its traceback for operators; the client gets one line and never internals.
+    logger.exception("unhandled error on %s %s", request.method, request.path)
+    return error_response(LlmurError(500, "api_error", "Internal error; the server log has the details.",
+                                     code="500"), request)
+
+
+# Each app's router, mounted at the root. Apps land in parallel, so a router whose module is not in
+# this checkout yet is skipped; one that exists but fails to import still fails loudly.
+ROUTERS = ("gateway.api", "accounts.api", "gateway.model_api", "billing.api", "billing.spend_api")
+
+
+def _mount() -> None:
+    import importlib
+    import importlib.util
+
+    for module in ROUTERS:
+        if importlib.util.find_spec(module) is not None:
+            api.add_router("", importlib.import_module(module).router)
+
+
+_mount()
