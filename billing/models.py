@@ -67,10 +67,16 @@ class SpendLog(models.Model):
     stream = models.BooleanField(default=False)
     end_user = models.CharField(max_length=200, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
+    # Set in the same transaction that adds the row's cost to its owners' spend fields, so a
+    # redelivered event (same request_id) can never be counted twice.
+    booked = models.BooleanField(default=False, editable=False)
+    # Cleared when the row is inserted; set by the rollup that recomputes the row's day.
+    rolled_up = models.BooleanField(default=False, editable=False)
 
     class Meta:
         ordering = ["-started_at"]
         indexes = [
+            models.Index(fields=["rolled_up"], name="spend_rolled_up"),
             models.Index(fields=["-started_at"], name="spend_started"),
             models.Index(fields=["key", "-started_at"], name="spend_key_started"),
             models.Index(fields=["user", "-started_at"], name="spend_user_started"),
@@ -116,3 +122,12 @@ class DailySpend(models.Model):
             models.Index(fields=["day", "model"], name="daily_day_model"),
             models.Index(fields=["key", "day"], name="daily_key_day"),
         ]
+
+
+class JobLock(models.Model):
+    """A row that a periodic billing job locks (SELECT ... FOR UPDATE) so two runs never overlap."""
+
+    name = models.CharField(max_length=64, unique=True)
+
+    def __str__(self) -> str:
+        return self.name

@@ -122,6 +122,14 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Beat (billing): drain the spend stream often (tasks stop when it is empty), reset budgets at
+# the granularity of the shortest budget_duration (30s), and roll SpendLog up into DailySpend.
+CELERY_BEAT_SCHEDULE = {
+    "spend-drain": {"task": "billing.spend_drain", "schedule": 2.0, "options": {"expires": 30}},
+    "budget-reset": {"task": "billing.budget_reset", "schedule": 10.0, "options": {"expires": 30}},
+    "daily-spend-rollup": {"task": "billing.daily_spend_rollup", "schedule": 60.0, "options": {"expires": 120}},
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(LLMUR.var_dir / "celerybeat-schedule")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
