@@ -1,29 +1,130 @@
-"""ASGI entry point: the /v1 hot path skips Django's middleware; everything else gets all of it.
+"""ASGI entry point: the /v1 hot path skips Django's middleware and signals; everything else gets all of it.
 
 Each sync middleware costs a thread hop per request under ASGI (DESIGN.md, "What the hot path can
-afford"), so the API paths go to a handler whose middleware chain is empty. The admin, the
-management API and health checks keep the full chain.
+afford"), and so do Django's request_started/request_finished signals, whose receiver
+(close_old_connections) is sync. The API paths therefore go to a handler with an empty middleware
+chain that sends neither signal: the hot path does not touch the database in steady state, and
+the rare loads it does (auth cache misses, deployment reloads) release their connection
+themselves. The admin, the management API and health checks keep the full chain.
 """
 from __future__ import annotations
 
+import asyncio
+import io
 import os
 
 import django
 from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.exception import convert_exception_to_response
+from django.core.exceptions import RequestAborted
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "llmur.settings")
 django.setup(set_prefix=False)
 
+from django.conf import settings  # noqa: E402
+
+# Importing these registers their lifespan hooks (upstream session, Redis client) and builds the URL map
+# now rather than on the first request.
+import gateway.http  # noqa: E402,F401
+import llmur.urls  # noqa: E402,F401
+from gateway.errors import LlmurError  # noqa: E402
+
+
+class BodyTooLarge(Exception):
+    pass
+
 
 class BareASGIHandler(ASGIHandler):
-    """Django's ASGI handler with no middleware at all."""
+    """Django's ASGI handler with no middleware, no request signals and a capped in-memory body."""
 
     def load_middleware(self, is_async: bool = False) -> None:
         self._view_middleware = []
         self._template_response_middleware = []
         self._exception_middleware = []
         self._middleware_chain = convert_exception_to_response(self._get_response_async)
+
+    async def get_response_async(self, request):
+        # Django's version also logs every 4xx/5xx answer through a worker thread; API errors are
+        # answers to clients (over budget, bad model), logged by the pipeline where they matter.
+        return await self._middleware_chain(request)
+
+    async def handle(self, scope, receive, send):
+        limit = settings.LLMUR.config.max_request_body_bytes
+        anthropic = scope["path"].endswith("/messages")
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = 0
+                if declared > limit:
+                    await self._too_large(send, limit, anthropic)
+                    return
+                break
+        try:
+            body = await self._read_capped(receive, limit)
+        except RequestAborted:
+            return
+        except BodyTooLarge:
+            await self._too_large(send, limit, anthropic)
+            return
+        request, error_response = self.create_request(scope, body)
+        if request is None:
+            await self.send_response(error_response, send)
+            return
+
+        async def process_request():
+            response = await self.run_get_response(request)
+            try:
+                await self.send_response(response, send)
+            except asyncio.CancelledError:
+                pass  # the client went away while the response was being sent
+
+        # As in Django: a disconnect while the view runs (or streams) cancels the view, which for a
+        # stream closes the upstream connection at once.
+        tasks = [asyncio.create_task(self.listen_for_disconnect(receive)), asyncio.create_task(process_request())]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            if task.done():
+                try:
+                    task.result()
+                except RequestAborted:
+                    pass
+            else:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+
+    @staticmethod
+    async def _read_capped(receive, limit: int) -> io.BytesIO:
+        parts, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise RequestAborted()
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > limit:
+                    raise BodyTooLarge()
+                parts.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return io.BytesIO(b"".join(parts))
+
+    @staticmethod
+    async def _too_large(send, limit: int, anthropic: bool) -> None:
+        import orjson
+
+        error = LlmurError(413, "invalid_request_error", f"Request body is larger than the gateway's limit of {limit} "
+                           "bytes (max_request_body_bytes).", code="413")
+        body = orjson.dumps(error.anthropic_body() if anthropic else error.openai_body())
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
 
 
 HOT_PREFIXES = ("/v1/", "/chat/", "/completions", "/embeddings", "/models", "/messages", "/health/liveliness")

@@ -2,6 +2,7 @@
 from django.contrib import admin
 from django.urls import path
 
+from gateway import health_api
 from llmur import health
 from llmur.api import api
 
@@ -9,6 +10,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("health/liveliness", health.liveliness, name="health-liveliness"),
     path("health/readiness", health.readiness, name="health-readiness"),
+    # LiteLLM's /health: every deployment checked, master key only (gateway/health_api.py).
+    path("health", health_api.health, name="health-deployments"),
     # The one NinjaAPI (llmur/api.py): /v1/* and the management API; docs at /docs.
     path("", api.urls),
 ]

@@ -94,3 +94,119 @@ def redis_client(redis_url):
     client.flushdb()
     yield client
     client.close()
+
+
+# --------------------------------------------------------------------------- a real llmur server
+
+TEST_MASTER_KEY = "sk-llmur-test-master"
+
+
+def database_url_for_subprocess() -> str:
+    """A URL for the database the tests use (pytest-django's test database, once it is set up)."""
+    from urllib.parse import quote
+
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    engine = db["ENGINE"].rsplit(".", 1)[-1]
+    if engine == "sqlite3":
+        name = str(db["NAME"])
+        if name == ":memory:" or "mode=memory" in name:
+            raise RuntimeError("a server subprocess cannot share an in-memory SQLite test database; "
+                               "run server tests on PostgreSQL or MariaDB")
+        return f"sqlite:///{name}"
+    scheme = {"postgresql": "postgresql", "mysql": "mysql"}[engine]
+    auth = quote(db.get("USER") or "")
+    if db.get("PASSWORD"):
+        auth += ":" + quote(db["PASSWORD"])
+    return f"{scheme}://{auth}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or ''}/{db['NAME']}"
+
+
+class Gateway:
+    """Handle on a running llmur server process: .url, .master_key, .stop(), .output()."""
+
+    def __init__(self, process: subprocess.Popen, port: int, config_path: Path, log_path: Path, master_key: str):
+        self.process, self.port, self.config_path, self.log_path = process, port, config_path, log_path
+        self.url = f"http://127.0.0.1:{port}"
+        self.master_key = master_key
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+
+def start_gateway(config: dict, workers: int = 1, env: dict | None = None) -> Gateway:
+    """Start `llmur-proxy` on a free port with this config (YAML-dumped) and wait until it serves.
+
+    The database is the tests' database and the cache REDIS_URL when set, unless config or env say
+    otherwise; master_keys defaults to [TEST_MASTER_KEY], application_secret to this process's. Needs the database set up (request the
+    django_db_setup fixture) and rows created with django_db(transaction=True) to be visible to it.
+    """
+    import tempfile
+
+    import yaml
+
+    from django.conf import settings
+
+    workdir = Path(tempfile.mkdtemp(prefix="llmur-gateway-"))
+    # The same application_secret as this process, so keys it hashes and secrets it encrypts match.
+    config = {"master_keys": [TEST_MASTER_KEY], "log_level": "warning", "application_secret": settings.SECRET_KEY,
+              **config}
+    config_path = workdir / "config.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    child_env = {k: v for k, v in os.environ.items()
+                 if k not in ("LLMUR_CONFIGURATION", "LLMUR_MASTER_KEY", "LITELLM_MASTER_KEY")}
+    child_env.update({"DATABASE_URL": database_url_for_subprocess(), "LLMUR_VAR_DIR": str(workdir / "var"),
+                      "PYTHONUNBUFFERED": "1"})
+    child_env.update(env or {})
+    port = free_port()
+    log_path = workdir / "server.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "llmur.cli", "-c", str(config_path), "--host", "127.0.0.1", "--port", str(port),
+             "--workers", str(workers), "--no-migrate"],
+            cwd=str(ROOT), env=child_env, stdout=log, stderr=subprocess.STDOUT)
+    handle = Gateway(process, port, config_path, log_path, str(config["master_keys"][0]))
+    try:
+        wait_for_http(f"{handle.url}/health/liveliness", timeout=60)
+        if process.poll() is not None:
+            raise RuntimeError("exited")
+    except Exception:
+        handle.stop()
+        raise RuntimeError(f"llmur server did not start:\n{handle.output()}") from None
+    return handle
+
+
+def mock_model_list(upstream_url: str) -> list[dict]:
+    """model_list entries for the shared mock upstream: each provider family and each fault model."""
+    v1 = f"{upstream_url}/v1"
+    entries = [
+        {"model_name": "mock-gpt", "litellm_params": {"model": "openai/mock-gpt", "api_base": v1,
+                                                      "api_key": "sk-upstream-openai-secret"}},
+        {"model_name": "mock-claude", "litellm_params": {"model": "anthropic/mock-claude", "api_base": upstream_url,
+                                                         "api_key": "sk-ant-upstream-secret"}},
+    ]
+    for fault in ("mock-400", "mock-429", "mock-500", "mock-cut", "mock-drip-50"):
+        entries.append({"model_name": fault, "litellm_params": {"model": f"openai/{fault}", "api_base": v1}})
+    entries.append({"model_name": "mock-hang", "litellm_params": {"model": "openai/mock-hang", "api_base": v1,
+                                                                  "timeout": 1, "stream_timeout": 1}})
+    entries.append({"model_name": "mock-claude-cut", "litellm_params": {"model": "anthropic/mock-cut",
+                                                                        "api_base": upstream_url}})
+    return entries
+
+
+@pytest.fixture(scope="session")
+def gateway(django_db_setup, mock_upstream):
+    """One llmur server for the session, serving mock_model_list() on the shared mock upstream."""
+    server = start_gateway({"model_list": mock_model_list(mock_upstream.url),
+                            "router_settings": {"num_retries": 0}})
+    yield server
+    server.stop()

@@ -1,0 +1,232 @@
+"""Who is calling: API key → Principal, through an in-process TTL cache, then Redis, then the database.
+
+Keys are looked up only by their HMAC digest (accounts.keys.key_digest); the plaintext is never
+stored, logged or echoed. Changes to keys and their owners reach every worker within a second:
+gateway.signals bumps a Redis "auth version" on every save/delete, each process compares it with
+the version it last saw at most every 250 ms and drops its local cache when it moved. Without
+Redis (embedded mode, one process) the signal clears the cache directly and entries live ≤ 1 s,
+which also covers writes made by another process such as a management command.
+"""
+from __future__ import annotations
+
+import logging
+import pickle
+import time
+from functools import lru_cache
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import close_old_connections
+
+from gateway import http
+from gateway.context import EntityLimits, Principal
+from gateway.errors import LlmurError
+
+logger = logging.getLogger("llmur.gateway.auth")
+
+AUTH_VERSION_KEY = "llmur:auth_version"
+VERSION_CHECK_INTERVAL = 0.25
+# With Redis the version check invalidates; the TTL only bounds memory and a missed bump.
+LOCAL_TTL_WITH_REDIS = 10.0
+LOCAL_TTL_EMBEDDED = 1.0
+NEGATIVE_TTL = 2.0
+REDIS_TTL = 300
+REDIS_NEGATIVE_TTL = 10
+LOCAL_CACHE_MAX = 100_000
+ALL_MODELS = frozenset({"*", "all-proxy-models"})
+
+MASTER = Principal(is_master=True, display="master key")
+
+# digest → (expires at, Principal or LlmurError)
+_cache: dict[str, tuple[float, Principal | LlmurError]] = {}
+_seen = {"version": None, "checked": 0.0}
+
+
+def unauthorized(message: str) -> LlmurError:
+    return LlmurError(401, "invalid_api_key", message, param="key", code="401")
+
+
+MISSING_KEY = ("No API key provided. Send it as 'Authorization: Bearer sk-...' or 'x-api-key: sk-...'.")
+UNKNOWN_KEY = ("Authentication Error: invalid API key (token_not_found_in_db). Check the key, or ask an "
+               "operator for a new one.")
+
+
+def key_from_headers(meta: dict[str, Any]) -> str:
+    """The API key from `Authorization: Bearer KEY`, `x-api-key` or `api-key`, or ''."""
+    value = meta.get("HTTP_AUTHORIZATION")
+    if value:
+        scheme, separator, token = value.partition(" ")
+        if not separator:
+            return value.strip()  # a bare key, as some clients send it
+        return token.strip() if scheme.lower() == "bearer" else ""
+    return (meta.get("HTTP_X_API_KEY") or meta.get("HTTP_API_KEY") or "").strip()
+
+
+@lru_cache(maxsize=1)
+def _master_digests() -> tuple[str, ...]:
+    from accounts.keys import key_digest
+    from llmur.startup import master_key_file
+
+    digests = [key_digest(key) for key in settings.LLMUR.master_keys]
+    if not digests:
+        try:
+            digests.append(master_key_file().read_text().strip())
+        except OSError:
+            pass
+    return tuple(d for d in digests if d)
+
+
+def _is_master(digest: str) -> bool:
+    from accounts.keys import digests_equal
+
+    found = False
+    for candidate in _master_digests():
+        # No early exit: every candidate is compared, in constant time.
+        found |= digests_equal(digest, candidate)
+    return found
+
+
+def cache_clear() -> None:
+    _cache.clear()
+
+
+def _local_ttl() -> float:
+    return LOCAL_TTL_WITH_REDIS if settings.LLMUR.cache.engine == "redis" else LOCAL_TTL_EMBEDDED
+
+
+async def _check_version(redis) -> str | None:
+    """Drop the local cache when the shared auth version moved; at most one check per interval."""
+    now = time.monotonic()
+    if now - _seen["checked"] < VERSION_CHECK_INTERVAL:
+        return _seen["version"]
+    _seen["checked"] = now
+    try:
+        raw = await redis.get(AUTH_VERSION_KEY)
+    except Exception:  # noqa: BLE001 - Redis down: keep serving from the local cache (fail open)
+        logger.warning("auth version check failed: Redis unreachable")
+        return _seen["version"]
+    version = raw.decode() if raw else "0"
+    if version != _seen["version"]:
+        if _seen["version"] is not None:
+            _cache.clear()
+        _seen["version"] = version
+    return version
+
+
+async def authenticate(key: str) -> Principal:
+    """The Principal for an API key, or LlmurError 401."""
+    if not key:
+        raise unauthorized(MISSING_KEY)
+    from accounts.keys import key_digest
+
+    digest = key_digest(key)
+    if _is_master(digest):
+        return MASTER
+    redis = http.redis()
+    version = await _check_version(redis) if redis is not None else None
+    now = time.monotonic()
+    hit = _cache.get(digest)
+    if hit is not None and hit[0] > now:
+        entry = hit[1]
+    else:
+        entry = await _lookup(digest, redis, version)
+        if len(_cache) >= LOCAL_CACHE_MAX:
+            _cache.clear()
+        ttl = _local_ttl() if isinstance(entry, Principal) else min(NEGATIVE_TTL, _local_ttl())
+        _cache[digest] = (now + ttl, entry)
+    if isinstance(entry, LlmurError):
+        raise entry
+    if entry.expires_at is not None and entry.expires_at.timestamp() <= time.time():
+        raise unauthorized("Authentication Error: this key has expired. Ask an operator to renew it.")
+    return entry
+
+
+async def _lookup(digest: str, redis, version: str | None) -> Principal | LlmurError:
+    redis_key = f"llmur:auth:{version}:{digest}"
+    if redis is not None:
+        try:
+            cached = await redis.get(redis_key)
+            if cached is not None:
+                return _decode(pickle.loads(cached))
+        except Exception:  # noqa: BLE001 - fall through to the database
+            logger.warning("auth cache read failed: Redis unreachable")
+    snapshot = await sync_to_async(principal_snapshot)(digest=digest)
+    if redis is not None:
+        try:
+            ttl = REDIS_NEGATIVE_TTL if snapshot[0] == "unknown" else REDIS_TTL
+            await redis.set(redis_key, pickle.dumps(snapshot), ex=ttl)
+        except Exception:  # noqa: BLE001
+            logger.warning("auth cache write failed: Redis unreachable")
+    return _decode(snapshot)
+
+
+def _decode(snapshot: tuple) -> Principal | LlmurError:
+    kind = snapshot[0]
+    if kind == "ok":
+        return snapshot[1]
+    if kind == "refused":
+        return unauthorized(snapshot[1])
+    return unauthorized(UNKNOWN_KEY)
+
+
+def _allowed(*lists: list[str] | None) -> frozenset[str] | None:
+    """Intersection of the non-empty allow-lists; None when none restricts."""
+    result: frozenset[str] | None = None
+    for models in lists:
+        if not models or ALL_MODELS & set(models):
+            continue
+        result = frozenset(models) if result is None else result & frozenset(models)
+    return result
+
+
+def _limits(kind: str, entity: Any) -> EntityLimits:
+    return EntityLimits(kind=kind, id=entity.pk, max_budget=entity.max_budget, soft_budget=entity.soft_budget,
+                        budget_duration=entity.budget_duration, rpm_limit=entity.rpm_limit,
+                        tpm_limit=entity.tpm_limit, max_parallel_requests=entity.max_parallel_requests)
+
+
+def principal_snapshot(*, digest: str) -> tuple:
+    """Load a virtual key with its owners in one query and snapshot it.
+
+    Returns ("ok", Principal), ("refused", reason) or ("unknown",): a picklable value for the
+    Redis cache. Runs in a worker thread; the database connection is released afterwards.
+    """
+    from accounts.models import VirtualKey
+
+    close_old_connections()
+    try:
+        key = (VirtualKey.objects
+               .select_related("user", "team", "team__organization", "project", "project__team",
+                               "project__organization", "organization")
+               .filter(key_hash=digest).first())
+        if key is None:
+            return ("unknown",)
+        credentials = ({c.provider: c.encrypted_api_key for c in key.project.credentials.all()}
+                       if key.project is not None else {})
+    finally:
+        close_old_connections()
+    project = key.project
+    team = key.team or (project.team if project else None)
+    organization = key.organization or (team.organization if team else None) or (
+        project.organization if project else None)
+    if key.blocked:
+        return ("refused", "Authentication Error: this key is blocked. An operator can unblock it.")
+    if key.user is not None and not key.user.is_active:
+        return ("refused", "Authentication Error: the user who owns this key is deactivated.")
+    if team is not None and team.blocked:
+        return ("refused", f"Authentication Error: team {team.name!r} is blocked.")
+    if organization is not None and organization.blocked:
+        return ("refused", f"Authentication Error: organization {organization.name!r} is blocked.")
+    if project is not None and not project.is_active:
+        return ("refused", f"Authentication Error: project {project.name!r} is inactive.")
+    owners = [("key", key), ("user", key.user), ("project", project), ("team", team), ("organization", organization)]
+    principal = Principal(
+        is_master=False, key_id=key.pk, key_hash=digest, display=key.display, alias=key.key_alias,
+        user_id=key.user_id, team_id=team.pk if team else None, project_id=project.pk if project else None,
+        organization_id=organization.pk if organization else None,
+        allowed_models=_allowed(*(getattr(e, "allowed_models", None) for _, e in owners if e is not None)),
+        limits=tuple(_limits(kind, entity) for kind, entity in owners if entity is not None),
+        project_credentials=credentials, expires_at=key.expires_at, metadata=dict(key.metadata or {}),
+    )
+    return ("ok", principal)

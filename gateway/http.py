@@ -1,0 +1,80 @@
+"""Per-process clients of the request path: the pooled upstream HTTP session and the async Redis client.
+
+One aiohttp ClientSession per worker process keeps upstream connections alive across requests
+(plain httpx's pool collapses under concurrency, see DESIGN.md). It is opened by the ASGI lifespan
+and closed at shutdown; a request that arrives on another event loop (Django's test client runs
+each request on a fresh loop) gets a session of its own loop instead of a broken one.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import aiohttp
+from django.conf import settings
+
+from gateway.lifespan import on_shutdown, on_startup
+
+logger = logging.getLogger("llmur.gateway.http")
+
+# Enough connections for a busy worker; per-host too, since most installations have few upstream hosts.
+CONNECTION_LIMIT = 1000
+KEEPALIVE_SECONDS = 60
+
+_session: aiohttp.ClientSession | None = None
+_redis = None
+
+
+def _new_session() -> aiohttp.ClientSession:
+    connector = aiohttp.TCPConnector(limit=CONNECTION_LIMIT, limit_per_host=CONNECTION_LIMIT,
+                                     keepalive_timeout=KEEPALIVE_SECONDS, ttl_dns_cache=300)
+    # Bodies are passed through as bytes: no automatic decompression surprises, no cookie jar shared
+    # between callers.
+    return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
+                                 auto_decompress=True, raise_for_status=False)
+
+
+def session() -> aiohttp.ClientSession:
+    """The upstream session of the running event loop."""
+    global _session
+    current = _session
+    if current is None or current.closed or current._loop is not asyncio.get_running_loop():
+        current = _session = _new_session()
+    return current
+
+
+def redis():
+    """The async Redis client of the running event loop, or None in embedded (local cache) mode."""
+    global _redis
+    if settings.LLMUR.cache.engine != "redis":
+        return None
+    client = _redis
+    loop = asyncio.get_running_loop()
+    if client is None or client._llmur_loop is not loop:
+        import redis.asyncio as aioredis
+
+        client = aioredis.Redis.from_url(settings.LLMUR.cache.url, socket_connect_timeout=2, socket_timeout=2,
+                                         health_check_interval=30)
+        client._llmur_loop = loop
+        _redis = client
+    return client
+
+
+@on_startup
+async def open_clients() -> None:
+    session()
+    redis()
+
+
+@on_shutdown
+async def close_clients() -> None:
+    global _session, _redis
+    if _session is not None and not _session.closed:
+        await _session.close()
+    _session = None
+    if _redis is not None:
+        try:
+            await _redis.aclose()
+        except Exception:  # noqa: BLE001 - shutdown goes on
+            logger.warning("closing the Redis client failed", exc_info=True)
+    _redis = None

@@ -1,0 +1,469 @@
+"""The request pipeline: authenticate → authorize → limits → route → call → account.
+
+Each step reads and fills gateway.context.RequestContext, so the limits/spend and router work
+plug in here without touching the handlers. `gateway.limits.settle(ctx)` runs exactly once for
+every request `admit` let through — on success, on an upstream error or timeout, and when the
+client goes away (for streams: when the response generator is closed or cancelled).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+from datetime import datetime, timezone
+from functools import lru_cache
+from typing import Any, AsyncIterator, Callable
+
+import aiohttp
+from django.conf import settings
+from django.http import HttpResponse
+
+from gateway import auth, http, limits, registry, router, schemas, streaming
+from gateway.context import RequestContext, Usage
+from gateway.errors import LlmurError
+from gateway.providers import provider_for
+from gateway.providers import anthropic as anthropic_translation
+from gateway.providers.base import CHAT, EMBEDDING, MESSAGES, Answer, Chunk, Provider, UpstreamStreamError, dumps
+
+logger = logging.getLogger("llmur.gateway.pipeline")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+VALIDATORS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "chat": schemas.validate_chat, "completion": schemas.validate_completion,
+    "embedding": schemas.validate_embedding, "messages": schemas.validate_messages,
+}
+
+
+def request_id_for(meta: dict[str, Any]) -> str:
+    """The client's x-request-id when it is a sane token, else a new one."""
+    given = meta.get("HTTP_X_REQUEST_ID")
+    if given and _REQUEST_ID.match(given):
+        return given
+    return uuid.uuid4().hex
+
+
+def json_response(content: bytes, headers: dict[str, str], status: int = 200) -> HttpResponse:
+    response = HttpResponse(content, status=status, content_type="application/json")
+    response["Content-Length"] = str(len(content))
+    for name, value in headers.items():
+        response[name] = value
+    return response
+
+
+def error_response(error: LlmurError, *, anthropic: bool, request_id: str,
+                   extra_headers: dict[str, str] | None = None) -> HttpResponse:
+    body = error.anthropic_body() if anthropic else error.openai_body()
+    return json_response(dumps(body), {**(extra_headers or {}), "x-request-id": request_id, **error.headers},
+                         status=error.status)
+
+
+# --------------------------------------------------------------------------- steps
+
+def authorize(ctx: RequestContext, reg: registry.Registry) -> tuple[registry.Deployment, ...]:
+    """The model group, if it exists and the key may use it."""
+    principal = ctx.principal
+    group = reg.group(ctx.model)
+    allowed = principal.allowed_models if principal is not None else None
+    if allowed is not None and ctx.model not in allowed:
+        if not group:
+            raise _unknown_model(ctx.model)
+        raise LlmurError(403, "permission_error", f"This key is not allowed to use model '{ctx.model}'. "
+                         "GET /v1/models lists the models it may use.", param="model", code="403")
+    if not group:
+        raise _unknown_model(ctx.model)
+    return group
+
+
+def _unknown_model(model: str) -> LlmurError:
+    return LlmurError(404, "not_found_error", f"Model '{model}' does not exist on this gateway. "
+                      "GET /v1/models lists the models your key can use.", param="model", code="404")
+
+
+def allowed_model_names(principal, reg: registry.Registry) -> list[str]:
+    names = reg.model_names
+    if principal.allowed_models is None:
+        return names
+    return [name for name in names if name in principal.allowed_models]
+
+
+@lru_cache(maxsize=1024)
+def _decrypt(token: str) -> str:
+    from accounts.keys import secret_decrypt
+
+    return secret_decrypt(token)
+
+
+def api_key_for(ctx: RequestContext, dep: registry.Deployment) -> str | None:
+    """The project's own credential for this provider when it has one, else the deployment's key."""
+    principal = ctx.principal
+    if principal is not None and principal.project_credentials:
+        token = principal.project_credentials.get(dep.provider)
+        if token:
+            try:
+                return _decrypt(token)
+            except ValueError:
+                logger.error("project %s: stored %s credential cannot be decrypted", principal.project_id,
+                             dep.provider)
+                raise LlmurError(500, "api_error", "This project's provider credential cannot be used; an "
+                                 "operator must set it again.") from None
+    return dep.api_key
+
+
+def _upstream_body(ctx: RequestContext) -> dict[str, Any]:
+    body = ctx.body
+    if any(name in body for name in schemas.PROXY_ONLY_FIELDS) or (ctx.call_type != MESSAGES and "metadata" in body):
+        body = {k: v for k, v in body.items() if k not in schemas.PROXY_ONLY_FIELDS}
+        if ctx.call_type != MESSAGES:
+            # LiteLLM clients send metadata (tags, trace ids) for the gateway, not for the provider.
+            ctx.metadata["request_metadata"] = body.pop("metadata", None)
+    return body
+
+
+class _Call:
+    """What to send to one deployment and how to read its answer in the client's format."""
+
+    def __init__(self, ctx: RequestContext, dep: registry.Deployment):
+        self.dep, self.provider = dep, provider_for(dep.provider)
+        body = _upstream_body(ctx)
+        call_type = ctx.call_type
+        # /v1/messages on a provider that does not speak Anthropic: translate through OpenAI chat.
+        self.translate_messages = call_type == MESSAGES and self.provider.native != "anthropic"
+        if self.translate_messages:
+            body, call_type = anthropic_translation.anthropic_to_openai_request(body), CHAT
+        if call_type not in self.provider.call_types:
+            raise LlmurError(400, "invalid_request_error", f"Model '{ctx.model}' ({dep.provider}) does not support "
+                             f"{ctx.call_type} requests.", param="model")
+        self.call_type = call_type
+        self.api_key = api_key_for(ctx, dep)
+        client_headers = {}
+        if ctx.call_type == MESSAGES:
+            for header in ("anthropic-version", "anthropic-beta"):
+                value = ctx.metadata.get(header)
+                if value:
+                    client_headers[header] = value
+        self.request = self.provider.build_request(dep, call_type, body, api_key=self.api_key,
+                                                   client_headers=client_headers)
+
+
+def _timeout_error(dep: registry.Deployment, seconds: float) -> LlmurError:
+    error = LlmurError(504, "timeout", f"Upstream deployment {dep.id} did not answer within {seconds:g} s.",
+                       code="504")
+    error.retryable = True
+    return error
+
+
+def _connection_error(dep: registry.Deployment, exc: BaseException) -> LlmurError:
+    error = LlmurError(502, "api_error", f"Upstream deployment {dep.id} could not be reached "
+                       f"({exc.__class__.__name__}).")
+    error.retryable = True
+    return error
+
+
+async def _open(call: _Call, stream: bool) -> aiohttp.ClientResponse:
+    """Send the request; return the response once its status is 2xx, else raise the mapped error."""
+    dep = call.dep
+    seconds = dep.stream_timeout if stream else dep.timeout
+    timeout = (aiohttp.ClientTimeout(total=None, sock_connect=seconds, sock_read=seconds) if stream
+               else aiohttp.ClientTimeout(total=seconds))
+    request = call.request
+    try:
+        response = await http.session().post(request.url, data=request.body, headers=request.headers,
+                                             timeout=timeout)
+        if response.status >= 400:
+            raw = await response.read()
+            response.release()
+            raise call.provider.map_error(dep, response.status, raw, response.headers, call.api_key)
+        return response
+    except asyncio.TimeoutError:
+        raise _timeout_error(dep, seconds) from None
+    except aiohttp.ClientError as exc:
+        raise _connection_error(dep, exc) from None
+
+
+def _retries() -> int:
+    return settings.LLMUR.config.router_settings.num_retries
+
+
+async def _with_retries(ctx: RequestContext, group, attempt):
+    """Try deployments until one answers; retry only retryable failures, each deployment once."""
+    tried: list[str] = []
+    last = LlmurError(503, "api_error", f"No deployment of model '{ctx.model}' is available right now.")
+    while True:
+        dep = router.choose(group, ctx, tried)
+        if dep is None:
+            raise last
+        tried.append(dep.id)
+        ctx.deployment, ctx.deployment_id, ctx.provider = dep, dep.id, dep.provider
+        try:
+            return await attempt(dep)
+        except LlmurError as error:
+            last = error
+            if not getattr(error, "retryable", False) or len(tried) > _retries():
+                raise
+            logger.info("request %s: deployment %s failed (%s); retrying on another deployment if one is left",
+                        ctx.request_id, dep.id, error.status)
+
+
+# --------------------------------------------------------------------------- usage
+
+def _usage_from(data: dict[str, Any], usage: Usage) -> bool:
+    """Fill usage from an OpenAI or Anthropic usage object; True when one was present."""
+    found = data.get("usage")
+    if not isinstance(found, dict):
+        return False
+    if "input_tokens" in found or "output_tokens" in found:
+        prompt = (found.get("input_tokens") or 0) + (found.get("cache_read_input_tokens") or 0) + (
+            found.get("cache_creation_input_tokens") or 0)
+        if prompt:
+            usage.prompt_tokens = prompt
+        if found.get("output_tokens") is not None:
+            usage.completion_tokens = found["output_tokens"]
+        return True
+    usage.prompt_tokens = found.get("prompt_tokens") or 0
+    usage.completion_tokens = found.get("completion_tokens") or 0
+    return True
+
+
+# --------------------------------------------------------------------------- the request
+
+async def run(request, call_type: str) -> HttpResponse:
+    """Serve one /v1 request of the given call type."""
+    anthropic = call_type == MESSAGES
+    meta = request.META
+    request_id = request_id_for(meta)
+    try:
+        principal = await auth.authenticate(auth.key_from_headers(meta))
+        body = schemas.parse_body(request.body)
+        model = VALIDATORS[call_type](body)
+        ctx = RequestContext(request_id=request_id, call_type=call_type, model=model, body=body,
+                             stream=body.get("stream") is True and call_type != EMBEDDING,
+                             principal=principal, started_at=datetime.now(timezone.utc))
+        ctx.end_user = body.get("user") if isinstance(body.get("user"), str) else ""
+        if anthropic:
+            ctx.metadata["anthropic-version"] = meta.get("HTTP_ANTHROPIC_VERSION", "")
+            ctx.metadata["anthropic-beta"] = meta.get("HTTP_ANTHROPIC_BETA", "")
+        group = authorize(ctx, await registry.get())
+        await limits.admit(ctx)
+    except LlmurError as error:
+        return error_response(error, anthropic=anthropic, request_id=request_id)
+    if ctx.stream:
+        return await _stream(ctx, group)
+    return await _complete(ctx, group)
+
+
+def _headers(ctx: RequestContext) -> dict[str, str]:
+    headers = {"x-request-id": ctx.request_id, **ctx.response_headers}
+    if ctx.deployment_id:
+        headers["x-llmur-model-deployment"] = ctx.deployment_id
+    return headers
+
+
+async def _settle(ctx: RequestContext) -> None:
+    if ctx.metadata.get("_settled"):
+        return
+    ctx.metadata["_settled"] = True
+    ctx.ended_monotonic = time.monotonic()
+    try:
+        # Shielded: a cancelled request (client gone) must still book what it used.
+        await asyncio.shield(limits.settle(ctx))
+    except Exception:  # noqa: BLE001 - accounting failure must not turn a served answer into an error
+        logger.exception("request %s: settling failed", ctx.request_id)
+
+
+async def _complete(ctx: RequestContext, group) -> HttpResponse:
+    anthropic = ctx.call_type == MESSAGES
+
+    async def attempt(dep):
+        call = _Call(ctx, dep)
+        response = await _open(call, stream=False)
+        try:
+            raw = await response.read()
+        except asyncio.TimeoutError:
+            raise _timeout_error(dep, dep.timeout) from None
+        except aiohttp.ClientError as exc:
+            raise _connection_error(dep, exc) from None
+        finally:
+            response.release()
+        ctx.first_byte_monotonic = time.monotonic()
+        try:
+            answer = call.provider.parse_response(dep, call.call_type, raw)
+        except (ValueError, KeyError, TypeError):
+            raise LlmurError(502, "api_error", f"Upstream deployment {dep.id} sent an answer that is not valid "
+                             f"{dep.provider} JSON.") from None
+        return call, answer
+
+    try:
+        call, answer = await _with_retries(ctx, group, attempt)
+        _usage_from(answer.data, ctx.usage)
+        if call.translate_messages:
+            answer = Answer(data=anthropic_translation.openai_to_anthropic_response(answer.data, ctx.model))
+        return json_response(answer.raw if answer.raw is not None else dumps(answer.data), _headers(ctx))
+    except LlmurError as error:
+        ctx.success, ctx.http_status = False, error.status
+        return error_response(error, anthropic=anthropic, request_id=ctx.request_id,
+                              extra_headers=_headers(ctx))
+    except asyncio.CancelledError:
+        ctx.success, ctx.http_status = False, 499  # the client went away before the answer
+        raise
+    except Exception:
+        ctx.success, ctx.http_status = False, 500
+        logger.exception("request %s failed", ctx.request_id)
+        return error_response(LlmurError(500, "api_error", "Internal error in the gateway; the request id is "
+                                         f"{ctx.request_id}."), anthropic=anthropic, request_id=ctx.request_id)
+    finally:
+        await _settle(ctx)
+
+
+async def _stream(ctx: RequestContext, group) -> HttpResponse:
+    anthropic = ctx.call_type == MESSAGES
+
+    async def attempt(dep):
+        call = _Call(ctx, dep)
+        return call, await _open(call, stream=True)
+
+    try:
+        call, upstream = await _with_retries(ctx, group, attempt)
+    except LlmurError as error:
+        ctx.success, ctx.http_status = False, error.status
+        await _settle(ctx)
+        return error_response(error, anthropic=anthropic, request_id=ctx.request_id, extra_headers=_headers(ctx))
+    except BaseException:
+        ctx.success, ctx.http_status = False, 499
+        await _settle(ctx)
+        raise
+    return streaming.streaming_response(_relay(ctx, call, upstream), _headers(ctx))
+
+
+async def _relay(ctx: RequestContext, call: _Call, upstream: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    """Relay one upstream stream to the client; cancel the upstream and settle however it ends."""
+    dep = call.dep
+    if call.provider.native == "anthropic" and call.call_type == MESSAGES:
+        events = call.provider.parse_stream(dep, MESSAGES, streaming.sse_events(upstream.content.iter_any()))
+        out = _anthropic_passthrough(ctx, events)
+    else:
+        chunks = call.provider.parse_stream(dep, call.call_type, _upstream_events(call, upstream))
+        if call.translate_messages:
+            out = anthropic_translation.openai_stream_to_anthropic(_count_openai(ctx, chunks, True), ctx.model)
+        else:
+            out = _openai_out(ctx, _count_openai(ctx, chunks, _client_wants_usage(ctx)))
+    anthropic = ctx.call_type == MESSAGES
+    try:
+        async for part in out:
+            if ctx.first_byte_monotonic is None:
+                ctx.first_byte_monotonic = time.monotonic()
+            yield part
+    except Exception as exc:  # noqa: BLE001 - whatever broke, the client gets an error event, not a hang
+        ctx.success, ctx.http_status = False, 504 if isinstance(exc, asyncio.TimeoutError) else 502
+        if isinstance(exc, UpstreamStreamError):
+            error = LlmurError(502, exc.type or "api_error", f"Upstream deployment {dep.id} reported an error "
+                               f"mid-stream: {exc.message}", code=exc.code)
+        elif isinstance(exc, asyncio.TimeoutError):
+            error = LlmurError(504, "timeout", f"Upstream deployment {dep.id} stopped sending for "
+                               f"{dep.stream_timeout:g} s; the stream was ended.")
+        elif isinstance(exc, (aiohttp.ClientError, ValueError)):
+            error = LlmurError(502, "api_error", f"Upstream deployment {dep.id} broke off the stream "
+                               f"({exc.__class__.__name__}).")
+        else:
+            logger.exception("request %s: relaying the stream failed", ctx.request_id)
+            error = LlmurError(500, "api_error", f"Internal error in the gateway; the request id is {ctx.request_id}.")
+        logger.warning("request %s: stream from %s ended with an error: %s", ctx.request_id, dep.id,
+                       exc.__class__.__name__)
+        yield (streaming.anthropic_event(error.anthropic_body()) if anthropic
+               else streaming.openai_event(error.openai_body()))
+    except BaseException:
+        # GeneratorExit or CancelledError: the client disconnected.
+        ctx.success, ctx.http_status = False, 499
+        raise
+    finally:
+        # Closing (not releasing) drops the upstream connection at once, so the provider stops generating.
+        upstream.close()
+        if ctx.metadata.get("_content_chunks") is not None and not ctx.metadata.get("_usage_seen"):
+            ctx.metadata["usage_estimated"] = True
+            ctx.usage.completion_tokens = max(ctx.usage.completion_tokens, ctx.metadata["_content_chunks"])
+        await _settle(ctx)
+
+
+def _upstream_events(call: _Call, upstream: aiohttp.ClientResponse):
+    if call.provider.name == "ollama":
+        return streaming.ndjson_lines(upstream.content.iter_any())
+    return streaming.sse_events(upstream.content.iter_any())
+
+
+def _client_wants_usage(ctx: RequestContext) -> bool:
+    options = ctx.body.get("stream_options")
+    return bool(isinstance(options, dict) and options.get("include_usage"))
+
+
+async def _count_openai(ctx: RequestContext, chunks: AsyncIterator[Chunk], keep_usage: bool) -> AsyncIterator[Chunk]:
+    """Read usage and count content chunks; drop the usage-only chunk the client did not ask for."""
+    ctx.metadata["_content_chunks"] = 0
+    async for chunk in chunks:
+        data = chunk.data
+        if data.get("usage"):
+            ctx.metadata["_usage_seen"] = _usage_from(data, ctx.usage)
+            if not data.get("choices") and not keep_usage:
+                continue
+        if data.get("choices"):
+            ctx.metadata["_content_chunks"] += 1
+        yield chunk
+
+
+async def _openai_out(ctx: RequestContext, chunks: AsyncIterator[Chunk]) -> AsyncIterator[bytes]:
+    async for chunk in chunks:
+        yield chunk.raw if chunk.raw is not None else streaming.openai_event(chunk.data)
+    yield streaming.DONE
+
+
+async def _anthropic_passthrough(ctx: RequestContext, events: AsyncIterator[Chunk]) -> AsyncIterator[bytes]:
+    ctx.metadata["_content_chunks"] = 0
+    async for event in events:
+        data = event.data
+        kind = data.get("type")
+        if kind == "message_start":
+            _usage_from(data.get("message") or {}, ctx.usage)
+        elif kind == "message_delta":
+            ctx.metadata["_usage_seen"] = _usage_from(data, ctx.usage)
+        elif kind == "content_block_delta":
+            ctx.metadata["_content_chunks"] += 1
+        yield event.raw if event.raw is not None else streaming.anthropic_event(data)
+
+
+# --------------------------------------------------------------------------- models
+
+# OpenAI's model objects carry a creation time; the gateway reports when this process loaded them.
+_STARTED = int(time.time())
+
+
+def _model_object(name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": _STARTED, "owned_by": "llmur"}
+
+
+async def _principal(request):
+    return await auth.authenticate(auth.key_from_headers(request.META))
+
+
+def _json(data: Any, request_id: str) -> HttpResponse:
+    return json_response(dumps(data), {"x-request-id": request_id})
+
+
+async def models_list(request) -> HttpResponse:
+    request_id = request_id_for(request.META)
+    try:
+        principal = await _principal(request)
+        names = allowed_model_names(principal, await registry.get())
+    except LlmurError as error:
+        return error_response(error, anthropic=False, request_id=request_id)
+    return _json({"object": "list", "data": [_model_object(name) for name in names]}, request_id)
+
+
+async def models_retrieve(request, model_id: str) -> HttpResponse:
+    request_id = request_id_for(request.META)
+    try:
+        ctx = RequestContext(request_id=request_id, call_type="models", model=model_id, body={},
+                             principal=await _principal(request))
+        authorize(ctx, await registry.get())
+    except LlmurError as error:
+        return error_response(error, anthropic=False, request_id=request_id)
+    return _json(_model_object(model_id), request_id)

@@ -1,0 +1,203 @@
+"""The deployment registry: every model group and its upstream deployments, as one immutable snapshot.
+
+Deployments come from the config's model_list (secrets already interpolated) and from active
+ModelDeployment rows with source "db" (added at run time by operators). The snapshot is rebuilt
+when the `deployments version` counter in Redis moves (checked at most every second by
+gateway.auth's poller) or, in embedded mode, when deployments_changed() is called in-process.
+The request path only reads the current snapshot: no database query per request.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import close_old_connections
+
+logger = logging.getLogger("llmur.gateway.registry")
+
+DEFAULT_TIMEOUT = 600.0
+VERSION_KEY = "llmur:deployments_version"
+PROVIDERS = ("openai", "azure", "anthropic", "ollama")
+# Params the pipeline reads itself; everything else in litellm_params is passed to the provider as-is.
+_KNOWN_PARAMS = {"model", "api_base", "api_key", "api_version", "timeout", "stream_timeout", "max_retries",
+                 "rpm", "tpm", "weight"}
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """One upstream deployment of a model group, ready to call."""
+
+    id: str
+    model_name: str
+    provider: str                 # openai | azure | anthropic | ollama
+    model: str                    # the upstream model (or Azure deployment) name, provider prefix removed
+    api_base: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    api_version: str | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    stream_timeout: float = DEFAULT_TIMEOUT
+    max_retries: int | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+    weight: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    model_info: dict[str, Any] = field(default_factory=dict)
+    source: str = "config"
+
+
+@dataclass(frozen=True, slots=True)
+class Registry:
+    groups: dict[str, tuple[Deployment, ...]]
+    loaded_at: float = 0.0
+
+    def group(self, model_name: str) -> tuple[Deployment, ...]:
+        return self.groups.get(model_name, ())
+
+    @property
+    def model_names(self) -> list[str]:
+        return sorted(self.groups)
+
+
+def _split_model(model: str) -> tuple[str, str]:
+    """`anthropic/claude-3-5-sonnet` → (anthropic, claude-3-5-sonnet); a bare name is OpenAI-compatible."""
+    if "/" in model:
+        prefix, rest = model.split("/", 1)
+        if prefix.lower() in PROVIDERS:
+            return prefix.lower(), rest
+        # Other prefixes (hosted_vllm/, openai-compatible servers) speak the OpenAI API through api_base.
+        return "openai", rest if prefix.lower() in ("hosted_vllm", "lm_studio", "llamacpp", "custom_openai") else model
+    return "openai", model
+
+
+def _default_timeouts() -> float:
+    config = settings.LLMUR.config
+    return float(config.router_settings.timeout or config.litellm_settings.get("request_timeout") or DEFAULT_TIMEOUT)
+
+
+def deployment_from_params(*, deployment_id: str, model_name: str, params: dict[str, Any],
+                           model_info: dict[str, Any], source: str) -> Deployment:
+    """Build a Deployment from LiteLLM-shaped litellm_params (secrets already resolved)."""
+    provider, upstream = _split_model(str(params["model"]))
+    default = _default_timeouts()
+    timeout = float(params.get("timeout") or default)
+    return Deployment(
+        id=deployment_id, model_name=model_name, provider=provider, model=upstream,
+        api_base=params.get("api_base") or None, api_key=params.get("api_key") or None,
+        api_version=params.get("api_version") or None, timeout=timeout,
+        stream_timeout=float(params.get("stream_timeout") or timeout),
+        max_retries=params.get("max_retries"), rpm=params.get("rpm"), tpm=params.get("tpm"),
+        weight=params.get("weight"), extra={k: v for k, v in params.items() if k not in _KNOWN_PARAMS},
+        model_info=dict(model_info or {}), source=source,
+    )
+
+
+def _db_secret(value: Any, deployment_id: str) -> str | None:
+    """Resolve a stored provider secret: `os.environ/NAME` or {"encrypted": TOKEN}; never plaintext."""
+    from accounts.keys import secret_decrypt
+
+    if value is None or value == "":
+        return None
+    if isinstance(value, dict) and "encrypted" in value:
+        return secret_decrypt(str(value["encrypted"]))
+    if isinstance(value, str) and value.startswith("os.environ/"):
+        name = value[len("os.environ/"):]
+        resolved = os.environ.get(name)
+        if resolved is None:
+            logger.warning("deployment %s: environment variable %s is not set", deployment_id, name)
+        return resolved
+    logger.warning("deployment %s: api_key is neither encrypted nor an os.environ/ reference; ignored", deployment_id)
+    return None
+
+
+def load() -> Registry:
+    """Build a fresh snapshot (one query for the database-added deployments)."""
+    from gateway.deployments import config_deployment_id
+    from gateway.models import ModelDeployment
+
+    groups: dict[str, list[Deployment]] = {}
+    for index, entry in enumerate(settings.LLMUR.config.model_list):
+        params = entry.litellm_params.model_dump(exclude_none=True)
+        if entry.litellm_params.api_key is not None:
+            params["api_key"] = entry.litellm_params.api_key.get_secret_value()
+        deployment = deployment_from_params(deployment_id=config_deployment_id(entry, index),
+                                            model_name=entry.model_name, params=params,
+                                            model_info=entry.model_info, source="config")
+        groups.setdefault(entry.model_name, []).append(deployment)
+    close_old_connections()
+    try:
+        rows = list(ModelDeployment.objects.filter(source=ModelDeployment.Source.DATABASE, is_active=True)
+                    .values_list("deployment_id", "model_name", "litellm_params", "model_info"))
+    finally:
+        close_old_connections()
+    for deployment_id, model_name, params, model_info in rows:
+        params = dict(params or {})
+        if not params.get("model"):
+            logger.warning("deployment %s has no litellm_params.model; skipped", deployment_id)
+            continue
+        try:
+            params["api_key"] = _db_secret(params.get("api_key"), deployment_id)
+        except ValueError as exc:
+            logger.error("deployment %s skipped: %s", deployment_id, exc)
+            continue
+        groups.setdefault(model_name, []).append(deployment_from_params(
+            deployment_id=deployment_id, model_name=model_name, params=params, model_info=model_info or {},
+            source="db"))
+    return Registry(groups={name: tuple(items) for name, items in groups.items()}, loaded_at=time.monotonic())
+
+
+_current: Registry | None = None
+_stale = True
+
+
+def current() -> Registry | None:
+    """The snapshot in use, or None before the first load."""
+    return None if _stale else _current
+
+
+async def get() -> Registry:
+    """The current snapshot, loading it first when it is missing or was marked stale."""
+    global _current, _stale
+    if _stale or _current is None:
+        _stale = False
+        try:
+            _current = await sync_to_async(load)()
+        except Exception:
+            _stale = True
+            if _current is None:
+                raise
+            logger.exception("reloading deployments failed; serving the previous list")
+    return _current
+
+
+def mark_stale() -> None:
+    global _stale
+    _stale = True
+
+
+def deployments_changed() -> None:
+    """Tell every worker that database deployments changed (call after the write commits).
+
+    With Redis, bumps the shared version every process polls; embedded, reloads this process.
+    """
+    mark_stale()
+    if settings.LLMUR.cache.engine == "redis":
+        from gateway.signals import bump_version
+
+        bump_version(VERSION_KEY)
+
+
+def _preload_hook() -> None:
+    from gateway.lifespan import on_startup
+
+    @on_startup
+    async def preload_deployments() -> None:
+        """Load the deployment list before the first request, so no request pays for it."""
+        await get()
+
+
+_preload_hook()

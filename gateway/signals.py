@@ -1,0 +1,71 @@
+"""Invalidate cached auth snapshots and deployment lists when the rows behind them change.
+
+Connected in GatewayConfig.ready(). Every save or delete of a key, its owners, memberships or
+project credentials bumps the shared "auth version" in Redis after the transaction commits;
+each worker polls it (gateway.auth) and drops its local cache within 250 ms. In embedded mode
+(no Redis) the one process clears its cache directly.
+"""
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models.signals import m2m_changed, post_delete, post_save
+
+logger = logging.getLogger("llmur.gateway.signals")
+
+
+@lru_cache(maxsize=1)
+def _redis():
+    import redis
+
+    return redis.Redis.from_url(settings.LLMUR.cache.url, socket_connect_timeout=2, socket_timeout=2)
+
+
+def bump_version(name: str) -> None:
+    """INCR a shared version counter; a Redis outage is logged, local caches still expire by TTL."""
+    try:
+        _redis().incr(name)
+    except Exception:  # noqa: BLE001
+        logger.warning("could not bump %s: Redis unreachable; caches expire by TTL instead", name)
+
+
+def auth_changed() -> None:
+    """Make every worker forget cached key snapshots (after the current transaction commits)."""
+    from gateway import auth
+
+    def publish() -> None:
+        auth.cache_clear()
+        if settings.LLMUR.cache.engine == "redis":
+            bump_version(auth.AUTH_VERSION_KEY)
+
+    transaction.on_commit(publish)
+
+
+def _on_change(sender, **kwargs) -> None:
+    auth_changed()
+
+
+def _on_deployment_change(sender, instance, **kwargs) -> None:
+    # Config-file deployments are mirrored at start-up; only database-added ones change the registry.
+    if getattr(instance, "source", None) == "db":
+        from gateway.registry import deployments_changed
+
+        transaction.on_commit(deployments_changed)
+
+
+def connect() -> None:
+    from accounts.models import (Organization, OrganizationMembership, Project, ProjectCredential, Team,
+                                 TeamMembership, User, VirtualKey)
+    from gateway.models import ModelDeployment
+
+    for model in (VirtualKey, User, Team, Project, Organization, ProjectCredential, TeamMembership,
+                  OrganizationMembership):
+        uid = f"llmur-auth-{model.__name__}"
+        post_save.connect(_on_change, sender=model, dispatch_uid=uid + "-save")
+        post_delete.connect(_on_change, sender=model, dispatch_uid=uid + "-delete")
+    m2m_changed.connect(_on_change, sender=Team.members.through, dispatch_uid="llmur-auth-team-members")
+    post_save.connect(_on_deployment_change, sender=ModelDeployment, dispatch_uid="llmur-deployments-save")
+    post_delete.connect(_on_deployment_change, sender=ModelDeployment, dispatch_uid="llmur-deployments-delete")
