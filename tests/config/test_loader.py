@@ -245,8 +245,9 @@ def test_environment_overrides_the_file(write, env):
         "LLMUR_LOG_LEVEL": "error", "LLMUR_HOST": "127.0.0.1", "LLMUR_PORT": "9300",
         "LLMUR_MASTER_KEY": "from-env", "DATABASE_POOL_SIZE": "7", "DATABASE_MAX_OVERFLOW": "3",
         "DATABASE_POOL_TIMEOUT": "12", "DATABASE_ECHO": "true", "DATABASE_AUTO_MIGRATE": "false",
-        "CONN_MAX_LIFETIME": "30m",
+        "CONN_MAX_LIFETIME": "30m", "LLMUR_APPLICATION_SECRET": "from-env-secret-0123456789",
     })
+    assert loaded.application_secret == "from-env-secret-0123456789"
     config, db = loaded.config, loaded.database
     assert (config.log_level, config.host, config.port, config.auto_migrate) == ("error", "127.0.0.1", 9300, False)
     assert loaded.master_keys == ["from-file", "from-env"]
