@@ -66,6 +66,7 @@ LUA_DIR = Path(__file__).resolve().parent / "lua"
 INFLIGHT_TTL_MS = 30 * 60 * 1000
 RESERVATION_BUCKETS = 31            # one-minute buckets, covering INFLIGHT_TTL_MS
 REDIS_RETRY_SECONDS = 1.0           # how long a failed Redis stays bypassed before the next probe
+NEVER = 2**52                       # a "budget" no spend reaches (exact in Lua's doubles)
 
 try:
     from prometheus_client import Counter
@@ -98,8 +99,18 @@ class Entity:
         return entity_ref(self.kind, self.pk)
 
     @property
+    def tracked(self) -> bool:
+        """Whether its spend is counted: it has a max_budget, or a soft_budget to warn about."""
+        return self.budget >= 0 or self.soft >= 0
+
+    @property
+    def budget_arg(self) -> int:
+        """max_budget for the admit script; a soft-only entity gets one it can never reach."""
+        return self.budget if self.budget >= 0 else (NEVER if self.soft >= 0 else -1)
+
+    @property
     def flags(self) -> str:
-        return ("p" if self.parallel >= 0 else "") + ("b" if self.budget >= 0 else "") + ("t" if self.tpm >= 0 else "")
+        return ("p" if self.parallel >= 0 else "") + ("b" if self.tracked else "") + ("t" if self.tpm >= 0 else "")
 
 
 def _limit(value: Any) -> int:
@@ -333,7 +344,7 @@ async def _rebuild(entity: Entity) -> bool:
 
 async def _admit_redis(ctx: RequestContext, entities: list[Entity], reservation: Reservation) -> None:
     script = state.script("admit")
-    budgets = [entity.budget for entity in entities]
+    budgets = [entity.budget_arg for entity in entities]
     for _attempt in range(3):
         args: list[Any] = [KEY_PREFIX, ctx.request_id, reservation.reserve, INFLIGHT_TTL_MS, RESERVATION_BUCKETS,
                            len(entities)]
@@ -427,7 +438,7 @@ class LocalLimits:
             if entity.budget >= 0:
                 self.reserved[ref] += reservation.reserve
                 reservation.local_reserved.append(ref)
-            spends.append(self.base.get(ref, 0) + self.added.get(ref, 0) if entity.soft >= 0 else None)
+            spends.append(self.base[ref] + self.added[ref] if entity.soft >= 0 and ref in self.base else None)
         ctx.response_headers.update(_rate_headers(headers[0], headers[1], headers[3], headers[2]))
         _soft_warnings(ctx, entities, spends)
 
@@ -438,7 +449,7 @@ class LocalLimits:
             self.inflight.get(ref, set()).discard(ctx.request_id)
             if ref in reservation.local_reserved:
                 self.reserved[ref] = max(0, self.reserved[ref] - reservation.reserve)
-            if entity.budget >= 0 and ref in self.base:
+            if entity.tracked and ref in self.base:
                 self.added[ref] += cost_units
             if entity.tpm >= 0:
                 used_minute, used = self.tokens.get(ref, (minute, 0))
@@ -453,7 +464,7 @@ async def _load_local_bases(entities: list[Entity], *, from_redis_snapshot: bool
     from billing.selectors import entity_spend_get
 
     for entity in entities:
-        if entity.budget < 0 or entity.ref in local.base:
+        if not entity.tracked or entity.ref in local.base:
             continue
         if from_redis_snapshot and entity.ref in local.known_spend:
             local.base[entity.ref] = local.known_spend[entity.ref]
@@ -559,7 +570,7 @@ async def settle(ctx: RequestContext) -> None:
     if redis_configured():
         # The counters this cost should have reached in Redis are rebuilt once Redis is back.
         for entity in reservation.entities:
-            if entity.budget >= 0 and entity.kind != "deployment":
+            if entity.tracked and entity.kind != "deployment":
                 state.dirty.add((entity.kind, entity.pk))
     writer.add(event)
 
