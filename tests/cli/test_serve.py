@@ -151,3 +151,24 @@ def test_four_processes_migrate_an_empty_mariadb_database(servers, clean_env):
             server.stop()
         cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
         admin.close()
+
+
+def test_embedded_default_needs_no_services(clean_env):
+    """No config: SQLite under var/, the local-memory cache, and Celery tasks run in-process."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    code = ("import django; django.setup(); from django.conf import settings as s; "
+            "print(s.DATABASES['default']['ENGINE'], s.DATABASES['default']['NAME'], "
+            "s.CACHES['default']['BACKEND'], s.CELERY_TASK_ALWAYS_EAGER, s.CELERY_BROKER_URL)")
+    env = clean_env | {"DJANGO_SETTINGS_MODULE": "llmur.settings"}
+    result = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    engine, name, cache, eager, broker = result.stdout.split()
+    assert engine == "django.db.backends.sqlite3"
+    assert name == str(Path(clean_env["LLMUR_VAR_DIR"]).resolve() / "llmur.sqlite3")
+    assert cache == "django.core.cache.backends.locmem.LocMemCache"
+    assert (eager, broker) == ("True", "memory://")
