@@ -20,7 +20,7 @@ from pathlib import Path
 from bench import load, profile, report, scale
 from bench.procs import BenchError, Cores, Managed, mock_reset, mock_stats, rss_mb, serving_process, start_mock
 from bench.servers import (BENCH_MODEL, LLMUR_UPSTREAM, LlmurServer, litellm_find, litellm_start, llmur_start,
-                           spend_rows, database_drop)
+                           spend_rows, database_check_url, database_drop)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/llmur_bench"
@@ -36,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="comma-separated connection counts (default 1,8,32,128)")
     parser.add_argument("--modes", default="json,stream", help="json, stream, or both (default)")
     parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 1 s cells at 1 and 8 connections, 2,000 synthetic rows")
+                        help="smoke run: 1 s cells at 1 and 8 connections, 0.5 s of TTFB, 2,000 synthetic rows")
     parser.add_argument("--compare-litellm", nargs="?", const="auto", default=None, metavar="LITELLM_BIN",
                         help="also run LiteLLM's proxy (no database) when it is installed; "
                              "optionally the path of its `litellm` command")
@@ -45,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--profile", action="store_true",
                         help="sample the llmur worker with py-spy during the non-streaming c=32 cell")
     parser.add_argument("--no-llmur", action="store_true", help="measure the mock alone (checks the harness)")
+    parser.add_argument("--records-only", action="store_true",
+                        help="skip the load cells: start llmur and run only the records test")
     parser.add_argument("--database-url", default=os.environ.get("LLMUR_BENCH_DATABASE_URL", DEFAULT_DATABASE_URL),
                         help="PostgreSQL database for llmur; DROPPED AND RECREATED each run, its name must "
                              f"contain 'bench' (default $LLMUR_BENCH_DATABASE_URL or {DEFAULT_DATABASE_URL})")
@@ -78,7 +80,10 @@ def _settings(args: argparse.Namespace) -> dict:
         raise BenchError(f"--modes: expected json, stream or json,stream, got {args.modes!r}")
     if args.duration <= 0:
         raise BenchError("--duration must be positive")
-    ttfb = args.ttfb_duration if args.ttfb_duration is not None else max(1.0, args.duration / 2)
+    if not args.no_llmur:
+        database_check_url(args.database_url)
+    ttfb = args.ttfb_duration if args.ttfb_duration is not None else (
+        0.5 if args.quick else max(1.0, args.duration / 2))
     return {"duration_s": args.duration, "ttfb_duration_s": ttfb, "connections": connections, "modes": modes,
             "scale_rows": args.scale_rows, "quick": args.quick, "profile": args.profile}
 
@@ -169,13 +174,17 @@ class Run:
         mock = start_mock(self.cores, self.workdir)
         self.procs.append(mock)
         mock_url = mock.extra["url"]
-        self.rows += self.drive(target="mock", base_url=mock_url, key="sk-mock", model="mock-gpt", server_pid=None)
-
-        if not self.args.no_llmur:
-            self.phase_llmur(mock_url)
+        if self.args.records_only:
+            self.skipped["load"] = "--records-only"
+            self.llmur = self.start_llmur(mock_url)
         else:
-            self.skipped["llmur"] = "--no-llmur"
-        self.phase_litellm(mock_url)
+            self.rows += self.drive(target="mock", base_url=mock_url, key="sk-mock", model="mock-gpt",
+                                    server_pid=None)
+            if self.args.no_llmur:
+                self.skipped["llmur"] = "--no-llmur"
+            else:
+                self.phase_llmur(mock_url)
+            self.phase_litellm(mock_url)
         if self.llmur and self.settings["scale_rows"] > 0:
             self.phase_scale()
         elif self.settings["scale_rows"] > 0:
@@ -187,12 +196,17 @@ class Run:
         self.result["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         return self.result
 
-    def phase_llmur(self, mock_url: str) -> None:
+    def start_llmur(self, mock_url: str) -> LlmurServer:
         self.log("starting llmur: fresh database, migrations, virtual key, gunicorn + Celery")
-        self.llmur = llmur_start(cores=self.cores, workdir=self.workdir, mock_url=mock_url,
-                                 database_url=self.args.database_url, redis_url=self.args.redis_url)
-        self.procs += [p for p in (self.llmur.web, self.llmur.worker) if p]
-        self.result["llmur"] = {"rss_mb_idle": rss_mb(serving_process(self.llmur.pid).pid)}
+        server = llmur_start(cores=self.cores, workdir=self.workdir, mock_url=mock_url,
+                             database_url=self.args.database_url, redis_url=self.args.redis_url,
+                             spend_worker=not self.args.records_only)
+        self.procs += [p for p in (server.web, server.worker) if p]
+        self.result["llmur"] = {"rss_mb_idle": rss_mb(serving_process(server.pid).pid)}
+        return server
+
+    def phase_llmur(self, mock_url: str) -> None:
+        self.llmur = self.start_llmur(mock_url)
         mock_reset(mock_url)
         profile_cell = ("json", 32 if 32 in self.settings["connections"] else max(self.settings["connections"])) \
             if self.settings["profile"] else None
@@ -256,7 +270,8 @@ class Run:
     def phase_scale(self) -> None:
         rows = self.settings["scale_rows"]
         self.log(f"records: generating {rows:,} SpendLog rows and their DailySpend rollup")
-        self.result["scale"] = scale.run(server=self.llmur, rows=rows, log=self.log)
+        self.result["scale"] = scale.run(server=self.llmur, rows=rows, log=self.log,
+                                         repeat=2 if self.settings["quick"] else 5)
 
     def close(self) -> None:
         for proc in reversed(self.procs):

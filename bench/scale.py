@@ -67,7 +67,7 @@ def _entities() -> dict:
                                   role="proxy_admin")
     hot = keys[0]
     return {"keys": keys, "admin_password": password, "hot_key": plaintexts[0], "hot_key_id": hot.pk,
-            "hot_team_id": hot.team_id, "hot_user_id": hot.user_id}
+            "hot_team_id": hot.team_id, "hot_user_id": hot.user_id, "hot_user": hot.user.username}
 
 
 def _plain_indexes(cursor) -> list[tuple[str, str]]:
@@ -168,7 +168,7 @@ def generate(*, rows: int) -> dict:
         "insert_s": round(insert_s, 1), "index_rebuild_s": round(index_s, 1), "rollup_s": round(rollup_s, 1),
         "indexes_rebuilt": [name for name, _ in indexes], "table_mb": round(size / 2**20),
         "admin_user": "bench-admin", "admin_password": ent["admin_password"], "hot_key": ent["hot_key"],
-        "hot_key_id": ent["hot_key_id"], "hot_team_id": ent["hot_team_id"], "hot_user_id": ent["hot_user_id"],
+        "hot_key_id": ent["hot_key_id"], "hot_team_id": ent["hot_team_id"], "hot_user_id": ent["hot_user_id"], "hot_user": ent["hot_user"],
         "hot_model": MODELS[0][0],
     }
 
@@ -241,9 +241,7 @@ def _timed(opener: urllib.request.OpenerDirector, url: str, *, headers: dict, re
     if samples:
         result |= {"p50_ms": round(statistics.median(samples), 1), "max_ms": round(max(samples), 1),
                    "runs": len(samples)}
-    if status == 404:
-        result["note"] = "not served (404): endpoint not built yet"
-    elif status and status >= 400:
+    if status and status >= 400:
         result["note"] = f"HTTP {status}: {body[:160].decode(errors='replace')}"
     return result
 
@@ -272,7 +270,7 @@ def _admin_session(base: str, user: str, password: str) -> tuple[urllib.request.
     return opener, None
 
 
-def time_surfaces(*, base: str, master_key: str, facts: dict) -> list[dict]:
+def time_surfaces(*, base: str, master_key: str, facts: dict, repeat: int = 5) -> list[dict]:
     today = datetime.now(timezone.utc).date()
     week = (today - timedelta(days=7)).isoformat()
     month = (today - timedelta(days=30)).isoformat()
@@ -287,7 +285,7 @@ def time_surfaces(*, base: str, master_key: str, facts: dict) -> list[dict]:
         ("/spend/logs team, 30 days",
          f"/spend/logs?{q({'team_id': facts['hot_team_id'], 'start_date': month, 'end_date': end})}"),
         ("/spend/logs user, 30 days",
-         f"/spend/logs?{q({'user_id': facts['hot_user_id'], 'start_date': month, 'end_date': end})}"),
+         f"/spend/logs?{q({'user_id': facts['hot_user'], 'start_date': month, 'end_date': end})}"),
         ("/spend/logs model, 7 days",
          f"/spend/logs?{q({'model': facts['hot_model'], 'start_date': week, 'end_date': end})}"),
         ("/global/spend/report by team, 90 days",
@@ -299,7 +297,8 @@ def time_surfaces(*, base: str, master_key: str, facts: dict) -> list[dict]:
         ("/global/spend/report by day, 90 days",
          f"/global/spend/report?{q({'start_date': (today - timedelta(days=90)).isoformat(), 'end_date': end, 'group_by': 'day'})}"),
     ]
-    timings = [{"name": name, "path": path} | _timed(api, base + path, headers=auth) for name, path in checks]
+    timings = [{"name": name, "path": path} | _timed(api, base + path, headers=auth, repeat=repeat)
+               for name, path in checks]
     admin, problem = _admin_session(base, facts["admin_user"], facts["admin_password"])
     for name, path in (("admin dashboard /admin/", "/admin/"),
                        ("admin SpendLog list", "/admin/billing/spendlog/"),
@@ -307,11 +306,11 @@ def time_surfaces(*, base: str, master_key: str, facts: dict) -> list[dict]:
         if problem:
             timings.append({"name": name, "path": path, "status": None, "note": problem})
         else:
-            timings.append({"name": name, "path": path} | _timed(admin, base + path, headers={}))
+            timings.append({"name": name, "path": path} | _timed(admin, base + path, headers={}, repeat=repeat))
     return timings
 
 
-def run(*, server: "LlmurServer", rows: int, log: Callable[[str], None]) -> dict:
+def run(*, server: "LlmurServer", rows: int, log: Callable[[str], None], repeat: int = 5) -> dict:
     """Generate `rows` synthetic rows in the running llmur's database and time the reporting surfaces."""
     from bench.procs import ROOT, BenchError
 
@@ -321,7 +320,7 @@ def run(*, server: "LlmurServer", rows: int, log: Callable[[str], None]) -> dict
         raise BenchError(f"generating {rows:,} SpendLog rows failed (exit {completed.returncode}); see above")
     facts = json.loads(completed.stdout.strip().splitlines()[-1])
     log(f"records: {facts['rows']:,} rows in {facts['generate_s']} s; timing the reporting surfaces")
-    timings = time_surfaces(base=server.url, master_key=server.master_key, facts=facts)
+    timings = time_surfaces(base=server.url, master_key=server.master_key, facts=facts, repeat=repeat)
     public = {k: v for k, v in facts.items() if k not in ("admin_password", "hot_key")}
     return public | {"timings": timings}
 

@@ -35,11 +35,8 @@ def clean_env() -> dict:
 
 # --------------------------------------------------------------------------- services
 
-def database_recreate(database_url: str) -> None:
-    """Drop and create the bench database named in database_url (its name must contain "bench")."""
-    import psycopg
-    from psycopg import sql
-
+def database_check_url(database_url: str) -> str:
+    """The bench database's name, once the URL is known to be PostgreSQL and the name says "bench"."""
     parts = urlsplit(database_url)
     if parts.scheme not in ("postgres", "postgresql"):
         raise BenchError(f"--database-url must be a PostgreSQL URL (the production shape), got scheme "
@@ -48,6 +45,16 @@ def database_recreate(database_url: str) -> None:
     if "bench" not in name:
         raise BenchError(f"refusing to drop database {name!r}: the bench database's name must contain "
                          "'bench' (it is dropped and recreated on every run)")
+    return name
+
+
+def database_recreate(database_url: str) -> None:
+    """Drop and create the bench database named in database_url (its name must contain "bench")."""
+    import psycopg
+    from psycopg import sql
+
+    name = database_check_url(database_url)
+    parts = urlsplit(database_url)
     admin_url = urlunsplit(parts._replace(path="/postgres"))
     try:
         with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
