@@ -59,15 +59,27 @@ class RouterConfig:
         router, litellm = config.router_settings, config.litellm_settings or {}
         maps = {}
         for kind in fb.KINDS:
-            merged = fb.parse_fallback_map(getattr(router, kind, None) or None, where=f"router_settings.{kind}")
-            for model, targets in fb.parse_fallback_map(litellm.get(kind), where=f"litellm_settings.{kind}").items():
-                merged.setdefault(model, targets)
+            try:
+                merged = fb.parse_fallback_map(getattr(router, kind, None) or None, where=f"router_settings.{kind}")
+                for model, targets in fb.parse_fallback_map(litellm.get(kind),
+                                                            where=f"litellm_settings.{kind}").items():
+                    merged.setdefault(model, targets)
+            except LlmurError as error:
+                from llmur.config import ConfigError
+
+                raise ConfigError(settings_source(), error.param or kind, error.message) from None
             maps[kind] = merged
         num_retries = router.num_retries
         if "num_retries" not in router.model_fields_set and isinstance(litellm.get("num_retries"), int):
             num_retries = litellm["num_retries"]
         return cls(strategy=router.routing_strategy, num_retries=num_retries, retry_after=router.retry_after,
                    allowed_fails=router.allowed_fails, cooldown_time=router.cooldown_time, fallbacks=maps)
+
+
+def settings_source() -> str:
+    from django.conf import settings
+
+    return settings.LLMUR.source
 
 
 @dataclass(slots=True)
@@ -77,6 +89,7 @@ class _Flight:
     deployment_id: str
     need: str | None
     started: float
+    answered: float | None = None     # when the attempt returned: a stream's first part is in hand
     released: bool = False
 
 
@@ -144,7 +157,9 @@ class Router:
             ctx.metadata[_CTX_KEY] = flight = _Flight(deployment.id, need, time.monotonic())
             state.started(deployment.id, need)
             try:
-                return await attempt(deployment)
+                result = await attempt(deployment)
+                flight.answered = time.monotonic()
+                return result
             except LlmurError as error:
                 self._close(flight, ok=False)
                 if not is_deployment_failure(error):
@@ -213,7 +228,8 @@ class Router:
         if ctx is not None and ok:
             end = ctx.ended_monotonic or time.monotonic()
             latency = end - flight.started
-            if ctx.stream and ctx.first_byte_monotonic is not None:
-                ttft = max(0.0, ctx.first_byte_monotonic - flight.started)
+            first = ctx.first_byte_monotonic or flight.answered
+            if ctx.stream and first is not None:
+                ttft = max(0.0, first - flight.started)
             tokens = ctx.usage.total_tokens
         self.state.finished(flight.deployment_id, flight.need, latency=latency, ttft=ttft, tokens=tokens)
