@@ -1,0 +1,195 @@
+"""The admin as console, driven through Django's test client: keys shown once, actions, roles, dashboard, login."""
+from __future__ import annotations
+
+import datetime as dt
+import io
+import re
+from decimal import Decimal
+
+import pytest
+from django.core.cache import cache
+from django.core.management import call_command
+from django.test import Client
+from django.utils import timezone
+
+from accounts import services
+from accounts.keys import key_digest, secret_decrypt
+from accounts.models import AuditEntry, Role, TeamMembership, User, VirtualKey
+from accounts.roles import Actor
+from billing.models import DailySpend
+from gateway.models import ModelDeployment
+
+BY = Actor.system("test")
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache(settings):
+    # A fast hasher keeps the many logins here quick; hashing strength is not under test.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def root(db) -> Client:
+    User.objects.create_superuser("root", "root@example.com", PASSWORD)
+    client = Client()
+    assert client.login(username="root", password=PASSWORD)
+    return client
+
+
+def staff(username: str, role: str = Role.TEAM_ADMIN) -> Client:
+    user = services.user_create(by=BY, username=username, role=role, password=PASSWORD, is_staff=True)
+    client = Client()
+    assert client.login(username=user.username, password=PASSWORD)
+    return client
+
+
+def _inline_management(prefixes) -> dict:
+    data = {}
+    for prefix in prefixes:
+        data.update({f"{prefix}-TOTAL_FORMS": "0", f"{prefix}-INITIAL_FORMS": "0"})
+    return data
+
+
+def test_creating_a_key_shows_the_plaintext_exactly_once(root):
+    response = root.post("/admin/accounts/virtualkey/add/", {"key_alias": "from-admin", "allowed_models": "gpt-4o",
+                                                             "metadata": "{}", "max_budget": "5"})
+    assert response.status_code == 200
+    html = response.content.decode()
+    plaintext = re.search(r'id="new-key" type="text" readonly value="(sk-[^"]+)"', html).group(1)
+    assert 'id="copy-key"' in html and "no-store" in response["Cache-Control"]
+    key = VirtualKey.objects.get()
+    assert key.key_hash == key_digest(plaintext) and key.allowed_models == ["gpt-4o"]
+    for url in ("/admin/accounts/virtualkey/", f"/admin/accounts/virtualkey/{key.pk}/change/"):
+        page = root.get(url).content.decode()
+        assert plaintext not in page and key.display in page
+    dump = io.StringIO()
+    call_command("dumpdata", stdout=dump)
+    assert plaintext not in dump.getvalue()
+    assert AuditEntry.objects.get(entity_type="virtualkey").source == "admin"
+
+
+def test_bulk_block_and_unblock_actions(root):
+    keys = [services.key_create(by=BY, key_alias=f"k{i}")[0] for i in range(3)]
+    ids = [str(k.pk) for k in keys[:2]]
+    root.post("/admin/accounts/virtualkey/", {"action": "block_selected", "_selected_action": ids})
+    assert sorted(VirtualKey.objects.filter(blocked=True).values_list("key_alias", flat=True)) == ["k0", "k1"]
+    root.post("/admin/accounts/virtualkey/", {"action": "unblock_selected", "_selected_action": ids[:1]})
+    assert list(VirtualKey.objects.filter(blocked=True).values_list("key_alias", flat=True)) == ["k1"]
+    assert AuditEntry.objects.filter(action="block").count() == 2
+
+
+def test_team_page_shows_members_keys_projects_and_spend_against_budget(root):
+    team = services.team_create(by=BY, name="search", max_budget=10)
+    user = services.user_create(by=BY, username="ana")
+    TeamMembership.objects.create(team=team, user=user)
+    key, _ = services.key_create(by=BY, team=team, key_alias="search-prod", max_budget=4)
+    services.project_create(by=BY, name="ranker", team=team)
+    team.spend = Decimal("2.5")
+    team.save(update_fields=["spend"])
+    html = root.get(f"/admin/accounts/team/{team.pk}/change/").content.decode()
+    for text in ("ana", "search-prod", key.display, "ranker", "$2.5000 of $10.00 (25%)"):
+        assert text in html, text
+    key_html = root.get(f"/admin/accounts/virtualkey/{key.pk}/change/").content.decode()
+    assert "$0.0000 of $4.00 (0%)" in key_html
+
+
+def test_team_admin_sees_and_changes_only_their_team(db):
+    team_a = services.team_create(by=BY, name="a")
+    team_b = services.team_create(by=BY, name="b")
+    client = staff("lead")
+    TeamMembership.objects.create(team=team_a, user=User.objects.get(username="lead"),
+                                  role=TeamMembership.TeamRole.ADMIN)
+    key_a, _ = services.key_create(by=BY, team=team_a, key_alias="key-a")
+    key_b, _ = services.key_create(by=BY, team=team_b, key_alias="key-b")
+    listing = client.get("/admin/accounts/virtualkey/").content.decode()
+    assert "key-a" in listing and "key-b" not in listing
+    assert client.get(f"/admin/accounts/virtualkey/{key_b.pk}/change/").status_code == 302  # "does not exist"
+    client.post("/admin/accounts/virtualkey/", {"action": "block_selected",
+                                                "_selected_action": [str(key_a.pk), str(key_b.pk)]})
+    assert VirtualKey.objects.get(pk=key_a.pk).blocked and not VirtualKey.objects.get(pk=key_b.pk).blocked
+    assert client.get(f"/admin/accounts/team/{team_b.pk}/change/").status_code == 302
+    # The audit log is for proxy admins only.
+    assert client.get("/admin/accounts/auditentry/").status_code == 403
+
+
+def test_team_admin_key_form_offers_only_their_teams_and_enforces_the_budget(db):
+    team_a = services.team_create(by=BY, name="a", max_budget=3)
+    services.team_create(by=BY, name="b")
+    client = staff("lead")
+    TeamMembership.objects.create(team=team_a, user=User.objects.get(username="lead"),
+                                  role=TeamMembership.TeamRole.ADMIN)
+    form = client.get("/admin/accounts/virtualkey/add/").content.decode()
+    assert ">a</option>" in form and ">b</option>" not in form
+    response = client.post("/admin/accounts/virtualkey/add/", {"team": team_a.pk, "metadata": "{}", "max_budget": "9"})
+    assert response.status_code == 200 and "above the max_budget of team" in response.content.decode()
+    assert VirtualKey.objects.count() == 0
+
+
+def test_viewer_staff_cannot_change_anything(db):
+    client = staff("watcher", role=Role.VIEWER)
+    key, _ = services.key_create(by=BY, user=User.objects.get(username="watcher"), key_alias="mine")
+    assert client.get("/admin/accounts/virtualkey/add/").status_code == 403
+    page = client.get(f"/admin/accounts/virtualkey/{key.pk}/change/")
+    assert page.status_code == 200 and 'name="_save"' not in page.content.decode()
+
+
+def test_admin_changes_are_audited_and_the_log_is_read_only(root):
+    team = services.team_create(by=BY, name="ops")
+    data = {"name": "ops-renamed", "allowed_models": "", "metadata": "{}",
+            **_inline_management(["memberships", "projects", "keys"])}
+    assert root.post(f"/admin/accounts/team/{team.pk}/change/", data).status_code == 302
+    entry = AuditEntry.objects.filter(entity_type="team", action="update").get()
+    assert (entry.actor, entry.source, entry.before["name"], entry.after["name"]) == ("root", "admin", "ops",
+                                                                                      "ops-renamed")
+    page = root.get(f"/admin/accounts/auditentry/{entry.pk}/change/").content.decode()
+    assert "ops-renamed" in page and 'name="_save"' not in page
+    assert root.get("/admin/accounts/auditentry/add/").status_code == 403
+
+
+def test_deployment_added_in_admin_has_its_key_encrypted(root):
+    secret = "sk-provider-secret-from-admin"
+    response = root.post("/admin/gateway/modeldeployment/add/", {
+        "model_name": "admin-model", "upstream_model": "openai/gpt-4o", "api_base": "http://127.0.0.1:9/v1",
+        "api_key": secret, "extra_params": "{}", "model_info": "{}", "is_active": "on"})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    row = ModelDeployment.objects.get(model_name="admin-model")
+    assert secret_decrypt(row.litellm_params["api_key"]["encrypted"]) == secret
+    listing = root.get("/admin/gateway/modeldeployment/").content.decode()
+    assert "admin-model" in listing and secret not in listing
+    assert secret not in root.get(f"/admin/gateway/modeldeployment/{row.pk}/change/").content.decode()
+
+
+def test_dashboard_shows_spend_over_time_top_spenders_and_budgets(root):
+    team = services.team_create(by=BY, name="big-spender", max_budget=10)
+    key, _ = services.key_create(by=BY, team=team, key_alias="hot-key", max_budget=5)
+    today = timezone.now().date()
+    for days_ago, cost in ((0, "1.25"), (2, "0.75")):
+        DailySpend.objects.create(day=today - dt.timedelta(days=days_ago), key=key, team=team, model="gpt-4o",
+                                  cost=Decimal(cost), requests=3, prompt_tokens=100, completion_tokens=50)
+    html = root.get("/admin/").content.decode()
+    assert 'id="spend-chart"' in html and "chart-4.6.1.umd.min.js" in html
+    assert "$2.0000" in html and "hot-key" in html and "big-spender" in html and "gpt-4o" in html
+    chart = re.search(r'<script id="spend-chart-data" type="application/json">(.*?)</script>', html).group(1)
+    assert '"values": [' in chart and "1.25" in chart and "0.75" in chart
+    narrow = root.get("/admin/", {"start": today.isoformat(), "end": today.isoformat()}).content.decode()
+    assert "$1.2500" in narrow
+    assert root.get("/static/llmur/chart-4.6.1.umd.min.js").status_code == 200
+
+
+def test_login_is_rate_limited_after_repeated_failures(db):
+    User.objects.create_superuser("root", "root@example.com", PASSWORD)
+    client = Client()
+    for _ in range(5):
+        assert client.post("/admin/login/", {"username": "root", "password": "wrong"}).status_code == 200
+    blocked = client.post("/admin/login/", {"username": "root", "password": PASSWORD})
+    assert blocked.status_code == 429 and "Too many failed sign-in attempts" in blocked.content.decode()
+    assert blocked["Retry-After"] == "300"
+    # Another client address guessing the same account is refused too.
+    other = Client(REMOTE_ADDR="10.9.9.9")
+    assert other.post("/admin/login/", {"username": "root", "password": PASSWORD}).status_code == 429
+    cache.clear()
+    assert Client().post("/admin/login/", {"username": "root", "password": PASSWORD}).status_code == 302
