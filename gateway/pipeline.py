@@ -182,30 +182,6 @@ async def _open(call: _Call, stream: bool) -> aiohttp.ClientResponse:
         raise _connection_error(dep, exc) from None
 
 
-def _retries() -> int:
-    return settings.LLMUR.config.router_settings.num_retries
-
-
-async def _with_retries(ctx: RequestContext, group, attempt):
-    """Try deployments until one answers; retry only retryable failures, each deployment once."""
-    tried: list[str] = []
-    last = LlmurError(503, "api_error", f"No deployment of model '{ctx.model}' is available right now.")
-    while True:
-        dep = router.choose(group, ctx, tried)
-        if dep is None:
-            raise last
-        tried.append(dep.id)
-        ctx.deployment, ctx.deployment_id, ctx.provider = dep, dep.id, dep.provider
-        try:
-            return await attempt(dep)
-        except LlmurError as error:
-            last = error
-            if not getattr(error, "retryable", False) or len(tried) > _retries():
-                raise
-            logger.info("request %s: deployment %s failed (%s); retrying on another deployment if one is left",
-                        ctx.request_id, dep.id, error.status)
-
-
 # --------------------------------------------------------------------------- usage
 
 def _usage_from(data: dict[str, Any], usage: Usage) -> bool:
@@ -235,22 +211,63 @@ async def run(request, call_type: str) -> HttpResponse:
     request_id = request_id_for(meta)
     try:
         principal = await auth.authenticate(auth.key_from_headers(meta))
-        body = schemas.parse_body(request.body)
+        raw = request.body
+        body = schemas.parse_body(raw)
         model = VALIDATORS[call_type](body)
         ctx = RequestContext(request_id=request_id, call_type=call_type, model=model, body=body,
                              stream=body.get("stream") is True and call_type != EMBEDDING,
                              principal=principal, started_at=datetime.now(timezone.utc))
+        ctx.metadata["body_bytes"] = len(raw)
         ctx.end_user = body.get("user") if isinstance(body.get("user"), str) else ""
         if anthropic:
             ctx.metadata["anthropic-version"] = meta.get("HTTP_ANTHROPIC_VERSION", "")
             ctx.metadata["anthropic-beta"] = meta.get("HTTP_ANTHROPIC_BETA", "")
-        group = authorize(ctx, await registry.get())
+        authorize(ctx, await registry.get())
         await limits.admit(ctx)
     except LlmurError as error:
         return error_response(error, anthropic=anthropic, request_id=request_id)
+    # Admitted: from here on, settle exactly once however the request ends.
+    try:
+        if ctx.stream:
+            call, first, parts = await _route(ctx, _open_stream)
+        else:
+            call, answer = await _route(ctx, _call_once)
+    except LlmurError as error:
+        ctx.success, ctx.http_status = False, error.status
+        await _settle(ctx)
+        return error_response(error, anthropic=anthropic, request_id=request_id, extra_headers=_headers(ctx))
+    except asyncio.CancelledError:
+        ctx.success, ctx.http_status = False, 499   # the client went away before the answer
+        ctx.metadata["client_disconnected"] = True
+        await _settle(ctx)
+        raise
+    except Exception:
+        ctx.success, ctx.http_status = False, 500
+        logger.exception("request %s failed", request_id)
+        await _settle(ctx)
+        return error_response(LlmurError(500, "api_error", f"Internal error in the gateway; the request id is "
+                                         f"{request_id}."), anthropic=anthropic, request_id=request_id)
     if ctx.stream:
-        return await _stream(ctx, group)
-    return await _complete(ctx, group)
+        return streaming.streaming_response(_relay(ctx, call, first, parts), _headers(ctx))
+    try:
+        _usage_from(answer.data, ctx.usage)
+        if call.translate_messages:
+            answer = Answer(data=anthropic_translation.openai_to_anthropic_response(answer.data, ctx.model))
+        return json_response(answer.raw if answer.raw is not None else dumps(answer.data), _headers(ctx))
+    finally:
+        await _settle(ctx)
+
+
+async def _route(ctx: RequestContext, attempt):
+    async def group(model: str) -> tuple[registry.Deployment, ...]:
+        return (await registry.get()).group(model)
+
+    principal = ctx.principal
+
+    def allowed(model: str) -> bool:
+        return principal is None or principal.allowed_models is None or model in principal.allowed_models
+
+    return await router.route(ctx, lambda dep: attempt(ctx, dep), group=group, allowed=allowed)
 
 
 def _headers(ctx: RequestContext) -> dict[str, str]:
@@ -266,101 +283,88 @@ async def _settle(ctx: RequestContext) -> None:
     ctx.metadata["_settled"] = True
     ctx.ended_monotonic = time.monotonic()
     try:
+        router.release(ctx)
         # Shielded: a cancelled request (client gone) must still book what it used.
         await asyncio.shield(limits.settle(ctx))
     except Exception:  # noqa: BLE001 - accounting failure must not turn a served answer into an error
         logger.exception("request %s: settling failed", ctx.request_id)
 
 
-async def _complete(ctx: RequestContext, group) -> HttpResponse:
-    anthropic = ctx.call_type == MESSAGES
-
-    async def attempt(dep):
-        call = _Call(ctx, dep)
-        response = await _open(call, stream=False)
-        try:
-            raw = await response.read()
-        except asyncio.TimeoutError:
-            raise _timeout_error(dep, dep.timeout) from None
-        except aiohttp.ClientError as exc:
-            raise _connection_error(dep, exc) from None
-        finally:
-            response.release()
-        ctx.first_byte_monotonic = time.monotonic()
-        try:
-            answer = call.provider.parse_response(dep, call.call_type, raw)
-        except (ValueError, KeyError, TypeError):
-            raise LlmurError(502, "api_error", f"Upstream deployment {dep.id} sent an answer that is not valid "
-                             f"{dep.provider} JSON.") from None
-        return call, answer
-
+async def _call_once(ctx: RequestContext, dep: registry.Deployment) -> tuple[_Call, Answer]:
+    """One non-streaming attempt on one deployment."""
+    call = _Call(ctx, dep)
+    response = await _open(call, stream=False)
     try:
-        call, answer = await _with_retries(ctx, group, attempt)
-        _usage_from(answer.data, ctx.usage)
-        if call.translate_messages:
-            answer = Answer(data=anthropic_translation.openai_to_anthropic_response(answer.data, ctx.model))
-        return json_response(answer.raw if answer.raw is not None else dumps(answer.data), _headers(ctx))
-    except LlmurError as error:
-        ctx.success, ctx.http_status = False, error.status
-        return error_response(error, anthropic=anthropic, request_id=ctx.request_id,
-                              extra_headers=_headers(ctx))
-    except asyncio.CancelledError:
-        ctx.success, ctx.http_status = False, 499  # the client went away before the answer
-        raise
-    except Exception:
-        ctx.success, ctx.http_status = False, 500
-        logger.exception("request %s failed", ctx.request_id)
-        return error_response(LlmurError(500, "api_error", "Internal error in the gateway; the request id is "
-                                         f"{ctx.request_id}."), anthropic=anthropic, request_id=ctx.request_id)
+        raw = await response.read()
+    except asyncio.TimeoutError:
+        raise _timeout_error(dep, dep.timeout) from None
+    except aiohttp.ClientError as exc:
+        raise _connection_error(dep, exc) from None
     finally:
-        await _settle(ctx)
-
-
-async def _stream(ctx: RequestContext, group) -> HttpResponse:
-    anthropic = ctx.call_type == MESSAGES
-
-    async def attempt(dep):
-        call = _Call(ctx, dep)
-        return call, await _open(call, stream=True)
-
+        response.release()
+    ctx.first_byte_monotonic = time.monotonic()
     try:
-        call, upstream = await _with_retries(ctx, group, attempt)
-    except LlmurError as error:
-        ctx.success, ctx.http_status = False, error.status
-        await _settle(ctx)
-        return error_response(error, anthropic=anthropic, request_id=ctx.request_id, extra_headers=_headers(ctx))
-    except BaseException:
-        ctx.success, ctx.http_status = False, 499
-        await _settle(ctx)
+        return call, call.provider.parse_response(dep, call.call_type, raw)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        error = LlmurError(502, "api_error", f"Upstream deployment {dep.id} sent an answer that is not valid "
+                           f"{dep.provider} JSON.")
+        error.retryable = True
+        raise error from None
+
+
+async def _open_stream(ctx: RequestContext, dep: registry.Deployment):
+    """One streaming attempt: returns once the first part for the client is in hand.
+
+    Until then nothing has reached the client, so a failure here may still be retried elsewhere;
+    after it, never.
+    """
+    call = _Call(ctx, dep)
+    upstream = await _open(call, stream=True)
+    parts = _client_parts(ctx, call, upstream)
+    try:
+        first = await parts.__anext__()
+    except StopAsyncIteration:
+        first = None
+    except BaseException as exc:
+        upstream.close()
+        await parts.aclose()
+        if isinstance(exc, asyncio.TimeoutError):
+            raise _timeout_error(dep, dep.stream_timeout) from None
+        if isinstance(exc, (aiohttp.ClientError, UpstreamStreamError, ValueError)):
+            raise _connection_error(dep, exc) from None
         raise
-    return streaming.streaming_response(_relay(ctx, call, upstream), _headers(ctx))
+    return call, first, (parts, upstream)
 
 
-async def _relay(ctx: RequestContext, call: _Call, upstream: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
-    """Relay one upstream stream to the client; cancel the upstream and settle however it ends."""
+def _client_parts(ctx: RequestContext, call: _Call, upstream: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    """The upstream stream as bytes in the client's format, with usage read on the way."""
     dep = call.dep
     if call.provider.native == "anthropic" and call.call_type == MESSAGES:
         events = call.provider.parse_stream(dep, MESSAGES, streaming.sse_events(upstream.content.iter_any()))
-        out = _anthropic_passthrough(ctx, events)
-    else:
-        chunks = call.provider.parse_stream(dep, call.call_type, _upstream_events(call, upstream))
-        if call.translate_messages:
-            out = anthropic_translation.openai_stream_to_anthropic(_count_openai(ctx, chunks, True), ctx.model)
-        else:
-            out = _openai_out(ctx, _count_openai(ctx, chunks, _client_wants_usage(ctx)))
+        return _anthropic_passthrough(ctx, events)
+    chunks = call.provider.parse_stream(dep, call.call_type, _upstream_events(call, upstream))
+    if call.translate_messages:
+        return anthropic_translation.openai_stream_to_anthropic(_count_openai(ctx, chunks, True), ctx.model)
+    return _openai_out(_count_openai(ctx, chunks, _client_wants_usage(ctx)))
+
+
+async def _relay(ctx: RequestContext, call: _Call, first: bytes | None, stream) -> AsyncIterator[bytes]:
+    """Relay one upstream stream to the client; cancel the upstream and settle however it ends."""
+    parts, upstream = stream
+    dep = call.dep
     anthropic = ctx.call_type == MESSAGES
     try:
-        async for part in out:
-            if ctx.first_byte_monotonic is None:
-                ctx.first_byte_monotonic = time.monotonic()
-            yield part
+        if first is not None:
+            yield first
+            async for part in parts:
+                yield part
     except Exception as exc:  # noqa: BLE001 - whatever broke, the client gets an error event, not a hang
         ctx.success, ctx.http_status = False, 504 if isinstance(exc, asyncio.TimeoutError) else 502
         if isinstance(exc, UpstreamStreamError):
             error = LlmurError(502, exc.type or "api_error", f"Upstream deployment {dep.id} reported an error "
                                f"mid-stream: {exc.message}", code=exc.code)
         elif isinstance(exc, asyncio.TimeoutError):
-            error = LlmurError(504, "timeout", f"Upstream deployment {dep.id} stopped sending for "
+            error = LlmurError(504, "timeout", f"Upstream deployment {dep.id} sent nothing for "
                                f"{dep.stream_timeout:g} s; the stream was ended.")
         elif isinstance(exc, (aiohttp.ClientError, ValueError)):
             error = LlmurError(502, "api_error", f"Upstream deployment {dep.id} broke off the stream "
@@ -375,13 +379,16 @@ async def _relay(ctx: RequestContext, call: _Call, upstream: aiohttp.ClientRespo
     except BaseException:
         # GeneratorExit or CancelledError: the client disconnected.
         ctx.success, ctx.http_status = False, 499
+        ctx.metadata["client_disconnected"] = True
         raise
     finally:
         # Closing (not releasing) drops the upstream connection at once, so the provider stops generating.
         upstream.close()
-        if ctx.metadata.get("_content_chunks") is not None and not ctx.metadata.get("_usage_seen"):
+        await parts.aclose()
+        if not ctx.metadata.get("_usage_seen"):
             ctx.metadata["usage_estimated"] = True
-            ctx.usage.completion_tokens = max(ctx.usage.completion_tokens, ctx.metadata["_content_chunks"])
+            ctx.metadata["completion_text"] = "".join(ctx.metadata.get("_text", ()))
+            ctx.usage.completion_tokens = max(ctx.usage.completion_tokens, ctx.metadata.get("_content_chunks", 0))
         await _settle(ctx)
 
 
@@ -397,27 +404,36 @@ def _client_wants_usage(ctx: RequestContext) -> bool:
 
 
 async def _count_openai(ctx: RequestContext, chunks: AsyncIterator[Chunk], keep_usage: bool) -> AsyncIterator[Chunk]:
-    """Read usage and count content chunks; drop the usage-only chunk the client did not ask for."""
-    ctx.metadata["_content_chunks"] = 0
+    """Read usage, count content chunks and keep their text (billing counts it when usage never comes);
+    drop the usage-only chunk the client did not ask for."""
+    text: list[str] = ctx.metadata.setdefault("_text", [])
+    count = 0
     async for chunk in chunks:
         data = chunk.data
         if data.get("usage"):
             ctx.metadata["_usage_seen"] = _usage_from(data, ctx.usage)
             if not data.get("choices") and not keep_usage:
                 continue
-        if data.get("choices"):
-            ctx.metadata["_content_chunks"] += 1
+        choices = data.get("choices")
+        if choices:
+            count += 1
+            ctx.metadata["_content_chunks"] = count
+            choice = choices[0]
+            piece = (choice.get("delta") or {}).get("content") if "delta" in choice else choice.get("text")
+            if isinstance(piece, str):
+                text.append(piece)
         yield chunk
 
 
-async def _openai_out(ctx: RequestContext, chunks: AsyncIterator[Chunk]) -> AsyncIterator[bytes]:
+async def _openai_out(chunks: AsyncIterator[Chunk]) -> AsyncIterator[bytes]:
     async for chunk in chunks:
         yield chunk.raw if chunk.raw is not None else streaming.openai_event(chunk.data)
     yield streaming.DONE
 
 
 async def _anthropic_passthrough(ctx: RequestContext, events: AsyncIterator[Chunk]) -> AsyncIterator[bytes]:
-    ctx.metadata["_content_chunks"] = 0
+    text: list[str] = ctx.metadata.setdefault("_text", [])
+    count = 0
     async for event in events:
         data = event.data
         kind = data.get("type")
@@ -426,7 +442,11 @@ async def _anthropic_passthrough(ctx: RequestContext, events: AsyncIterator[Chun
         elif kind == "message_delta":
             ctx.metadata["_usage_seen"] = _usage_from(data, ctx.usage)
         elif kind == "content_block_delta":
-            ctx.metadata["_content_chunks"] += 1
+            count += 1
+            ctx.metadata["_content_chunks"] = count
+            piece = (data.get("delta") or {}).get("text")
+            if isinstance(piece, str):
+                text.append(piece)
         yield event.raw if event.raw is not None else streaming.anthropic_event(data)
 
 

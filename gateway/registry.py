@@ -48,6 +48,8 @@ class Deployment:
     extra: dict[str, Any] = field(default_factory=dict)
     model_info: dict[str, Any] = field(default_factory=dict)
     source: str = "config"
+    # The entry's litellm_params in LiteLLM's shape, without secrets (pricing and limits read it).
+    litellm_params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +95,7 @@ def deployment_from_params(*, deployment_id: str, model_name: str, params: dict[
         max_retries=params.get("max_retries"), rpm=params.get("rpm"), tpm=params.get("tpm"),
         weight=params.get("weight"), extra={k: v for k, v in params.items() if k not in _KNOWN_PARAMS},
         model_info=dict(model_info or {}), source=source,
+        litellm_params={k: v for k, v in params.items() if k != "api_key"},
     )
 
 
