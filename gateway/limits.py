@@ -123,7 +123,7 @@ def _field(obj: Any, name: str) -> Any:
     return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
 
 
-def _entities(ctx: RequestContext) -> list[Entity]:
+def _entities(ctx: RequestContext, deployment: Any = None) -> list[Entity]:
     found: list[Entity] = []
     principal = ctx.principal
     if principal is not None:
@@ -139,12 +139,35 @@ def _entities(ctx: RequestContext) -> list[Entity]:
                 max_budget=limits.max_budget, soft_budget=limits.soft_budget)
             if entity.rpm >= 0 or entity.tpm >= 0 or entity.parallel >= 0 or entity.budget >= 0 or entity.soft >= 0:
                 found.append(entity)
-    params = _field(ctx.deployment, "litellm_params")
-    rpm, tpm = _limit(_field(params, "rpm")), _limit(_field(params, "tpm"))
-    if ctx.deployment_id and (rpm >= 0 or tpm >= 0):
-        found.append(Entity(kind="deployment", pk=ctx.deployment_id, label=f"deployment '{ctx.deployment_id}'",
+    deployment = deployment if deployment is not None else ctx.deployment
+    params = _field(deployment, "litellm_params")
+    rpm = _limit(_field(deployment, "rpm") if _field(deployment, "rpm") is not None else _field(params, "rpm"))
+    tpm = _limit(_field(deployment, "tpm") if _field(deployment, "tpm") is not None else _field(params, "tpm"))
+    deployment_id = ctx.deployment_id or _field(deployment, "id") or ""
+    if deployment_id and (rpm >= 0 or tpm >= 0):
+        found.append(Entity(kind="deployment", pk=deployment_id, label=f"deployment '{deployment_id}'",
                             rpm=rpm, tpm=tpm))
     return found
+
+
+async def _group(ctx: RequestContext) -> tuple[Any, ...]:
+    """The deployments the router may pick for this request (admission runs before routing)."""
+    if ctx.deployment is not None:
+        return (ctx.deployment,)
+    try:
+        from gateway import registry
+
+        return tuple((await registry.get()).group(ctx.model))
+    except Exception:  # noqa: BLE001 - no registry (tests, commands): price by the model name
+        return ()
+
+
+def _dearest(ctx: RequestContext, group: tuple[Any, ...]) -> Price:
+    """The price to reserve at: the dearest deployment the router might choose."""
+    if not group:
+        return prices.price_for(model=ctx.model, deployment=None)
+    candidates = [prices.price_for(model=ctx.model, deployment=d) for d in group]
+    return max(candidates, key=lambda p: (p.output_cost_per_token, p.input_cost_per_token))
 
 
 @dataclass(slots=True)
@@ -491,15 +514,19 @@ def _share() -> int:
 async def admit(ctx: RequestContext) -> None:
     """Refuse (LlmurError 429/503) or reserve; see the module docstring."""
     await prices.ensure_loaded()
-    entities = _entities(ctx)
-    price = prices.price_for(model=ctx.model, deployment=ctx.deployment)
+    group = await _group(ctx)
+    # Per-deployment rpm/tpm are checked here when the deployment is known: the model group has
+    # one deployment (or the caller chose it). Across several, picking one under its limits is
+    # the router's part.
+    entities = _entities(ctx, group[0] if len(group) == 1 else None)
+    price = _dearest(ctx, group)
     reservation = Reservation(mode="none", entities=entities, price=price)
     if any(entity.budget >= 0 for entity in entities):
         body_bytes = ctx.metadata.get("body_bytes")
         if not isinstance(body_bytes, int):
             body_bytes = len(orjson.dumps(ctx.body))
         reservation.reserve = estimate_cost_units(price, body=ctx.body, body_bytes=body_bytes,
-                                                  deployment=ctx.deployment)
+                                                  deployment=group[0] if len(group) == 1 else None)
     if entities:
         if redis_configured() and state.usable():
             try:
@@ -534,7 +561,8 @@ def _complete_usage(ctx: RequestContext) -> None:
         return
     if usage.prompt_tokens == 0:
         usage.prompt_tokens = tokens.count_prompt(ctx.body)
-    if usage.completion_tokens == 0 and isinstance(text, str):
+    if isinstance(text, str) and text:
+        # The text the client received, tokenized, replaces the pipeline's chunk count.
         usage.completion_tokens = tokens.count_text(text)
     ctx.metadata["usage_estimated"] = True
 
@@ -547,8 +575,9 @@ async def settle(ctx: RequestContext) -> None:
         reservation = Reservation(mode="none", entities=_entities(ctx),
                                   price=prices.price_for(model=ctx.model, deployment=ctx.deployment))
     _complete_usage(ctx)
-    ctx.cost = cost_of(reservation.price, prompt_tokens=ctx.usage.prompt_tokens,
-                       completion_tokens=ctx.usage.completion_tokens)
+    # The real price is the deployment's that answered (admission reserved at the dearest).
+    price = prices.price_for(model=ctx.model, deployment=ctx.deployment) if ctx.deployment else reservation.price
+    ctx.cost = cost_of(price, prompt_tokens=ctx.usage.prompt_tokens, completion_tokens=ctx.usage.completion_tokens)
     cost_units = to_units(ctx.cost)
     event = event_from_context(ctx, cost=ctx.cost)
     if reservation.mode == "local":
