@@ -1,0 +1,108 @@
+"""Key changes reach every worker within a second; master keys; project credentials; expiry."""
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from tests.conftest import mock_model_list, start_gateway
+from tests.gateway.helpers import bearer, post
+
+HELLO = [{"role": "user", "content": "hi"}]
+PAYLOAD = {"model": "mock-gpt", "messages": HELLO, "max_tokens": 1}
+
+
+def _status(url: str, key: str) -> int:
+    return post(url, "/v1/chat/completions", PAYLOAD, bearer(key))[0]
+
+
+def _refused_within(url: str, key: str, seconds: float, since: float) -> float:
+    """Poll until the key is refused; returns how long after `since` that happened."""
+    while time.monotonic() - since < seconds + 2:
+        if _status(url, key) == 401:
+            return time.monotonic() - since
+        time.sleep(0.02)
+    pytest.fail(f"key still accepted {seconds + 2} s after the change")
+
+
+def _block_and_check(url: str, key: str, change) -> None:
+    for _ in range(20):  # fresh connections, so every worker has the key cached
+        assert _status(url, key) == 200
+    since = time.monotonic()
+    change()
+    assert _refused_within(url, key, 1.0, since) < 1.0
+    time.sleep(max(0.0, 1.0 - (time.monotonic() - since)))
+    assert {_status(url, key) for _ in range(20)} == {401}
+
+
+@pytest.fixture(scope="module")
+def two_workers(django_db_setup, mock_upstream):
+    server = start_gateway({"model_list": mock_model_list(mock_upstream.url)}, workers=2)
+    yield server
+    server.stop()
+
+
+def test_blocked_key_is_refused_within_a_second_on_two_workers(two_workers, make_key):
+    from accounts.models import VirtualKey
+
+    key = make_key(key_alias="to block")
+    row = VirtualKey.objects.get(key_alias="to block")
+
+    def block():
+        row.blocked = True
+        row.save(update_fields=["blocked"])
+
+    _block_and_check(two_workers.url, key, block)
+    status, _, body = post(two_workers.url, "/v1/chat/completions", PAYLOAD, bearer(key))
+    assert "blocked" in body["error"]["message"]
+
+
+def test_deleted_key_is_refused_within_a_second(gateway, make_key):
+    from accounts.models import VirtualKey
+
+    key = make_key(key_alias="to delete")
+    _block_and_check(gateway.url, key, lambda: VirtualKey.objects.get(key_alias="to delete").delete())
+
+
+def test_blocked_team_refuses_its_keys(gateway, make_key):
+    from accounts.models import Team
+
+    team = Team.objects.create(name="blocked later")
+    key = make_key(team=team)
+
+    def block():
+        team.blocked = True
+        team.save()
+
+    _block_and_check(gateway.url, key, block)
+
+
+def test_expired_key_is_refused(gateway, make_key):
+    key = make_key(expires_at=timezone.now() - timedelta(seconds=1))
+    status, _, body = post(gateway.url, "/v1/chat/completions", PAYLOAD, bearer(key))
+    assert status == 401 and "expired" in body["error"]["message"]
+
+
+def test_master_key_may_use_every_model(gateway):
+    status, _, body = post(gateway.url, "/v1/models", None, bearer(gateway.master_key), method="GET")
+    assert status == 200
+    assert {"mock-gpt", "mock-claude", "mock-500"} <= {m["id"] for m in body["data"]}
+
+
+def test_project_credential_replaces_the_deployment_key(gateway, mock_upstream, make_key):
+    from accounts.keys import secret_encrypt
+    from accounts.models import Project, ProjectCredential, Team
+
+    project = Project.objects.create(name="own account", team=Team.objects.create(name="project team"))
+    ProjectCredential.objects.create(project=project, provider="openai", display="…1234",
+                                     encrypted_api_key=secret_encrypt("sk-project-own-openai-1234"))
+    key = make_key(project=project)
+    mock_upstream.reset()
+    assert _status(gateway.url, key) == 200
+    assert mock_upstream.stats()["credentials_seen"] == ["Bearer sk-project-own-openai-1234"]
+    mock_upstream.reset()
+    other = make_key()
+    assert _status(gateway.url, other) == 200
+    assert mock_upstream.stats()["credentials_seen"] == ["Bearer sk-upstream-openai-secret"]

@@ -1,0 +1,98 @@
+"""Streams under faults: an upstream that breaks off, and a client that goes away."""
+from __future__ import annotations
+
+import http.client
+import json
+import time
+from urllib.parse import urlsplit
+
+import anthropic
+import openai
+import pytest
+
+from tests.gateway.helpers import bearer, sse_lines
+
+HELLO = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture
+def key(make_key) -> str:
+    return make_key(key_alias="stream tests")
+
+
+def test_stream_headers_stop_proxy_buffering(gateway, key):
+    parts = urlsplit(gateway.url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    connection.request("POST", "/v1/chat/completions", body=json.dumps(
+        {"model": "mock-gpt", "messages": HELLO, "stream": True, "max_tokens": 2}), headers=bearer(key))
+    response = connection.getresponse()
+    assert response.status == 200
+    assert response.getheader("content-type").startswith("text/event-stream")
+    assert response.getheader("cache-control") == "no-cache"
+    assert response.getheader("x-accel-buffering") == "no"
+    lines = [line for line in response.read().decode().split("\n") if line]
+    connection.close()
+    assert lines[-1] == "data: [DONE]"
+
+
+def test_upstream_cut_mid_stream_ends_with_an_error_event(gateway, key):
+    status, lines = sse_lines(gateway.url, "/v1/chat/completions",
+                              {"model": "mock-cut", "messages": HELLO, "stream": True}, bearer(key))
+    assert status == 200
+    events = [json.loads(line[6:]) for line in lines if line.startswith("data: {")]
+    assert [e["choices"][0]["delta"]["content"] for e in events[:3]] == ["lorem "] * 3
+    assert events[-1]["error"]["type"] == "api_error"
+    assert "broke off the stream" in events[-1]["error"]["message"]
+    assert "data: [DONE]" not in lines
+
+
+def test_upstream_cut_raises_in_the_openai_sdk(gateway, key):
+    client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=key, max_retries=0)
+    received = []
+    with pytest.raises(openai.APIError):
+        for chunk in client.chat.completions.create(model="mock-cut", messages=HELLO, stream=True):
+            received.append(chunk)
+    assert len(received) == 3
+
+
+def test_upstream_cut_raises_in_the_anthropic_sdk(gateway, key):
+    claude = anthropic.Anthropic(base_url=gateway.url, api_key=key, max_retries=0)
+    for model in ("mock-claude-cut", "mock-cut"):  # native Anthropic stream, and translated from OpenAI
+        with pytest.raises(anthropic.APIStatusError) as failed:
+            with claude.messages.stream(model=model, max_tokens=20, messages=HELLO) as stream:
+                for _ in stream.text_stream:
+                    pass
+        assert "stream" in str(failed.value)
+
+
+def _wait_for(predicate, timeout: float = 5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    return predicate()
+
+
+@pytest.mark.parametrize("path,payload", [
+    ("/v1/chat/completions", {"model": "mock-drip-50", "messages": HELLO, "stream": True, "max_tokens": 200}),
+    ("/v1/messages", {"model": "mock-drip-50", "messages": HELLO, "stream": True, "max_tokens": 200}),
+])
+def test_client_disconnect_closes_the_upstream_connection(gateway, mock_upstream, key, path, payload):
+    mock_upstream.reset()
+    before = mock_upstream.stats()["open_connections"]
+    parts = urlsplit(gateway.url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    connection.request("POST", path, body=json.dumps(payload), headers={**bearer(key), "x-api-key": key})
+    response = connection.getresponse()
+    assert response.status == 200
+    assert response.readline().startswith((b"data: ", b"event: "))  # the stream is flowing
+    assert mock_upstream.stats()["open_connections"] >= 1
+    connection.sock.close()
+    connection.close()
+    # The gateway cancels the upstream call: the mock sees its client go away mid-stream.
+    assert _wait_for(lambda: mock_upstream.stats()["streams_aborted"] == 1), mock_upstream.stats()
+    stats = mock_upstream.stats()
+    assert stats["streams_completed"] == 0
+    assert _wait_for(lambda: mock_upstream.stats()["open_connections"] <= before), mock_upstream.stats()
