@@ -3,12 +3,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from ninja import Field, Router, Schema
 from pydantic import ConfigDict
 
 from accounts.api import management_auth
 from accounts.roles import Actor
 from gateway import model_services
+from gateway.deployments import config_deployment_id
 from gateway.errors import LlmurError
 from gateway.models import ModelDeployment
 
@@ -42,14 +44,28 @@ def model_new(request, body: ModelNewIn):
     return {"model_id": deployment.deployment_id, **deployment_out(deployment)}
 
 
+def config_deployments() -> list[dict[str, Any]]:
+    """The config file's model_list as this process loaded it (the file, not the database, is its truth)."""
+    out = []
+    for index, entry in enumerate(settings.LLMUR.config.model_list):
+        params = entry.litellm_params.model_dump(exclude_none=True)
+        if "api_key" in params:
+            params["api_key"] = "(config file)"
+        out.append({"model_name": entry.model_name, "litellm_params": params,
+                    "model_info": {**entry.model_info, "id": config_deployment_id(entry, index), "db_model": False,
+                                   "is_active": True}})
+    return out
+
+
 @router.get("/model/info", summary="Deployments (config and database), secrets never included.")
 def model_info(request, litellm_model_id: str | None = None, model_name: str | None = None):
-    qs = ModelDeployment.objects.filter(is_active=True)
+    rows = config_deployments() + [deployment_out(d) for d in ModelDeployment.objects.filter(
+        is_active=True, source=ModelDeployment.Source.DATABASE)]
     if litellm_model_id:
-        qs = qs.filter(deployment_id=litellm_model_id)
+        rows = [r for r in rows if r["model_info"]["id"] == litellm_model_id]
     if model_name:
-        qs = qs.filter(model_name=model_name)
-    return {"data": [deployment_out(d) for d in qs]}
+        rows = [r for r in rows if r["model_name"] == model_name]
+    return {"data": rows}
 
 
 @router.post("/model/delete")
