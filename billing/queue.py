@@ -24,7 +24,8 @@ from billing.services import spend_record_batch
 
 logger = logging.getLogger("llmur.billing")
 
-DEFAULT_BATCH = 500
+def default_batch() -> int:
+    return int(os.environ.get("LLMUR_SPEND_DRAIN_BATCH", "500"))
 
 
 def claim_idle_ms() -> int:
@@ -67,11 +68,12 @@ def _record(client: redis.Redis, entries: list[tuple[Any, dict]]) -> int:
     return new
 
 
-def drain(*, client: redis.Redis | None = None, batch: int = DEFAULT_BATCH, max_seconds: float = 20.0,
+def drain(*, client: redis.Redis | None = None, batch: int | None = None, max_seconds: float = 20.0,
           consumer: str | None = None) -> int:
     """Drain the stream until it is empty or max_seconds have passed; returns new SpendLog rows."""
     from billing.connections import sync_redis
 
+    batch = batch or default_batch()
     client = client or sync_redis()
     consumer = consumer or consumer_name()
     ensure_group(client)

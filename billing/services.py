@@ -7,13 +7,14 @@ read-modify-write.
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from datetime import date, datetime, timedelta
 from datetime import timezone as dt_timezone
 from decimal import Decimal
 from typing import Any, Iterable
 
-from django.db import transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -89,14 +90,34 @@ def spend_log_from_event(event: dict[str, Any]) -> SpendLog:
     )
 
 
-@transaction.atomic
 def spend_record_batch(*, events: Iterable[dict[str, Any]]) -> int:
     """Insert SpendLog rows for events (idempotent on request_id) and book their cost once.
 
     Returns how many events were new. A redelivered event finds its row already inserted and
     booked, so neither the row nor the owners' spend changes. Two workers racing on the same
-    event serialize on the row: the second sees booked=True after the first commits.
+    event serialize on the row: the second sees booked=True after the first commits. A deadlock
+    between such workers (MySQL's gap locks on INSERT IGNORE) rolls the whole batch back, so it
+    is simply retried.
     """
+    events = list(events)
+    attempts = 1 if connection.in_atomic_block else 5
+    for attempt in range(attempts):
+        try:
+            return _record_batch(events)
+        except OperationalError as exc:
+            if attempt == attempts - 1 or not _is_deadlock(exc):
+                raise
+            time.sleep(0.01 * (attempt + 1))
+    return 0
+
+
+def _is_deadlock(exc: OperationalError) -> bool:
+    text = str(exc).lower()
+    return "deadlock" in text or "try restarting transaction" in text or "could not serialize" in text
+
+
+@transaction.atomic
+def _record_batch(events: list[dict[str, Any]]) -> int:
     rows: dict[str, SpendLog] = {}
     for event in events:
         row = spend_log_from_event(event)
