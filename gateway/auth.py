@@ -19,7 +19,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 
-from gateway import http
+from gateway import http, registry
 from gateway.context import EntityLimits, Principal
 from gateway.errors import LlmurError
 
@@ -40,7 +40,7 @@ MASTER = Principal(is_master=True, display="master key")
 
 # digest → (expires at, Principal or LlmurError)
 _cache: dict[str, tuple[float, Principal | LlmurError]] = {}
-_seen = {"version": None, "checked": 0.0}
+_seen: dict[str, Any] = {"version": None, "deployments": None, "checked": 0.0}
 
 
 def unauthorized(message: str) -> LlmurError:
@@ -95,22 +95,31 @@ def _local_ttl() -> float:
     return LOCAL_TTL_WITH_REDIS if settings.LLMUR.cache.engine == "redis" else LOCAL_TTL_EMBEDDED
 
 
-async def _check_version(redis) -> str | None:
-    """Drop the local cache when the shared auth version moved; at most one check per interval."""
+async def _check_versions(redis) -> str | None:
+    """Compare the shared auth and deployments versions with the last seen, at most once per interval.
+
+    A moved auth version drops the local key cache; a moved deployments version makes the registry
+    reload before its next use. One MGET, on at most one request per interval.
+    """
     now = time.monotonic()
     if now - _seen["checked"] < VERSION_CHECK_INTERVAL:
         return _seen["version"]
     _seen["checked"] = now
     try:
-        raw = await redis.get(AUTH_VERSION_KEY)
+        auth_raw, deployments_raw = await redis.mget(AUTH_VERSION_KEY, registry.VERSION_KEY)
     except Exception:  # noqa: BLE001 - Redis down: keep serving from the local cache (fail open)
-        logger.warning("auth version check failed: Redis unreachable")
+        logger.warning("version check failed: Redis unreachable")
         return _seen["version"]
-    version = raw.decode() if raw else "0"
+    version = auth_raw.decode() if auth_raw else "0"
     if version != _seen["version"]:
         if _seen["version"] is not None:
             _cache.clear()
         _seen["version"] = version
+    deployments = deployments_raw.decode() if deployments_raw else "0"
+    if deployments != _seen["deployments"]:
+        if _seen["deployments"] is not None:
+            registry.mark_stale()
+        _seen["deployments"] = deployments
     return version
 
 
@@ -121,10 +130,10 @@ async def authenticate(key: str) -> Principal:
     from accounts.keys import key_digest
 
     digest = key_digest(key)
+    redis = http.redis()
+    version = await _check_versions(redis) if redis is not None else None
     if _is_master(digest):
         return MASTER
-    redis = http.redis()
-    version = await _check_version(redis) if redis is not None else None
     now = time.monotonic()
     hit = _cache.get(digest)
     if hit is not None and hit[0] > now:
