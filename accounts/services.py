@@ -294,7 +294,8 @@ def user_create(*, by: Actor, username: str, email: str = "", role: str = Role.I
     return user
 
 
-USER_UPDATABLE = {"email", "role", "models", "metadata", "password", "is_active", *BUDGET_FIELDS}
+USER_UPDATABLE = {"email", "role", "models", "metadata", "password", "is_active", "is_staff", "is_superuser",
+                  *BUDGET_FIELDS}
 
 
 @transaction.atomic
@@ -317,8 +318,9 @@ def user_update(*, by: Actor, user: User, **fields: Any) -> User:
         user.metadata = fields["metadata"] or {}
     if fields.get("password"):
         user.set_password(fields["password"])
-    if "is_active" in fields:
-        user.is_active = bool(fields["is_active"])
+    for flag in ("is_active", "is_staff", "is_superuser"):
+        if flag in fields:
+            setattr(user, flag, bool(fields[flag]))
     _apply_budget(user, _budget_values({k: v for k, v in fields.items() if k in BUDGET_FIELDS}))
     _save(user)
     audit_record(by=by, action="update", instance=user, before=before, after=snapshot(user))
@@ -376,8 +378,10 @@ def organization_member_set(*, by: Actor, organization: Organization, user: User
         raise invalid(f"Unknown organization role {role!r} (expected org_admin or member).", "role")
     membership, created = OrganizationMembership.objects.get_or_create(organization=organization, user=user,
                                                                        defaults={"role": role})
+    if not created and membership.role == role:
+        return membership  # nothing changed, nothing to audit
     before = None if created else snapshot(membership)
-    if not created and membership.role != role:
+    if not created:
         membership.role = role
         membership.save(update_fields=["role"])
     audit_record(by=by, action="create" if created else "update", instance=membership, before=before,
@@ -449,8 +453,10 @@ def team_member_add(*, by: Actor, team: Team, user: User, role: str = TeamMember
     if role not in TeamMembership.TeamRole.values:
         raise invalid(f"Unknown team member role {role!r} (expected admin or user).", "member.role")
     membership, created = TeamMembership.objects.get_or_create(team=team, user=user, defaults={"role": role})
+    if not created and membership.role == role:
+        return membership  # nothing changed, nothing to audit
     before = None if created else snapshot(membership)
-    if not created and membership.role != role:
+    if not created:
         membership.role = role
         membership.save(update_fields=["role"])
     audit_record(by=by, action="create" if created else "update", instance=membership, before=before,

@@ -83,6 +83,7 @@ class LlmurAdminSite(admin.AdminSite):
         many clients guessing one account's. The counters live in the cache (Redis in production),
         so every worker shares them.
         """
+        extra_context = {**(extra_context or {}), "oidc_enabled": bool(getattr(settings, "LLMUR_OIDC_ENABLED", False))}
         if request.method == "POST":
             keys = self._login_keys(request)
             if any((cache.get(k) or 0) >= LOGIN_MAX_FAILURES for k in keys):
@@ -100,7 +101,6 @@ class LlmurAdminSite(admin.AdminSite):
                     except ValueError:  # expired between add and incr
                         cache.set(key, 1, LOGIN_WINDOW_SECONDS)
             return response
-        extra_context = {**(extra_context or {}), "oidc_enabled": bool(getattr(settings, "LLMUR_OIDC_ENABLED", False))}
         return super().login(request, extra_context)
 
     # ------------------------------------------------------------------ dashboard

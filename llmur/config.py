@@ -162,6 +162,35 @@ class RouterSettings(BaseModel):
     model_group_alias: dict[str, Any] = Field(default_factory=dict)
 
 
+class OidcTeamMapping(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    team: str = Field(min_length=1)
+    role: Literal["admin", "user"] = "user"
+
+
+class OidcConfiguration(_Section):
+    """Optional OpenID Connect sign-in for the admin (mozilla-django-oidc); see accounts/oidc.py."""
+
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr
+    authorization_endpoint: str = Field(min_length=1)
+    token_endpoint: str = Field(min_length=1)
+    userinfo_endpoint: str = Field(min_length=1)
+    jwks_endpoint: str | None = None
+    sign_algo: Literal["RS256", "RS384", "RS512", "ES256", "HS256"] = "RS256"
+    scopes: str = "openid email profile"
+    groups_claim: str = "groups"
+    # Provider group → llmur role; a user in several groups gets the highest role.
+    roles: dict[str, Literal["proxy_admin", "org_admin", "team_admin", "internal_user",
+                             "internal_user_viewer"]] = Field(default_factory=dict)
+    # Provider group → team name (member) or {team, role}; teams named here are created on first sign-in.
+    teams: dict[str, str | OidcTeamMapping] = Field(default_factory=dict)
+    default_role: Literal["proxy_admin", "org_admin", "team_admin", "internal_user",
+                          "internal_user_viewer"] = "internal_user"
+    # Only people in at least one mapped group may sign in, unless this is true.
+    allow_unmapped: bool = False
+
+
 class LlmurConfig(_Section):
     """The validated configuration; field names follow the LLMUR YAML format."""
 
@@ -186,6 +215,7 @@ class LlmurConfig(_Section):
     router_settings: RouterSettings = Field(default_factory=RouterSettings)
     litellm_settings: dict[str, Any] = Field(default_factory=dict)
     general_settings: dict[str, Any] = Field(default_factory=dict)
+    oidc: OidcConfiguration | None = None
 
     @field_validator("log_level")
     @classmethod

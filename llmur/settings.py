@@ -163,3 +163,19 @@ LOGGING = {
         "django.db.backends": {"level": "DEBUG" if LLMUR.database.echo else "WARNING"},
     },
 }
+
+# Optional single sign-on for the admin (the config's `oidc:` block; accounts/oidc.py maps groups).
+LLMUR_OIDC_ENABLED = CONFIG.oidc is not None
+if CONFIG.oidc is not None:
+    INSTALLED_APPS.append("mozilla_django_oidc")
+    AUTHENTICATION_BACKENDS = ["accounts.oidc.LlmurOIDCBackend", "django.contrib.auth.backends.ModelBackend"]
+    OIDC_RP_CLIENT_ID = CONFIG.oidc.client_id
+    OIDC_RP_CLIENT_SECRET = CONFIG.oidc.client_secret.get_secret_value()
+    OIDC_OP_AUTHORIZATION_ENDPOINT = CONFIG.oidc.authorization_endpoint
+    OIDC_OP_TOKEN_ENDPOINT = CONFIG.oidc.token_endpoint
+    OIDC_OP_USER_ENDPOINT = CONFIG.oidc.userinfo_endpoint
+    OIDC_OP_JWKS_ENDPOINT = CONFIG.oidc.jwks_endpoint
+    OIDC_RP_SIGN_ALGO = CONFIG.oidc.sign_algo
+    OIDC_RP_SCOPES = CONFIG.oidc.scopes
+    LOGIN_REDIRECT_URL = "/admin/"
+    LOGIN_REDIRECT_URL_FAILURE = "/admin/login/?sso=failed"

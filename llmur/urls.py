@@ -1,6 +1,7 @@
 """URL map: admin, health probes, and the APIs each app contributes."""
+from django.conf import settings
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from gateway import health_api
 from llmur import health
@@ -15,3 +16,7 @@ urlpatterns = [
     # The one NinjaAPI (llmur/api.py): /v1/* and the management API; docs at /docs.
     path("", api.urls),
 ]
+
+if settings.LLMUR_OIDC_ENABLED:
+    # Single sign-on for the admin (mozilla-django-oidc): /oidc/authenticate/ and /oidc/callback/.
+    urlpatterns.insert(0, path("oidc/", include("mozilla_django_oidc.urls")))
