@@ -18,6 +18,16 @@ from tests.conftest import start_gateway
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+def flush_test_redis() -> None:
+    """Start and end with an empty test Redis, so no spend event of another module is booked here."""
+    import os
+
+    import redis
+
+    if os.environ.get("REDIS_URL"):
+        redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()
+
+
 @pytest.fixture(scope="module")
 def server(django_db_setup, django_db_blocker, mock_upstream):
     """Two gunicorn workers; mock-gpt priced through model_info so each call costs something."""
@@ -28,10 +38,12 @@ def server(django_db_setup, django_db_blocker, mock_upstream):
                         "model_info": {"input_cost_per_token": 0.001, "output_cost_per_token": 0.002}}],
         "router_settings": {"num_retries": 0},
     }
+    flush_test_redis()
     with django_db_blocker.unblock():
         gateway = start_gateway(config, workers=2)
     yield gateway
     gateway.stop()
+    flush_test_redis()
 
 
 def litellm_script(base_url: str, master_key: str, spend_settled) -> dict:
