@@ -222,9 +222,10 @@ def _refusal(kind: str, entity: Entity, limit: int, retry_after: int, remaining_
                       code="429", headers=headers)
 
 
-def _budget_refusal(entity: Entity, spend: Decimal) -> LlmurError:
+def _budget_refusal(entity: Entity, spend: Decimal, reserved: Decimal = Decimal(0)) -> LlmurError:
+    in_flight = f" (+ {money(reserved)} reserved by requests in flight)" if reserved > 0 else ""
     return LlmurError(429, "budget_exceeded",
-                      f"{entity.label} budget exceeded: spend {money(spend)} of max_budget "
+                      f"{entity.label} budget exceeded: spend {money(spend)}{in_flight} of max_budget "
                       f"{money(entity.max_budget or Decimal(0))}", code="429")
 
 
@@ -394,7 +395,7 @@ async def _admit_redis(ctx: RequestContext, entities: list[Entity], reservation:
             continue
         entity = entities[int(reply[1]) - 1]
         if status == "budget":
-            raise _budget_refusal(entity, from_units(int(reply[2])))
+            raise _budget_refusal(entity, from_units(int(reply[2])), from_units(int(reply[3])))
         raise _refusal(status, entity, int(reply[2]), int(reply[3]), int(reply[4]))
     raise LlmurError(503, "service_unavailable", "Budget counters are being rebuilt; retry shortly.", code="503",
                      headers={"Retry-After": "1"})
@@ -450,7 +451,7 @@ class LocalLimits:
                 # This process may spend its share of what was left when it took over.
                 allowance = (entity.budget - base) // share
                 if self.added[ref] + self.reserved[ref] >= allowance:
-                    raise _budget_refusal(entity, from_units(base + self.added[ref]))
+                    raise _budget_refusal(entity, from_units(base + self.added[ref]), from_units(self.reserved[ref]))
         spends = []
         for entity in entities:
             ref = entity.ref
