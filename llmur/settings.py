@@ -71,6 +71,10 @@ def _database(db: ResolvedDatabase) -> dict:
     common = {"NAME": db.name, "USER": db.user, "PASSWORD": db.password, "HOST": db.host,
               "PORT": str(db.port or ""), "TEST": {}}
     if db.engine == "sqlite":
+        if db.name != ":memory:":
+            # A file, not Django's default in-memory test database, so tests see WAL and the busy
+            # timeout that concurrent writers rely on.
+            common["TEST"] = {"NAME": f"{db.name}.test"}
         return common | {
             "ENGINE": "django.db.backends.sqlite3",
             "OPTIONS": {
@@ -156,8 +160,9 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {
         "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "llmur.logformat.JsonFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "text"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": CONFIG.log_format}},
     "root": {"handlers": ["console"], "level": CONFIG.python_log_level},
     "loggers": {
         "django.db.backends": {"level": "DEBUG" if LLMUR.database.echo else "WARNING"},
