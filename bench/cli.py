@@ -18,7 +18,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bench import load, profile, report, scale
-from bench.procs import BenchError, Cores, Managed, mock_reset, mock_stats, rss_mb, serving_process, start_mock
+from bench.procs import (BenchError, Cores, Managed, cpu_seconds, mock_reset, mock_stats, rss_mb, serving_process,
+                         start_mock)
 from bench.servers import (BENCH_MODEL, LLMUR_UPSTREAM, LlmurServer, litellm_find, litellm_start, llmur_start,
                            spend_rows, database_check_url, database_drop)
 
@@ -98,7 +99,7 @@ def _machine() -> dict:
     except OSError:
         pass
     return {"cpu_model": model, "cpu_count": os.cpu_count(), "python": platform.python_version(),
-            "platform": platform.platform()}
+            "platform": platform.platform(), "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}
 
 
 class Run:
@@ -120,7 +121,7 @@ class Run:
     # ------------------------------------------------------------------ load cells
 
     def drive(self, *, target: str, base_url: str, key: str, model: str, server_pid: int | None,
-              profile_cell: tuple[str, int] | None = None) -> list[dict]:
+              profile_cell: tuple[str, int] | None = None, rss: bool = True) -> list[dict]:
         url = f"{base_url}/v1/chat/completions"
         s = self.settings
         # Warm-up, not recorded: connection pools, import-on-first-use and caches settle first.
@@ -136,8 +137,16 @@ class Run:
                                                seconds=max(1, int(s["duration_s"]) - 1), cores=self.cores)
                 self.log(f"{target} {mode} c={connections}")
                 row = {"target": target, "mode": mode, "connections": connections}
+                serving = serving_process(server_pid) if server_pid else None
+                cpu_before = cpu_seconds(serving)
                 row |= load.run_wrk(cores=self.cores, url=url, key=key, model=model, stream=mode == "stream",
                                     connections=connections, duration=s["duration_s"])
+                # CPU time per request is the figure the shared machine's noise disturbs least: other
+                # processes on the server core stretch latency, not the CPU the worker spends.
+                cpu_used = cpu_seconds(serving) - cpu_before if serving else None
+                if cpu_used is not None and row["requests"]:
+                    row["cpu_ms_per_req"] = round(cpu_used * 1000 / row["requests"], 3)
+                    row["rps_per_core"] = round(row["requests"] / cpu_used, 1) if cpu_used > 0 else None
                 if spy:
                     self._profile_done(spy, spy_out, mode, connections)
                 if mode == "stream":
@@ -146,7 +155,7 @@ class Run:
                     row |= {"ttfb_p50_ms": ttfb["ttfb_p50_ms"], "ttfb_p99_ms": ttfb["ttfb_p99_ms"],
                             "ttfb_streams": ttfb["streams"], "ttfb_streams_per_s": ttfb["streams_per_s"],
                             "ttfb_failed": sum(ttfb["failures"].values()), "ttfb_failures": ttfb["failures"]}
-                if server_pid:
+                if server_pid and rss:
                     row["rss_mb"] = rss_mb(serving_process(server_pid).pid)
                 rows.append(row)
         return rows
@@ -179,7 +188,7 @@ class Run:
             self.llmur = self.start_llmur(mock_url)
         else:
             self.rows += self.drive(target="mock", base_url=mock_url, key="sk-mock", model="mock-gpt",
-                                    server_pid=None)
+                                    server_pid=mock.process.pid, rss=False)
             if self.args.no_llmur:
                 self.skipped["llmur"] = "--no-llmur"
             else:
@@ -194,6 +203,7 @@ class Run:
         self.result["rows"] = self.rows
         self.result["skipped"] = self.skipped
         self.result["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.result["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
         return self.result
 
     def start_llmur(self, mock_url: str) -> LlmurServer:

@@ -167,3 +167,14 @@ def rss_mb(pid: int) -> float | None:
         return round(psutil.Process(pid).memory_info().rss / 2**20, 1)
     except psutil.Error:
         return None
+
+
+def cpu_seconds(process: psutil.Process | None) -> float:
+    """User plus system CPU seconds the process has used so far (0 when it is gone)."""
+    if process is None:
+        return 0.0
+    try:
+        times = process.cpu_times()
+    except psutil.Error:
+        return 0.0
+    return times.user + times.system

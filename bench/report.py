@@ -52,6 +52,8 @@ LOAD_COLUMNS = [
     ("+TTFB ms", 8, lambda r: _fmt(r.get("added_ttfb_p50_ms"), ".2f")),
     ("x litellm", 9, lambda r: _fmt(r.get("rps_vs_litellm"), ".1f")),
     ("RSS MB", 6, lambda r: _fmt(r.get("rss_mb"), ".0f")),
+    ("CPU ms/req", 10, lambda r: _fmt(r.get("cpu_ms_per_req"), ".3f")),
+    ("req/CPU-s", 9, lambda r: _fmt(r.get("rps_per_core"), ",.0f")),
 ]
 
 
@@ -71,7 +73,9 @@ def render(result: dict) -> str:
              f"{result['machine']['cpu_count']} cores; {_cores_line(result['cores'])})",
              f"wrk {result['settings']['duration_s']:g} s per cell; TTFB by bench.ttfb "
              f"{result['settings']['ttfb_duration_s']:g} s per stream cell; ratios and added ms are against "
-             f"the mock alone at the same load in this run", ""]
+             f"the mock alone at the same load in this run; req/CPU-s is requests per second of the server "
+             f"process's own CPU time (what one core sustains when nothing else runs on it); load average "
+             f"{_load(result['machine'])}", ""]
     lines += _table(LOAD_COLUMNS, result["rows"])
     spend = result.get("spend_check")
     if spend:
@@ -105,6 +109,11 @@ SCALE_COLUMNS = [
     ("bytes", 9, lambda r: _fmt(r.get("bytes"), ",d")),
     ("note", 0, lambda r: r.get("note", "")),
 ]
+
+
+def _load(machine: dict) -> str:
+    start, end = machine.get("loadavg_at_start"), machine.get("loadavg_at_end")
+    return f"{start[0] if start else '?'} at start, {end[0] if end else '?'} at end"
 
 
 def _cores_line(cores: dict) -> str:

@@ -50,7 +50,7 @@ def test_quick_run_prints_the_table_and_writes_the_json(tmp_path, bench_database
     assert completed.returncode == 0, f"{completed.stdout}\n{completed.stderr}"
 
     table = completed.stdout
-    assert "req/s" in table and "TTFB p50" in table and "RSS MB" in table
+    assert "req/s" in table and "TTFB p50" in table and "RSS MB" in table and "CPU ms/req" in table
     assert "spend check: ok" in table
     assert "records: " in table and "SpendLog rows" in table and "/global/spend/report" in table
     assert "written: " in table
@@ -62,7 +62,7 @@ def test_quick_run_prints_the_table_and_writes_the_json(tmp_path, bench_database
         assert ROW_FIELDS <= row.keys()
         assert row["ok"] > 0 and row["failed"] == 0, row
     for row in (r for r in result["rows"] if r["target"] == "llmur"):
-        assert {"rps_vs_mock", "added_p50_ms", "rss_mb"} <= row.keys()
+        assert {"rps_vs_mock", "added_p50_ms", "rss_mb", "cpu_ms_per_req", "rps_per_core"} <= row.keys()
         assert row["rss_mb"] > 0
         if row["mode"] == "stream":
             assert row["ttfb_streams"] > 0 and row["added_ttfb_p50_ms"] is not None
