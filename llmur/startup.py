@@ -99,7 +99,9 @@ def migration_lock() -> Iterator[None]:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT RELEASE_LOCK('llmur_migrate')")
     else:
-        lock_path = Path(settings.LLMUR.var_dir) / "migrate.lock"
+        # Next to the database file, so every process using that file agrees on the lock even
+        # when their var/ directories differ.
+        lock_path = _sqlite_lock_path()
         lock_path.parent.mkdir(parents=True, exist_ok=True)
         with open(lock_path, "w") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
@@ -107,6 +109,13 @@ def migration_lock() -> Iterator[None]:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _sqlite_lock_path() -> Path:
+    db = settings.LLMUR.database
+    if db.name == ":memory:":
+        return Path(settings.LLMUR.var_dir) / "migrate.lock"
+    return Path(db.name + ".migrate-lock")
 
 
 def migrate() -> None:
@@ -167,10 +176,12 @@ def master_key_digests() -> frozenset[str]:
 def secure_var_files() -> None:
     """Make the files llmur keeps under var/ private to this user (mode 0600)."""
     var_dir = Path(settings.LLMUR.var_dir)
-    candidates = [var_dir / "application_secret", master_key_file(), var_dir / "migrate.lock"]
+    candidates = [var_dir / "application_secret", master_key_file()]
     db = settings.LLMUR.database
-    if db.engine == "sqlite" and db.name != ":memory:":
-        candidates += [Path(db.name + suffix) for suffix in ("", "-wal", "-shm")]
+    if db.engine == "sqlite":
+        candidates.append(_sqlite_lock_path())
+        if db.name != ":memory:":
+            candidates += [Path(db.name + suffix) for suffix in ("", "-wal", "-shm")]
     for path in candidates:
         try:
             os.chmod(path, 0o600)

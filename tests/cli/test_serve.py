@@ -172,3 +172,13 @@ def test_embedded_default_needs_no_services(clean_env):
     assert name == str(Path(clean_env["LLMUR_VAR_DIR"]).resolve() / "llmur.sqlite3")
     assert cache == "django.core.cache.backends.locmem.LocMemCache"
     assert (eager, broker) == ("True", "memory://")
+
+
+def test_four_processes_start_at_once_on_one_embedded_sqlite(servers, clean_env, tmp_path):
+    """The SQLite file lock serializes migrations; exactly one process generates the master key."""
+    started = [servers([], clean_env, free_port(), cwd=tmp_path) for _ in range(4)]
+    for server in started:
+        assert wait_status(server, "/health/readiness", timeout=120)["status"] == "healthy"
+    outputs = [server.stop() for server in started]
+    assert sum(len(KEY.findall(output)) for output in outputs) == 1, outputs
+    assert not any("Traceback" in output for output in outputs)
