@@ -26,6 +26,7 @@ from gateway.errors import LlmurError
 from gateway.providers import provider_for
 from gateway.providers import anthropic as anthropic_translation
 from gateway.providers.base import CHAT, EMBEDDING, MESSAGES, Answer, Chunk, Provider, UpstreamStreamError, dumps
+from llmur import metrics
 
 logger = logging.getLogger("llmur.gateway.pipeline")
 
@@ -224,7 +225,9 @@ async def run(request, call_type: str) -> HttpResponse:
             ctx.metadata["anthropic-beta"] = meta.get("HTTP_ANTHROPIC_BETA", "")
         authorize(ctx, await registry.get())
         await limits.admit(ctx)
+        metrics.request_started(ctx)
     except LlmurError as error:
+        metrics.request_rejected(error)
         return error_response(error, anthropic=anthropic, request_id=request_id)
     # Admitted: from here on, settle exactly once however the request ends.
     try:
@@ -288,11 +291,14 @@ async def _settle(ctx: RequestContext) -> None:
         await asyncio.shield(limits.settle(ctx))
     except Exception:  # noqa: BLE001 - accounting failure must not turn a served answer into an error
         logger.exception("request %s: settling failed", ctx.request_id)
+    finally:
+        metrics.request_finished(ctx)  # after settle, which prices the request
 
 
 async def _call_once(ctx: RequestContext, dep: registry.Deployment) -> tuple[_Call, Answer]:
     """One non-streaming attempt on one deployment."""
     call = _Call(ctx, dep)
+    ctx.metadata["upstream_started"] = time.monotonic()
     response = await _open(call, stream=False)
     try:
         raw = await response.read()
@@ -319,6 +325,7 @@ async def _open_stream(ctx: RequestContext, dep: registry.Deployment):
     after it, never.
     """
     call = _Call(ctx, dep)
+    ctx.metadata["upstream_started"] = time.monotonic()
     upstream = await _open(call, stream=True)
     parts = _client_parts(ctx, call, upstream)
     try:

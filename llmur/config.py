@@ -55,6 +55,25 @@ class OtelConfiguration(_Section):
     service_name: str = "llmur"
 
 
+class MetricsConfiguration(_Section):
+    """GET /metrics (llmur/metrics.py): served to the master key, or without it to these client addresses."""
+
+    enabled: bool = True
+    allowed_ips: list[str] = Field(default_factory=list, description="addresses or CIDR networks")
+
+    @field_validator("allowed_ips")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or CIDR network (e.g. 10.0.0.0/8)") from None
+        return value
+
+
 class DatabaseConfiguration(_Section):
     engine: Literal["sqlite", "postgres", "mysql"] = "sqlite"
     url: SecretStr | None = None
@@ -207,6 +226,7 @@ class LlmurConfig(_Section):
     max_request_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     cache_failure_policy: Literal["fail_open", "fail_closed"] = "fail_open"
     otel: OtelConfiguration = Field(default_factory=OtelConfiguration)
+    metrics: MetricsConfiguration = Field(default_factory=MetricsConfiguration)
     database_configuration: DatabaseConfiguration = Field(default_factory=DatabaseConfiguration)
     cache_configuration: CacheConfiguration = Field(default_factory=CacheConfiguration)
     database: LegacyDatabaseBlock | None = None

@@ -12,6 +12,11 @@ from llmur.config import BASE_DIR, ResolvedDatabase, load_config
 LLMUR = load_config()
 CONFIG = LLMUR.config
 
+# Before anything imports prometheus_client: counters shared by all worker processes of a server.
+from llmur.observability import prometheus_prepare  # noqa: E402
+
+prometheus_prepare(LLMUR.var_dir)
+
 SECRET_KEY = LLMUR.application_secret
 DEBUG = CONFIG.debug
 ALLOWED_HOSTS = CONFIG.allowed_hosts

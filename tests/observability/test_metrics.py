@@ -1,0 +1,147 @@
+"""GET /metrics: counts that add up across gunicorn workers, and who may read them."""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry, multiprocess
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import mock_model_list, start_gateway
+
+
+def _get(url: str, key: str | None = None) -> tuple[int, str]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"} if key else {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def _chat(url: str, key: str, model: str = "mock-gpt", stream: bool = False) -> int:
+    body = {"model": model, "messages": [{"role": "user", "content": "hello"}], "stream": stream}
+    request = urllib.request.Request(f"{url}/v1/chat/completions", data=json.dumps(body).encode(),
+                                     headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=20) as response:
+            response.read()
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def _samples(text: str, name: str, **labels: str) -> float:
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+    return total
+
+
+def _per_worker_requests(directory: Path) -> dict[str, float]:
+    """Each worker's own llmur_requests_total, read from its multiprocess file alone."""
+    counts = {}
+    for path in directory.glob("counter_*.db"):
+        with tempfile.TemporaryDirectory() as alone:
+            shutil.copy(path, alone)
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry, path=alone)
+            counts[path.stem] = sum(s.value for m in registry.collect() for s in m.samples
+                                    if s.name == "llmur_requests_total" and s.labels.get("model") == "mock-slow")
+    return counts
+
+
+@pytest.fixture(scope="module")
+def two_workers(django_db_setup, mock_upstream):
+    models = mock_model_list(mock_upstream.url) + [
+        {"model_name": "mock-slow", "litellm_params": {"model": "openai/mock-slow-30",
+                                                       "api_base": f"{mock_upstream.url}/v1"}}]
+    server = start_gateway({"model_list": models, "metrics": {"allowed_ips": ["192.0.2.0/24"]}}, workers=2)
+    yield server
+    server.stop()
+
+
+def test_metrics_under_two_workers_report_the_sum_of_both_workers_requests(two_workers):
+    url, key = two_workers.url, two_workers.master_key
+    directory = two_workers.config_path.parent / "var" / "prometheus" / str(two_workers.process.pid)
+    sent = 0
+    # Concurrent requests on fresh connections spread over both workers; keep going until both served some.
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for _ in range(10):
+            statuses = list(pool.map(lambda _: _chat(url, key, "mock-slow"), range(16)))
+            assert statuses == [200] * 16
+            sent += 16
+            busy = [count for count in _per_worker_requests(directory).values() if count]
+            if len(busy) >= 2:
+                break
+    per_worker = _per_worker_requests(directory)
+    assert len([c for c in per_worker.values() if c]) >= 2, per_worker
+    sent_plain = 0
+    for _ in range(5):
+        assert _chat(url, key) == 200
+        sent_plain += 1
+
+    # Whichever worker answers the scrape, it reports every worker's requests.
+    for _ in range(6):
+        status, text = _get(f"{url}/metrics", key)
+        assert status == 200
+        assert _samples(text, "llmur_requests_total", model="mock-slow", status="200") == sent
+        assert _samples(text, "llmur_requests_total", model="mock-gpt", status="200") == sent_plain
+        assert _samples(text, "llmur_request_duration_seconds_count", model="mock-slow") == sent
+        assert _samples(text, "llmur_upstream_duration_seconds_count", model="mock-slow") == sent
+        assert _samples(text, "llmur_tokens_total", model="mock-slow", direction="prompt") > 0
+        assert _samples(text, "llmur_requests_in_flight") == 0
+        assert _samples(text, "llmur_dependency_up", dependency="database") == 1
+
+
+def test_a_streamed_request_records_time_to_first_token(two_workers):
+    url, key = two_workers.url, two_workers.master_key
+    before = _samples(_get(f"{url}/metrics", key)[1], "llmur_time_to_first_token_seconds_count", model="mock-gpt")
+    assert _chat(url, key, stream=True) == 200
+    after = _samples(_get(f"{url}/metrics", key)[1], "llmur_time_to_first_token_seconds_count", model="mock-gpt")
+    assert after == before + 1
+
+
+def test_rejected_requests_are_counted_by_status(two_workers):
+    url, key = two_workers.url, two_workers.master_key
+    before = _samples(_get(f"{url}/metrics", key)[1], "llmur_requests_total", status="401")
+    assert _chat(url, "sk-not-a-key") == 401
+    assert _samples(_get(f"{url}/metrics", key)[1], "llmur_requests_total", status="401") == before + 1
+
+
+@pytest.fixture
+def virtual_key(transactional_db) -> str:
+    from accounts.keys import key_digest, key_display, key_generate
+    from accounts.models import VirtualKey
+
+    plaintext = key_generate()
+    VirtualKey.objects.create(key_hash=key_digest(plaintext), display=key_display(plaintext))
+    return plaintext
+
+
+def test_metrics_need_the_master_key_from_outside_the_allow_list(two_workers, virtual_key):
+    status, body = _get(f"{two_workers.url}/metrics")
+    assert status == 401 and json.loads(body)["error"]["type"]
+    status, body = _get(f"{two_workers.url}/metrics", virtual_key)
+    assert status == 403
+    assert json.loads(body)["error"]["message"] == ("GET /metrics needs the master key (or a client address "
+                                                    "in metrics.allowed_ips).")
+    assert virtual_key not in body
+
+
+def test_an_allowed_address_reads_metrics_without_a_key(django_db_setup, mock_upstream):
+    server = start_gateway({"model_list": mock_model_list(mock_upstream.url),
+                            "metrics": {"allowed_ips": ["127.0.0.0/8"]}})
+    try:
+        status, text = _get(f"{server.url}/metrics")
+        assert status == 200 and "llmur_requests_in_flight" in text
+    finally:
+        server.stop()
