@@ -31,9 +31,13 @@ def async_redis():
     loop = asyncio.get_running_loop()
     client = _async_clients.get(id(loop))
     if client is None:
-        client = aioredis.Redis.from_url(
-            settings.LLMUR.cache.url, socket_connect_timeout=0.5, socket_timeout=2.0,
-            max_connections=512, retry_on_timeout=False, health_check_interval=30)
+        # A bounded, blocking pool: a burst of requests queues for one of 64 connections (each
+        # Lua call takes microseconds) instead of opening hundreds at once, whose connect
+        # timeouts would read as an outage and flip the process into degraded mode.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            settings.LLMUR.cache.url, max_connections=64, timeout=2.0, socket_connect_timeout=1.0,
+            socket_timeout=2.0, retry_on_timeout=False, health_check_interval=30)
+        client = aioredis.Redis(connection_pool=pool)
         _async_clients.clear()  # a new loop (tests, reloads): the old loop's pool is unusable
         _async_clients[id(loop)] = client
     return client
