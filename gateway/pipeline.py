@@ -340,6 +340,7 @@ async def _open_stream(ctx: RequestContext, dep: registry.Deployment):
         if isinstance(exc, (aiohttp.ClientError, UpstreamStreamError, ValueError)):
             raise _connection_error(dep, exc) from None
         raise
+    ctx.first_byte_monotonic = time.monotonic()  # time to first token (metrics, SpendLog.ttft_ms)
     return call, first, (parts, upstream)
 
 
