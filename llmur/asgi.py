@@ -17,6 +17,7 @@ import django
 from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.exception import convert_exception_to_response
 from django.core.exceptions import RequestAborted
+from django.urls import Resolver404
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "llmur.settings")
 django.setup(set_prefix=False)
@@ -46,7 +47,20 @@ class BareASGIHandler(ASGIHandler):
     async def get_response_async(self, request):
         # Django's version also logs every 4xx/5xx answer through a worker thread; API errors are
         # answers to clients (over budget, bad model), logged by the pipeline where they matter.
-        return await self._middleware_chain(request)
+        response = await self._middleware_chain(request)
+        if response.status_code == 405 and not response.get("Content-Type", "").startswith("application/json"):
+            allowed = response.get("Allow", "")
+            response = _api_error(request, LlmurError(405, "invalid_request_error", f"{request.method} is not "
+                                                      f"allowed on {request.path}; use {allowed}.", code="405"))
+            response["Allow"] = allowed
+        return response
+
+    def resolve_request(self, request):
+        # An unknown API path answers in the API's error shape, not with Django's HTML page.
+        try:
+            return super().resolve_request(request)
+        except Resolver404:
+            return _unknown_endpoint, (), {}
 
     async def handle(self, scope, receive, send):
         limit = settings.LLMUR.config.max_request_body_bytes
@@ -125,6 +139,17 @@ class BareASGIHandler(ASGIHandler):
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                                 (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})
+
+
+def _api_error(request, error: LlmurError):
+    from gateway.pipeline import error_response, request_id_for
+
+    return error_response(error, anthropic=request.path.endswith("/messages"), request_id=request_id_for(request.META))
+
+
+async def _unknown_endpoint(request):
+    return _api_error(request, LlmurError(404, "not_found_error", f"There is no endpoint {request.method} "
+                                          f"{request.path}; the API reference is at /docs.", code="404"))
 
 
 HOT_PREFIXES = ("/v1/", "/chat/", "/completions", "/embeddings", "/models", "/messages", "/health/liveliness")

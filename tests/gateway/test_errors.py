@@ -210,3 +210,12 @@ def test_embeddings_not_offered_by_anthropic_models(gateway, key):
     status, _, body = post(gateway.url, "/v1/embeddings", {"model": "mock-claude", "input": "x"}, bearer(key))
     assert status == 400
     assert "does not support embedding" in _openai_error(body)["message"]
+
+
+def test_unknown_endpoint_and_wrong_method_answer_in_the_api_shape(gateway, key):
+    status, headers, body = post(gateway.url, "/v1/no-such-endpoint", {"x": 1}, bearer(key))
+    assert status == 404 and headers["content-type"] == "application/json"
+    assert "/docs" in _openai_error(body)["message"]
+    status, headers, body = post(gateway.url, "/v1/chat/completions", None, bearer(key), method="GET")
+    assert status == 405 and headers["allow"] == "POST"
+    assert "use POST" in _openai_error(body)["message"]
