@@ -97,7 +97,8 @@ class PriceBook:
         params = _get(deployment, "litellm_params") or {}
         info = _get(deployment, "model_info") or {}
         upstream = str(_get(params, "model") or model)
-        base = self._lookup(upstream, info.get("base_model"), model)
+        overridden = info.get("input_cost_per_token") is not None and info.get("output_cost_per_token") is not None
+        base = FREE if overridden else self._lookup(upstream, info.get("base_model"), model)
         return Price(_decimal(info.get("input_cost_per_token"), base.input_cost_per_token),
                      _decimal(info.get("output_cost_per_token"), base.output_cost_per_token))
 

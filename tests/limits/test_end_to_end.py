@@ -214,3 +214,21 @@ def test_a_stream_the_client_drops_is_billed_for_what_it_received(redis_client, 
     assert row.metadata.get("client_disconnected") and row.metadata.get("usage_estimated")
     assert tokens.count_text(received) <= row.completion_tokens < 200
     assert row.prompt_tokens == tokens.count_prompt({"messages": [{"role": "user", "content": "tell me a story"}]})
+
+
+def test_embedded_mode_writes_every_request_by_a_graceful_shutdown(mock_upstream, django_db_setup):
+    """No Redis: spend goes through the in-process batch writer, flushed when the server stops."""
+    from billing.models import SpendLog
+
+    plaintext, key = new_key(rpm_limit=1000)
+    server = start_gateway({"model_list": priced_model_list(mock_upstream.url)}, env={"REDIS_URL": ""})
+    try:
+        results = asyncio.run(fire(server.url, plaintext, [body_for(i, stream=i % 2 == 1) for i in range(20)]))
+    finally:
+        server.stop()                                  # SIGTERM: lifespan shutdown flushes the batch
+    assert [status for status, _, _ in results] == [200] * 20
+    assert "redis" not in server.output().split("\n  models:")[0]     # the banner: no Redis configured
+    rows = SpendLog.objects.filter(key_id=key.pk)
+    assert sorted(rows.values_list("request_id", flat=True)) == sorted(h["x-request-id"] for _, h, _ in results)
+    key.refresh_from_db()
+    assert key.spend == sum(rows.values_list("cost", flat=True), Decimal(0)) > 0
