@@ -106,3 +106,19 @@ def test_project_credential_replaces_the_deployment_key(gateway, mock_upstream, 
     other = make_key()
     assert _status(gateway.url, other) == 200
     assert mock_upstream.stats()["credentials_seen"] == ["Bearer sk-upstream-openai-secret"]
+
+
+def test_embedded_mode_without_redis_refuses_a_blocked_key_within_its_one_second_ttl(mock_upstream, make_key):
+    from accounts.models import VirtualKey
+
+    server = start_gateway({"model_list": mock_model_list(mock_upstream.url)}, env={"REDIS_URL": ""})
+    try:
+        assert "local memory" in server.output()
+        key = make_key(key_alias="embedded")
+        assert _status(server.url, key) == 200
+        since = time.monotonic()
+        VirtualKey.objects.filter(key_alias="embedded").update(blocked=True)  # another process's write: no signal
+        # The server learns of it when its cached entry (at most 1 s old) expires; allow for the polling.
+        assert _refused_within(server.url, key, 1.0, since) < 1.25
+    finally:
+        server.stop()
