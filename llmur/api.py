@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
@@ -20,12 +20,11 @@ api = NinjaAPI(title="llmur", version="1", docs_url="/docs", urls_namespace="llm
 
 
 def error_response(exc: LlmurError, request: HttpRequest | None = None) -> HttpResponse:
-    """The error in OpenAI's shape, or Anthropic's on the Messages API (/v1/messages)."""
+    """The error in OpenAI's shape, or Anthropic's on the Messages API (/v1/messages), with x-request-id."""
+    from gateway.pipeline import error_response as render, request_id_for
+
     anthropic = request is not None and request.path.rstrip("/").endswith("/messages")
-    response = JsonResponse(exc.anthropic_body() if anthropic else exc.openai_body(), status=exc.status)
-    for name, value in exc.headers.items():
-        response[name] = value
-    return response
+    return render(exc, anthropic=anthropic, request_id=request_id_for(request.META if request is not None else {}))
 
 
 def _describe(error: dict) -> tuple[str, str]:

@@ -142,9 +142,9 @@ class BareASGIHandler(ASGIHandler):
 
 
 def _api_error(request, error: LlmurError):
-    from gateway.pipeline import error_response, request_id_for
+    from llmur.api import error_response
 
-    return error_response(error, anthropic=request.path.endswith("/messages"), request_id=request_id_for(request.META))
+    return error_response(error, request)
 
 
 async def _unknown_endpoint(request):

@@ -15,7 +15,7 @@ import uuid
 from typing import Any, AsyncIterator
 
 from gateway.providers.base import (CHAT, MESSAGES, Answer, Chunk, Provider, UpstreamRequest, UpstreamStreamError,
-                                    dumps, loads)
+                                    dumps, loads, tool_arguments)
 from gateway.registry import Deployment
 from gateway.streaming import anthropic_event
 
@@ -67,20 +67,10 @@ def _blocks(content: Any) -> list[dict[str, Any]]:
             blocks.append(block)
         elif kind == "image_url":
             blocks.append(_image_block(part))
-        elif kind == "file" and isinstance(part.get("file"), dict) and part["file"].get("file_data", "").startswith("data:"):
+        elif kind == "file" and str((part.get("file") or {}).get("file_data", "")).startswith("data:"):
             media_type, data = part["file"]["file_data"][5:].split(";base64,", 1)
             blocks.append({"type": "document", "source": {"type": "base64", "media_type": media_type, "data": data}})
     return blocks
-
-
-def _arguments(raw: Any) -> Any:
-    if isinstance(raw, dict):
-        return raw
-    try:
-        value = json.loads(raw or "{}")
-    except (TypeError, ValueError):
-        return {"arguments": raw}
-    return value if isinstance(value, dict) else {"value": value}
 
 
 def _append(messages: list[dict[str, Any]], role: str, blocks: list[dict[str, Any]]) -> None:
@@ -109,19 +99,19 @@ def openai_to_anthropic_request(body: dict[str, Any], model: str) -> dict[str, A
             for call in message.get("tool_calls") or []:
                 function = call.get("function") or {}
                 blocks.append({"type": "tool_use", "id": call.get("id") or f"toolu_{uuid.uuid4().hex[:24]}",
-                               "name": function.get("name", ""), "input": _arguments(function.get("arguments"))})
+                               "name": function.get("name", ""), "input": tool_arguments(function.get("arguments"))})
             if message.get("function_call"):
                 function = message["function_call"]
                 blocks.append({"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:24]}",
-                               "name": function.get("name", ""), "input": _arguments(function.get("arguments"))})
+                               "name": function.get("name", ""), "input": tool_arguments(function.get("arguments"))})
             _append(messages, "assistant", blocks)
         elif role in ("tool", "function"):
             result: dict[str, Any] = {"type": "tool_result",
                                       "tool_use_id": message.get("tool_call_id") or message.get("name", ""),
                                       "content": content if isinstance(content, str) else _blocks(content)}
             _append(messages, "user", [result])
-    out: dict[str, Any] = {"model": model, "messages": messages,
-                           "max_tokens": body.get("max_completion_tokens") or body.get("max_tokens") or DEFAULT_MAX_TOKENS}
+    max_tokens = body.get("max_completion_tokens") or body.get("max_tokens") or DEFAULT_MAX_TOKENS
+    out: dict[str, Any] = {"model": model, "messages": messages, "max_tokens": max_tokens}
     if system:
         out["system"] = system if any(b.get("type") != "text" or b.get("cache_control") for b in system) \
             else "\n\n".join(b["text"] for b in system)
@@ -176,8 +166,9 @@ def anthropic_to_openai_response(data: dict[str, Any], model: str) -> dict[str, 
         if kind == "text":
             text.append(block.get("text", ""))
         elif kind == "tool_use":
+            arguments = json.dumps(block.get("input") or {})
             tool_calls.append({"id": block.get("id"), "type": "function",
-                               "function": {"name": block.get("name"), "arguments": json.dumps(block.get("input") or {})}})
+                               "function": {"name": block.get("name"), "arguments": arguments}})
         elif kind == "thinking":
             reasoning.append(block.get("thinking", ""))
     message: dict[str, Any] = {"role": "assistant", "content": "".join(text) if text or not tool_calls else None}
@@ -225,7 +216,8 @@ async def anthropic_stream_to_openai(events: AsyncIterator[Chunk], model: str,
                 yield chunk({"content": delta.get("text", "")})
             elif delta.get("type") == "input_json_delta":
                 index = tool_index.get(data.get("index", 0), 0)
-                yield chunk({"tool_calls": [{"index": index, "function": {"arguments": delta.get("partial_json", "")}}]})
+                arguments = delta.get("partial_json", "")
+                yield chunk({"tool_calls": [{"index": index, "function": {"arguments": arguments}}]})
             elif delta.get("type") == "thinking_delta":
                 yield chunk({"reasoning_content": delta.get("thinking", "")})
         elif kind == "message_delta":
@@ -328,13 +320,14 @@ def openai_to_anthropic_response(data: dict[str, Any], model: str) -> dict[str, 
     for call in message.get("tool_calls") or []:
         function = call.get("function") or {}
         content.append({"type": "tool_use", "id": call.get("id") or f"toolu_{uuid.uuid4().hex[:24]}",
-                        "name": function.get("name", ""), "input": _arguments(function.get("arguments"))})
+                        "name": function.get("name", ""), "input": tool_arguments(function.get("arguments"))})
     usage = data.get("usage") or {}
     return {"id": "msg_" + str(data.get("id") or uuid.uuid4().hex), "type": "message", "role": "assistant",
             "model": model, "content": content,
             "stop_reason": STOP_TO_ANTHROPIC.get(choice.get("finish_reason") or "stop", "end_turn"),
             "stop_sequence": None,
-            "usage": {"input_tokens": usage.get("prompt_tokens") or 0, "output_tokens": usage.get("completion_tokens") or 0}}
+            "usage": {"input_tokens": usage.get("prompt_tokens") or 0,
+                      "output_tokens": usage.get("completion_tokens") or 0}}
 
 
 async def openai_stream_to_anthropic(chunks: AsyncIterator[Chunk], model: str) -> AsyncIterator[bytes]:
@@ -383,8 +376,8 @@ async def openai_stream_to_anthropic(chunks: AsyncIterator[Chunk], model: str) -
                         "type": "tool_use", "id": call.get("id") or f"toolu_{uuid.uuid4().hex[:24]}",
                         "name": function.get("name", ""), "input": {}}})
                 if function.get("arguments"):
-                    yield anthropic_event({"type": "content_block_delta", "index": block_index,
-                                           "delta": {"type": "input_json_delta", "partial_json": function["arguments"]}})
+                    delta_json = {"type": "input_json_delta", "partial_json": function["arguments"]}
+                    yield anthropic_event({"type": "content_block_delta", "index": block_index, "delta": delta_json})
             if choice.get("finish_reason"):
                 stop_reason = STOP_TO_ANTHROPIC.get(choice["finish_reason"], "end_turn")
     if not started:

@@ -29,7 +29,8 @@ class AzureProvider(OpenAIProvider):
         base = dep.api_base.rstrip("/")
         if not base.endswith("/openai"):
             base += "/openai"
-        return join_url(base, f"/deployments/{quote(dep.model, safe='')}{PATHS[call_type]}?api-version={quote(version)}")
+        path = f"/deployments/{quote(dep.model, safe='')}{PATHS[call_type]}"
+        return join_url(base, f"{path}?api-version={quote(version)}")
 
     def auth_headers(self, api_key: str | None) -> dict[str, str]:
         return {"api-key": api_key} if api_key else {}

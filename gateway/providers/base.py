@@ -84,6 +84,17 @@ def dumps(obj: Any) -> bytes:
     return orjson.dumps(obj)
 
 
+def tool_arguments(raw: Any) -> dict[str, Any]:
+    """A tool call's arguments as an object: OpenAI sends a JSON string, Anthropic and Ollama an object."""
+    if isinstance(raw, dict):
+        return raw
+    try:
+        value = orjson.loads(raw or "{}")
+    except (TypeError, orjson.JSONDecodeError):
+        return {"arguments": raw}
+    return value if isinstance(value, dict) else {"value": value}
+
+
 def join_url(base: str, path: str) -> str:
     return base.rstrip("/") + path
 
@@ -118,7 +129,8 @@ def error_fields(raw: bytes) -> tuple[str, str | None, str | None, str | None]:
 RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 
 
-def upstream_error(dep: Deployment, status: int, raw: bytes, headers: dict[str, str], api_key: str | None) -> LlmurError:
+def upstream_error(dep: Deployment, status: int, raw: bytes, headers: dict[str, str],
+                   api_key: str | None) -> LlmurError:
     """Map an upstream error answer to the client's error.
 
     Client errors (400, 404, 413, 422, ...) pass through with the upstream message and code, so a

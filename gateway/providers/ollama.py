@@ -10,7 +10,7 @@ import uuid
 from typing import Any, AsyncIterator
 
 from gateway.providers.base import (CHAT, COMPLETION, EMBEDDING, Answer, Chunk, Provider, UpstreamRequest,
-                                    UpstreamStreamError, dumps, join_url, loads)
+                                    UpstreamStreamError, dumps, join_url, loads, tool_arguments)
 from gateway.registry import Deployment
 
 DEFAULT_API_BASE = "http://localhost:11434"
@@ -27,7 +27,8 @@ def _messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         role, content = message.get("role"), message.get("content")
         item: dict[str, Any] = {"role": "system" if role == "developer" else role}
         if isinstance(content, list):
-            item["content"] = "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+            parts = [p for p in content if isinstance(p, dict)]
+            item["content"] = "".join(p.get("text", "") for p in parts if p.get("type") == "text")
             images = [p["image_url"]["url"].split(";base64,", 1)[1] for p in content
                       if isinstance(p, dict) and p.get("type") == "image_url"
                       and ";base64," in str((p.get("image_url") or {}).get("url", ""))]
@@ -37,22 +38,12 @@ def _messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
             item["content"] = content or ""
         if message.get("tool_calls"):
             item["tool_calls"] = [{"function": {"name": c["function"]["name"],
-                                                "arguments": _json_object(c["function"].get("arguments"))}}
+                                                "arguments": tool_arguments(c["function"].get("arguments"))}}
                                   for c in message["tool_calls"]]
         if role == "tool" and message.get("name"):
             item["tool_name"] = message["name"]
         out.append(item)
     return out
-
-
-def _json_object(value: Any) -> dict[str, Any]:
-    if isinstance(value, dict):
-        return value
-    try:
-        parsed = json.loads(value or "{}")
-    except (TypeError, ValueError):
-        return {}
-    return parsed if isinstance(parsed, dict) else {}
 
 
 def ollama_request(call_type: str, body: dict[str, Any], model: str) -> dict[str, Any]:
@@ -103,9 +94,11 @@ def ollama_response(call_type: str, data: dict[str, Any], model: str) -> dict[st
     """An Ollama answer → the OpenAI shape of the call."""
     created = int(time.time())
     if call_type == EMBEDDING:
+        prompt = data.get("prompt_eval_count") or 0
         return {"object": "list", "model": model,
-                "data": [{"object": "embedding", "index": i, "embedding": e} for i, e in enumerate(data.get("embeddings") or [])],
-                "usage": {"prompt_tokens": data.get("prompt_eval_count") or 0, "total_tokens": data.get("prompt_eval_count") or 0}}
+                "data": [{"object": "embedding", "index": i, "embedding": e}
+                         for i, e in enumerate(data.get("embeddings") or [])],
+                "usage": {"prompt_tokens": prompt, "total_tokens": prompt}}
     if call_type == COMPLETION:
         return {"id": "cmpl-" + uuid.uuid4().hex, "object": "text_completion", "created": created, "model": model,
                 "choices": [{"index": 0, "text": data.get("response", ""), "logprobs": None,
@@ -116,7 +109,8 @@ def ollama_response(call_type: str, data: dict[str, Any], model: str) -> dict[st
     if calls:
         out_message["tool_calls"] = calls
     return {"id": "chatcmpl-" + uuid.uuid4().hex, "object": "chat.completion", "created": created, "model": model,
-            "choices": [{"index": 0, "message": out_message, "logprobs": None, "finish_reason": _finish(data, bool(calls))}],
+            "choices": [{"index": 0, "message": out_message, "logprobs": None,
+                         "finish_reason": _finish(data, bool(calls))}],
             "usage": _usage(data)}
 
 

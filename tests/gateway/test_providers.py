@@ -59,7 +59,8 @@ def test_ollama_chat_request_and_answer():
         "response_format": {"type": "json_object"},
         "messages": [{"role": "system", "content": "Be brief"},
                      {"role": "user", "content": [{"type": "text", "text": "What is it?"},
-                                                  {"type": "image_url", "image_url": {"url": "data:image/png;base64,QUJD"}}]}]},
+                                                  {"type": "image_url",
+                                                   "image_url": {"url": "data:image/png;base64,QUJD"}}]}]},
         api_key=None, client_headers={})
     assert request.url == "http://ollama:11434/api/chat"
     assert orjson.loads(request.body) == {

@@ -13,8 +13,9 @@ from gateway.providers.anthropic import (anthropic_stream_to_openai, anthropic_t
 from gateway.providers.base import Chunk, upstream_error
 from gateway.registry import Deployment
 
+CITY_SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}}
 WEATHER_TOOL = {"type": "function", "function": {"name": "weather", "description": "Weather for a city",
-                                                 "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}
+                                                 "parameters": CITY_SCHEMA}}
 
 
 def _collect(agen):
@@ -166,7 +167,8 @@ def test_anthropic_request_with_system_blocks_images_tools_and_results():
 
 def test_openai_answer_with_tool_calls_becomes_anthropic_message():
     out = openai_to_anthropic_response({"id": "c1", "choices": [{"finish_reason": "tool_calls", "message": {
-        "content": None, "tool_calls": [{"id": "call_1", "function": {"name": "weather", "arguments": '{"city":"Oslo"}'}}]}}],
+        "content": None,
+        "tool_calls": [{"id": "call_1", "function": {"name": "weather", "arguments": '{"city":"Oslo"}'}}]}}],
         "usage": {"prompt_tokens": 4, "completion_tokens": 6}}, "group")
     assert out["content"] == [{"type": "tool_use", "id": "call_1", "name": "weather", "input": {"city": "Oslo"}}]
     assert out["stop_reason"] == "tool_use"
