@@ -34,11 +34,49 @@ def parse_body(raw: bytes) -> dict[str, Any]:
         raise invalid(f"Request body is not valid JSON ({exc.args[0] if exc.args else 'parse error'}).") from None
     if not isinstance(body, dict):
         raise invalid("Request body must be a JSON object.")
+    forbidden = _forbidden_field(body, raw)
+    if forbidden is not None:
+        _, path = forbidden
+        raise invalid(f"'{path}' cannot be set by clients: upstreams and their credentials are configured by "
+                      "the operator.", path)
+    return body
+
+
+# JSON Schemas a client sends for tools or structured output may well describe a property called
+# api_key; they describe the model's output, not the gateway's upstream, so they are not searched.
+_SCHEMA_HOLDERS = frozenset({"parameters", "input_schema", "schema"})
+_FORBIDDEN_BYTES = tuple(name.encode() for name in FORBIDDEN_FIELDS)
+
+
+def _forbidden_field(body: dict[str, Any], raw: bytes) -> tuple[str, str] | None:
+    """The first operator-only field anywhere in the body (extra_body, metadata, nested objects), or None.
+
+    LiteLLM-style clients nest upstream settings (extra_body, litellm_params, metadata); any of them,
+    at any depth, could point a call elsewhere. The walk runs only when a forbidden name (or a JSON
+    escape that could spell one) occurs in the raw bytes, so ordinary bodies cost one scan.
+    """
     for name in FORBIDDEN_FIELDS:
         if name in body:
-            raise invalid(f"'{name}' cannot be set by clients: upstreams and their credentials are configured by "
-                          "the operator.", name)
-    return body
+            return name, name
+    if b"\\u" not in raw and not any(name in raw for name in _FORBIDDEN_BYTES):
+        return None
+    stack: list[tuple[Any, str]] = [(body, "")]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                where = f"{path}.{key}" if path else str(key)
+                if key in FORBIDDEN_FIELDS:
+                    return key, where
+                if key in _SCHEMA_HOLDERS and isinstance(value, dict):
+                    continue
+                if isinstance(value, (dict, list)):
+                    stack.append((value, where))
+        else:
+            for index, value in enumerate(node):
+                if isinstance(value, (dict, list)):
+                    stack.append((value, f"{path}[{index}]"))
+    return None
 
 
 def _model(body: dict[str, Any]) -> str:
