@@ -227,7 +227,7 @@ async def run(request, call_type: str) -> HttpResponse:
         await limits.admit(ctx)
         metrics.request_started(ctx)
     except LlmurError as error:
-        metrics.request_rejected(error)
+        metrics.request_rejected(error, request_id)
         return error_response(error, anthropic=anthropic, request_id=request_id)
     # Admitted: from here on, settle exactly once however the request ends.
     try:

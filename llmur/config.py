@@ -216,6 +216,9 @@ class LlmurConfig(_Section):
     application_secret: SecretStr | None = None
     log_level: str = "info"
     log_format: Literal["text", "json"] = "text"
+    # One line per gateway request (llmur/accesslog.py); prompts appear in it only with log_prompts.
+    access_log: bool = True
+    log_prompts: bool = False
     host: str = "0.0.0.0"
     port: int = Field(default=8082, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=256)

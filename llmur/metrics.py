@@ -1,6 +1,6 @@
 """Prometheus metrics: what the gateway counts per request, and GET /metrics.
 
-The request pipeline calls three functions: request_rejected() for a request refused before it
+The request pipeline calls three functions (which also write the access line, llmur/accesslog.py): request_rejected() for a request refused before it
 was admitted (bad key, bad body, rate limit, budget), request_started() once it is admitted and
 request_finished() when it is settled. Everything else (dependency health, spend-queue backlog)
 is read at scrape time by a collector, so it costs nothing per request.
@@ -24,7 +24,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 
-from llmur import observability
+from llmur import accesslog, observability
 
 logger = logging.getLogger("llmur.metrics")
 
@@ -54,8 +54,16 @@ _REFUSAL_TYPES = {"rate_limit_error": "rate_limit", "budget_exceeded": "budget"}
 
 # --------------------------------------------------------------------------- pipeline hooks
 
-def request_rejected(error: Any) -> None:
+def _access(write, *args: Any) -> None:
+    try:
+        write(*args)
+    except Exception:  # noqa: BLE001 - logging failure must never fail a request
+        logger.exception("access log: writing a line failed")
+
+
+def request_rejected(error: Any, request_id: str = "") -> None:
     """A request answered with an error before admission (no model group or deployment yet)."""
+    _access(accesslog.request_rejected, error, request_id)
     try:
         REQUESTS.labels("", "", str(error.status)).inc()
         reason = _REFUSAL_TYPES.get(getattr(error, "type", ""))
@@ -75,6 +83,7 @@ def request_started(ctx: Any) -> None:
 
 def request_finished(ctx: Any) -> None:
     """Everything known about an admitted request once it is settled."""
+    _access(accesslog.request_finished, ctx)
     try:
         if ctx.metadata.pop("_metrics_in_flight", False):
             IN_FLIGHT.dec()

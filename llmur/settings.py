@@ -171,6 +171,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": CONFIG.python_log_level},
     "loggers": {
         "django.db.backends": {"level": "DEBUG" if LLMUR.database.echo else "WARNING"},
+        # Access lines are written whatever log_level says, unless access_log is off (llmur/accesslog.py).
+        "llmur.access": {"level": "INFO" if CONFIG.access_log else "CRITICAL"},
     },
 }
 

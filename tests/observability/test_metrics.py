@@ -15,6 +15,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import mock_model_list, start_gateway
 
+# The servers read the test database, so it must exist even when only these tests run.
+pytestmark = pytest.mark.django_db(transaction=True)
+
 
 def _get(url: str, key: str | None = None) -> tuple[int, str]:
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"} if key else {})

@@ -1,0 +1,97 @@
+"""The access log: one line per request with its id, key alias, model, deployment, status, tokens, latency."""
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from tests.conftest import mock_model_list, start_gateway
+
+PROMPT = "tell me the launch codes 7a1f"
+# The servers read the test database, so it must exist even when only these tests run.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def aliased_key(transactional_db) -> str:
+    from accounts.keys import key_digest, key_display, key_generate
+    from accounts.models import VirtualKey
+
+    plaintext = key_generate()
+    VirtualKey.objects.create(key_hash=key_digest(plaintext), display=key_display(plaintext), key_alias="ci-bot")
+    return plaintext
+
+
+def _chat(url: str, key: str, request_id: str) -> tuple[int, str]:
+    body = {"model": "mock-gpt", "messages": [{"role": "user", "content": PROMPT}]}
+    request = urllib.request.Request(f"{url}/v1/chat/completions", data=json.dumps(body).encode(), headers={
+        "Authorization": f"Bearer {key}", "Content-Type": "application/json", "x-request-id": request_id})
+    try:
+        with urllib.request.urlopen(request, timeout=20) as response:
+            response.read()
+            return response.status, response.headers["x-request-id"]
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers["x-request-id"]
+
+
+def _line(server, needle: str) -> str:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for line in server.output().splitlines():
+            if needle in line and "llmur.access" in line:
+                return line
+        time.sleep(0.05)
+    raise AssertionError(f"no access line with {needle!r} in:\n{server.output()}")
+
+
+@pytest.fixture(scope="module")
+def json_server(django_db_setup, mock_upstream):
+    server = start_gateway({"model_list": mock_model_list(mock_upstream.url), "log_format": "json"})
+    yield server
+    server.stop()
+
+
+def test_json_access_line_carries_the_request_and_no_secret(json_server, aliased_key):
+    status, echoed = _chat(json_server.url, aliased_key, "trace-abc-123")
+    assert (status, echoed) == (200, "trace-abc-123")
+    line = json.loads(_line(json_server, "trace-abc-123"))
+    assert line["logger"] == "llmur.access" and line["level"] == "INFO"
+    assert line["request_id"] == "trace-abc-123"
+    assert (line["key"], line["model"], line["status"]) == ("ci-bot", "mock-gpt", 200)
+    assert line["deployment"] and line["prompt_tokens"] > 0 and line["completion_tokens"] > 0
+    assert line["latency_ms"] >= 0 and line["stream"] is False
+    assert aliased_key not in json_server.output()
+    assert PROMPT not in json_server.output()
+
+
+def test_a_rejected_request_gets_a_line_with_its_status(json_server):
+    status, echoed = _chat(json_server.url, "sk-wrong-key-0000", "trace-rejected-1")
+    assert (status, echoed) == (401, "trace-rejected-1")
+    line = json.loads(_line(json_server, "trace-rejected-1"))
+    assert (line["status"], line["error"]) == (401, "invalid_api_key")
+    assert "sk-wrong-key-0000" not in json_server.output()
+
+
+def test_text_access_line_and_prompts_only_when_turned_on(django_db_setup, mock_upstream, aliased_key):
+    server = start_gateway({"model_list": mock_model_list(mock_upstream.url), "log_prompts": True})
+    try:
+        assert _chat(server.url, aliased_key, "trace-text-9")[0] == 200
+        line = _line(server, "request_id=trace-text-9")
+        assert " key=ci-bot " in line and " model=mock-gpt " in line and " status=200 " in line
+        assert PROMPT in line
+        assert aliased_key not in server.output()
+    finally:
+        server.stop()
+
+
+def test_access_log_off_writes_no_line(django_db_setup, mock_upstream, aliased_key):
+    server = start_gateway({"model_list": mock_model_list(mock_upstream.url), "access_log": False})
+    try:
+        assert _chat(server.url, aliased_key, "trace-quiet-1")[0] == 200
+        time.sleep(0.3)
+        assert "trace-quiet-1" not in server.output()
+    finally:
+        server.stop()
