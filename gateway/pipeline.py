@@ -251,7 +251,12 @@ async def run(request, call_type: str) -> HttpResponse:
         return error_response(LlmurError(500, "api_error", f"Internal error in the gateway; the request id is "
                                          f"{request_id}."), anthropic=anthropic, request_id=request_id)
     if ctx.stream:
-        return streaming.streaming_response(_relay(ctx, call, first, parts), _headers(ctx))
+        relay = _relay(ctx, call, first, parts)
+        response = streaming.streaming_response(relay, _headers(ctx))
+        # Django closes its wrapper around the relay, not the relay itself, and a relay the client
+        # left before it started has no frame to close: the ASGI handler calls this when it is done.
+        response.llmur_close = lambda: _close_relay(ctx, relay, parts)
+        return response
     try:
         _usage_from(answer.data, ctx.usage)
         if call.translate_messages:
@@ -390,14 +395,32 @@ async def _relay(ctx: RequestContext, call: _Call, first: bytes | None, stream) 
         ctx.metadata["client_disconnected"] = True
         raise
     finally:
-        # Closing (not releasing) drops the upstream connection at once, so the provider stops generating.
-        upstream.close()
-        await parts.aclose()
-        if not ctx.metadata.get("_usage_seen"):
-            ctx.metadata["usage_estimated"] = True
-            ctx.metadata["completion_text"] = "".join(ctx.metadata.get("_text", ()))
-            ctx.usage.completion_tokens = max(ctx.usage.completion_tokens, ctx.metadata.get("_content_chunks", 0))
-        await _settle(ctx)
+        await _finish_stream(ctx, stream)
+
+
+async def _finish_stream(ctx: RequestContext, stream) -> None:
+    """Drop the upstream connection, book what was streamed, settle. Runs once."""
+    if ctx.metadata.get("_stream_finished"):
+        return
+    ctx.metadata["_stream_finished"] = True
+    parts, upstream = stream
+    # Closing (not releasing) drops the upstream connection at once, so the provider stops generating.
+    upstream.close()
+    await parts.aclose()
+    if not ctx.metadata.get("_usage_seen"):
+        ctx.metadata["usage_estimated"] = True
+        ctx.metadata["completion_text"] = "".join(ctx.metadata.get("_text", ()))
+        ctx.usage.completion_tokens = max(ctx.usage.completion_tokens, ctx.metadata.get("_content_chunks", 0))
+    await _settle(ctx)
+
+
+async def _close_relay(ctx: RequestContext, relay: AsyncIterator[bytes], stream) -> None:
+    """End a relay however far it got: mid-stream its own cleanup runs; never started, it is done here."""
+    await relay.aclose()
+    if not ctx.metadata.get("_stream_finished"):
+        ctx.success, ctx.http_status = False, 499
+        ctx.metadata["client_disconnected"] = True
+        await _finish_stream(ctx, stream)
 
 
 def _upstream_events(call: _Call, upstream: aiohttp.ClientResponse):
