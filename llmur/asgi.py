@@ -93,6 +93,12 @@ class BareASGIHandler(ASGIHandler):
                 await self.send_response(response, send)
             except asyncio.CancelledError:
                 pass  # the client went away while the response was being sent
+            finally:
+                # A relayed stream ends its upstream call and settles its spend here, whether it was
+                # sent in full, cut short, or never started because the client left first.
+                close = getattr(response, "llmur_close", None)
+                if close is not None:
+                    await close()
 
         # As in Django: a disconnect while the view runs (or streams) cancels the view, which for a
         # stream closes the upstream connection at once.

@@ -1,6 +1,7 @@
 """Streams under faults: an upstream that breaks off, and a client that goes away."""
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import time
@@ -96,3 +97,38 @@ def test_client_disconnect_closes_the_upstream_connection(gateway, mock_upstream
     stats = mock_upstream.stats()
     assert stats["streams_completed"] == 0
     assert _wait_for(lambda: mock_upstream.stats()["open_connections"] <= before), mock_upstream.stats()
+
+
+def test_stream_the_client_left_before_it_started_still_closes_upstream(mock_upstream, make_key):
+    """The ASGI handler's close hook ends a relay that was never iterated: upstream closed, no leak."""
+    from asgiref.sync import async_to_sync
+    from django.test import AsyncRequestFactory
+
+    from gateway import http, pipeline
+    from gateway.models import ModelDeployment
+
+    ModelDeployment.objects.create(deployment_id="db-drip", model_name="drip", provider="openai", litellm_params={
+        "model": "openai/mock-drip-50", "api_base": f"{mock_upstream.url}/v1"})
+    key = make_key()
+    mock_upstream.reset()
+
+    async def scenario():
+        try:
+            request = AsyncRequestFactory().post(
+                "/v1/chat/completions", json.dumps({"model": "drip", "messages": HELLO, "stream": True,
+                                                    "max_tokens": 100}),
+                content_type="application/json", headers={"authorization": f"Bearer {key}"})
+            response = await pipeline.run(request, "chat")
+            assert response.status_code == 200 and response.streaming
+            await response.llmur_close()   # what llmur.asgi does when the client is gone before sending began
+            # Checked while the upstream session is still open: only closing the call itself ends the stream.
+            for _ in range(100):
+                if mock_upstream.stats()["streams_aborted"]:
+                    break
+                await asyncio.sleep(0.05)
+            return mock_upstream.stats()
+        finally:
+            await http.close_clients()
+
+    stats = async_to_sync(scenario)()
+    assert stats["streams_aborted"] == 1 and stats["streams_completed"] == 0, stats
