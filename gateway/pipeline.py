@@ -17,7 +17,6 @@ from functools import lru_cache
 from typing import Any, AsyncIterator, Callable
 
 import aiohttp
-from django.conf import settings
 from django.http import HttpResponse
 
 from gateway import auth, http, limits, registry, router, schemas, streaming
@@ -25,7 +24,7 @@ from gateway.context import RequestContext, Usage
 from gateway.errors import LlmurError
 from gateway.providers import provider_for
 from gateway.providers import anthropic as anthropic_translation
-from gateway.providers.base import CHAT, EMBEDDING, MESSAGES, Answer, Chunk, Provider, UpstreamStreamError, dumps
+from gateway.providers.base import CHAT, EMBEDDING, MESSAGES, Answer, Chunk, UpstreamStreamError, dumps
 from llmur import metrics
 
 logger = logging.getLogger("llmur.gateway.pipeline")
