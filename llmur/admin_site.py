@@ -64,6 +64,8 @@ class LlmurAdminSite(admin.AdminSite):
     site_header = "llmur"
     site_title = "llmur admin"
     index_title = "Dashboard"
+    # llmur has no public site at "/" (the API lives there); hide Django's "View site" link.
+    site_url = None
     index_template = "admin/llmur_index.html"
     login_template = "admin/llmur_login.html"
 

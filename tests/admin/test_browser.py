@@ -15,7 +15,6 @@ from django.core.management import call_command
 from django.db import connections
 
 from accounts.models import Team, User, VirtualKey
-from tests.api.test_litellm_script import flush_test_redis
 from tests.conftest import start_gateway
 
 CHROMIUM = "/usr/bin/chromium"
@@ -33,12 +32,10 @@ def server(django_db_setup, django_db_blocker, mock_upstream):
                               "litellm_params": {"model": "openai/mock-gpt", "api_base": f"{mock_upstream.url}/v1"},
                               "model_info": {"input_cost_per_token": 0.001, "output_cost_per_token": 0.002}}],
               "router_settings": {"num_retries": 0}}
-    flush_test_redis()
     with django_db_blocker.unblock():
         gateway = start_gateway(config)
     yield gateway
     gateway.stop()
-    flush_test_redis()
 
 
 @pytest.fixture
