@@ -20,6 +20,7 @@ import aiohttp
 from django.http import HttpResponse
 
 from gateway import auth, http, limits, registry, router, schemas, streaming
+from gateway import idempotency
 from gateway.context import RequestContext, Usage
 from gateway.errors import LlmurError
 from gateway.providers import provider_for
@@ -205,7 +206,25 @@ def _usage_from(data: dict[str, Any], usage: Usage) -> bool:
 # --------------------------------------------------------------------------- the request
 
 async def run(request, call_type: str) -> HttpResponse:
-    """Serve one /v1 request of the given call type."""
+    """Serve one /v1 request of the given call type, keeping its answer when it carries an Idempotency-Key."""
+    try:
+        response = await _run(request, call_type)
+    except BaseException:
+        claim = getattr(request, "_llmur_idempotency", None)
+        if claim is not None:
+            await asyncio.shield(claim.release())
+        raise
+    claim = getattr(request, "_llmur_idempotency", None)
+    if claim is not None:
+        if response.status_code == 200 and not response.streaming:
+            await claim.store(response.content, {name: value for name, value in response.items()
+                                                 if name.lower() not in ("content-length", "content-type")})
+        else:
+            await claim.release()
+    return response
+
+
+async def _run(request, call_type: str) -> HttpResponse:
     anthropic = call_type == MESSAGES
     meta = request.META
     request_id = request_id_for(meta)
@@ -223,6 +242,11 @@ async def run(request, call_type: str) -> HttpResponse:
             ctx.metadata["anthropic-version"] = meta.get("HTTP_ANTHROPIC_VERSION", "")
             ctx.metadata["anthropic-beta"] = meta.get("HTTP_ANTHROPIC_BETA", "")
         authorize(ctx, await registry.get())
+        # Before admission: a replayed answer takes no rate-limit slot and costs nothing.
+        claim = await idempotency.claim(ctx, meta.get(idempotency.HEADER), raw)
+        if claim is not None and claim.replay is not None:
+            return json_response(*idempotency.replay_parts(claim))
+        request._llmur_idempotency = claim
         await limits.admit(ctx)
         metrics.request_started(ctx)
     except LlmurError as error:
