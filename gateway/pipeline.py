@@ -26,7 +26,7 @@ from gateway.errors import LlmurError
 from gateway.providers import provider_for
 from gateway.providers import anthropic as anthropic_translation
 from gateway.providers.base import CHAT, EMBEDDING, MESSAGES, Answer, Chunk, UpstreamStreamError, dumps
-from llmur import metrics
+from llmur import metrics, observability
 
 logger = logging.getLogger("llmur.gateway.pipeline")
 
@@ -290,6 +290,7 @@ async def _run(request, call_type: str) -> HttpResponse:
 
 
 async def _route(ctx: RequestContext, attempt):
+    attempt = observability.trace_attempts(attempt)  # a GenAI client span per attempt when tracing is on
     async def group(model: str) -> tuple[registry.Deployment, ...]:
         return (await registry.get()).group(model)
 
@@ -326,7 +327,7 @@ async def _settle(ctx: RequestContext) -> None:
 async def _call_once(ctx: RequestContext, dep: registry.Deployment) -> tuple[_Call, Answer]:
     """One non-streaming attempt on one deployment."""
     call = _Call(ctx, dep)
-    ctx.metadata["upstream_started"] = time.monotonic()
+    observability.upstream_call(ctx, call)
     response = await _open(call, stream=False)
     try:
         raw = await response.read()
@@ -353,7 +354,7 @@ async def _open_stream(ctx: RequestContext, dep: registry.Deployment):
     after it, never.
     """
     call = _Call(ctx, dep)
-    ctx.metadata["upstream_started"] = time.monotonic()
+    observability.upstream_call(ctx, call)
     upstream = await _open(call, stream=True)
     parts = _client_parts(ctx, call, upstream)
     try:

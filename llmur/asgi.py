@@ -173,3 +173,9 @@ async def application(scope, receive, send):
     path = scope.get("path", "")
     handler = _bare if scope["type"] == "http" and path.startswith(HOT_PREFIXES) else _full
     await handler(scope, receive, send)
+
+
+# OpenTelemetry server spans when otel.exporter_otlp_endpoint is set (llmur/observability.py); else unchanged.
+from llmur import observability  # noqa: E402
+
+application = observability.asgi_tracing(application)

@@ -1,6 +1,7 @@
 """Prometheus metrics: what the gateway counts per request, and GET /metrics.
 
-The request pipeline calls three functions (which also write the access line, llmur/accesslog.py): request_rejected() for a request refused before it
+The request pipeline calls three functions (which also write the access line, llmur/accesslog.py,
+and close the trace spans, llmur/observability.py): request_rejected() for a request refused before it
 was admitted (bad key, bad body, rate limit, budget), request_started() once it is admitted and
 request_finished() when it is settled. Everything else (dependency health, spend-queue backlog)
 is read at scrape time by a collector, so it costs nothing per request.
@@ -58,7 +59,7 @@ def _access(write, *args: Any) -> None:
     try:
         write(*args)
     except Exception:  # noqa: BLE001 - logging failure must never fail a request
-        logger.exception("access log: writing a line failed")
+        logger.exception("request observer %s failed", getattr(write, "__qualname__", write))
 
 
 def request_rejected(error: Any, request_id: str = "") -> None:
@@ -84,6 +85,7 @@ def request_started(ctx: Any) -> None:
 def request_finished(ctx: Any) -> None:
     """Everything known about an admitted request once it is settled."""
     _access(accesslog.request_finished, ctx)
+    _access(observability.request_finished, ctx)
     try:
         if ctx.metadata.pop("_metrics_in_flight", False):
             IN_FLIGHT.dec()

@@ -1,4 +1,6 @@
-"""Process set-up for llmur's operational signals, run from settings.py before any metric exists.
+"""Process set-up for llmur's operational signals: Prometheus's multiprocess directory and tracing.
+
+Prometheus (prometheus_prepare, run from settings.py before any metric exists):
 
 Prometheus counters must add up across every worker process of a server (gunicorn forks N
 uvicorn workers, Celery forks its pool). prometheus_client does that in its multiprocess mode:
@@ -7,13 +9,23 @@ reads them all. The directory has to be chosen before prometheus_client is first
 has to be fresh for each server (stale files from an earlier run would be added in), so every
 llmur process that starts from scratch takes var/prometheus/<its pid>; the processes it forks
 inherit it. https://prometheus.github.io/client_python/multiprocess/
+
+OpenTelemetry (only when `otel.exporter_otlp_endpoint` is set; otherwise nothing is imported and
+the hooks return at once): a server span per HTTP request from the ASGI instrumentation, which
+wraps the whole application because the /v1 hot path bypasses Django's middleware (where the
+Django instrumentation would sit), and a client span per upstream attempt carrying the GenAI
+semantic conventions (https://opentelemetry.io/docs/specs/semconv/gen-ai/) plus llmur's own
+attributes. The upstream request carries the W3C traceparent of that span. Spans go out over
+OTLP/HTTP in batches.
 """
 from __future__ import annotations
 
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
+from typing import Any, Awaitable, Callable
 
 # Set alongside PROMETHEUS_MULTIPROC_DIR when llmur chose it, so a process started by an llmur
 # process (tests, `manage.py` from a shell in a pod) takes its own directory instead of sharing
@@ -66,3 +78,151 @@ def prometheus_prepare(var_dir: Path) -> None:
 def _directory_usable() -> bool:
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
     return bool(directory) and os.path.isdir(directory) and os.access(directory, os.W_OK)
+
+
+# --------------------------------------------------------------------------- tracing
+
+_tracer: Any = None
+
+_OPERATIONS = {"chat": "chat", "messages": "chat", "completion": "text_completion", "embedding": "embeddings"}
+_SYSTEMS = {"azure": "az.ai.openai"}
+_REQUEST_PARAMETERS = {"max_tokens": "gen_ai.request.max_tokens", "temperature": "gen_ai.request.temperature",
+                       "top_p": "gen_ai.request.top_p"}
+
+
+def _traces_url(endpoint: str) -> str:
+    """OTLP/HTTP endpoint as given (collector base URL, or the full /v1/traces URL)."""
+    endpoint = endpoint.rstrip("/")
+    return endpoint if endpoint.endswith("/v1/traces") else f"{endpoint}/v1/traces"
+
+
+def tracing_setup() -> bool:
+    """Start exporting spans if the config names an OTLP endpoint; True when tracing is on."""
+    global _tracer
+    from django.conf import settings
+
+    otel = settings.LLMUR.config.otel
+    if not otel.exporter_otlp_endpoint:
+        return False
+    if _tracer is not None:
+        return True
+    from opentelemetry import trace
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    import llmur
+    from gateway.lifespan import on_shutdown
+
+    provider = TracerProvider(resource=Resource.create({"service.name": otel.service_name,
+                                                        "service.version": llmur.__version__}))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=_traces_url(otel.exporter_otlp_endpoint))))
+    trace.set_tracer_provider(provider)
+    _tracer = trace.get_tracer("llmur")
+
+    @on_shutdown
+    async def _flush_spans() -> None:
+        import asyncio
+
+        await asyncio.to_thread(provider.shutdown)
+
+    return True
+
+
+def asgi_tracing(app: Any) -> Any:
+    """The ASGI application wrapped to open a server span per request (and read an incoming traceparent)."""
+    if not tracing_setup():
+        return app
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+    # Probes and scrapes would drown the traces; per-message send/receive spans cost a span per streamed part.
+    return OpenTelemetryMiddleware(app, excluded_urls="health/liveliness,health/readiness,metrics",
+                                   exclude_spans=["receive", "send"])
+
+
+def trace_attempts(attempt: Callable[[Any, Any], Awaitable[Any]]) -> Callable[[Any, Any], Awaitable[Any]]:
+    """Wrap one upstream attempt (pipeline._call_once / _open_stream) in a GenAI client span."""
+    if _tracer is None:
+        return attempt
+
+    async def traced(ctx: Any, dep: Any) -> Any:
+        from opentelemetry import trace
+        from opentelemetry.trace import SpanKind, Status, StatusCode
+
+        operation = _OPERATIONS.get(ctx.call_type, ctx.call_type)
+        principal = ctx.principal
+        attributes = {
+            "gen_ai.operation.name": operation,
+            "gen_ai.system": _SYSTEMS.get(dep.provider, dep.provider),
+            "gen_ai.request.model": dep.model,
+            "llmur.request_id": ctx.request_id,
+            "llmur.model_group": ctx.model,
+            "llmur.deployment": dep.id,
+            "llmur.stream": ctx.stream,
+        }
+        if principal is not None:
+            attributes["llmur.key_alias"] = principal.alias or principal.display
+            if principal.team_id:
+                attributes["llmur.team_id"] = principal.team_id
+        for name, attribute in _REQUEST_PARAMETERS.items():
+            value = ctx.body.get(name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                attributes[attribute] = value
+        span = _tracer.start_span(f"{operation} {dep.model}", kind=SpanKind.CLIENT, attributes=attributes)
+        try:
+            with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
+                result = await attempt(ctx, dep)
+        except BaseException as exc:
+            status = getattr(exc, "status", None)
+            if isinstance(status, int):
+                span.set_attribute("http.response.status_code", status)
+            span.set_attribute("error.type", str(getattr(exc, "type", "") or exc.__class__.__name__))
+            span.set_status(Status(StatusCode.ERROR))
+            span.end()
+            raise
+        # Ended when the request is settled: a stream is still flowing, and usage is known only then.
+        ctx.metadata["_otel_span"] = span
+        return result
+
+    return traced
+
+
+def upstream_call(ctx: Any, call: Any) -> None:
+    """Just before an attempt's request goes out: note the time and hand the trace context upstream."""
+    ctx.metadata["upstream_started"] = time.monotonic()
+    if _tracer is not None:
+        from opentelemetry import propagate
+
+        propagate.inject(call.request.headers)
+
+
+def _epoch_ns(monotonic: float) -> int:
+    return time.time_ns() - int((time.monotonic() - monotonic) * 1e9)
+
+
+def request_finished(ctx: Any) -> None:
+    """Close the answering attempt's span with usage, and label the server span with who and what."""
+    if _tracer is None:
+        return
+    from opentelemetry import trace
+
+    server = trace.get_current_span()
+    if server.is_recording():
+        server.set_attribute("llmur.request_id", ctx.request_id)
+        server.set_attribute("llmur.model_group", ctx.model)
+        server.set_attribute("llmur.cache_hit", bool(ctx.cache_hit))
+        if ctx.deployment_id:
+            server.set_attribute("llmur.deployment", ctx.deployment_id)
+        if ctx.principal is not None:
+            server.set_attribute("llmur.key_alias", ctx.principal.alias or ctx.principal.display)
+    span = ctx.metadata.pop("_otel_span", None)
+    if span is None:
+        return
+    span.set_attribute("gen_ai.usage.input_tokens", ctx.usage.prompt_tokens)
+    span.set_attribute("gen_ai.usage.output_tokens", ctx.usage.completion_tokens)
+    span.set_attribute("http.response.status_code", ctx.http_status)
+    if ctx.stream or ctx.first_byte_monotonic is None:
+        span.end()
+    else:
+        span.end(end_time=_epoch_ns(ctx.first_byte_monotonic))
