@@ -19,8 +19,17 @@ from django.utils.html import format_html, format_html_join
 
 from accounts import services
 from accounts.audit import audit_record, snapshot
-from accounts.models import (AuditEntry, Organization, OrganizationMembership, Project, ProjectCredential, Team,
-                             TeamMembership, User, VirtualKey)
+from accounts.models import (
+    AuditEntry,
+    Organization,
+    OrganizationMembership,
+    Project,
+    ProjectCredential,
+    Team,
+    TeamMembership,
+    User,
+    VirtualKey,
+)
 from gateway.errors import LlmurError
 from llmur.admin_site import actor_of, budget_bar
 

@@ -16,7 +16,6 @@ from accounts import schemas as s
 from accounts import selectors, services
 from accounts.models import Project, Team, User, VirtualKey
 from accounts.roles import Actor, actor_from_key, forbidden
-from gateway.errors import LlmurError
 
 
 class ManagementKey(HttpBearer):

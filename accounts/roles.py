@@ -15,8 +15,7 @@ from functools import cached_property
 
 from django.db.models import Q, QuerySet
 
-from accounts.models import (Organization, OrganizationMembership, Project, Role, Team, TeamMembership, User,
-                             VirtualKey)
+from accounts.models import Organization, OrganizationMembership, Project, Role, Team, TeamMembership, User, VirtualKey
 from gateway.errors import LlmurError
 
 # How much each global role holds; a caller may grant a role only up to its own rank.

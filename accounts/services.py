@@ -18,8 +18,18 @@ from django.utils import timezone
 
 from accounts.audit import audit_record, snapshot
 from accounts.keys import KEY_PREFIX, key_digest, key_display, key_generate, secret_encrypt
-from accounts.models import (Budgeted, Organization, OrganizationMembership, Project, ProjectCredential, Role, Team,
-                             TeamMembership, User, VirtualKey)
+from accounts.models import (
+    Budgeted,
+    Organization,
+    OrganizationMembership,
+    Project,
+    ProjectCredential,
+    Role,
+    Team,
+    TeamMembership,
+    User,
+    VirtualKey,
+)
 from accounts.roles import Actor
 from gateway.errors import LlmurError
 

@@ -60,8 +60,9 @@ def spend_report(*, group_by: list[str], scope: Q | None = None, start: dt.date 
     """Cost, tokens and requests grouped by any of day, key, team, user, project, organization, model."""
     unknown = [g for g in group_by if g not in GROUPS]
     if unknown or not group_by:
+        got = ", ".join(unknown) or "nothing"
         raise LlmurError(400, "invalid_request_error",
-                         f"group_by must be one or more of {', '.join(sorted(GROUPS))}; got {', '.join(unknown) or 'nothing'}.",
+                         f"group_by must be one or more of {', '.join(sorted(GROUPS))}; got {got}.",
                          param="group_by", code="400")
     columns = list(dict.fromkeys(GROUPS[g] for g in group_by))
     qs = daily_rows(scope=scope, start=start, end=end)

@@ -11,9 +11,9 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from accounts import services
 from accounts.keys import key_digest
 from accounts.models import TeamMembership, VirtualKey
-from accounts import services
 from accounts.roles import Actor
 
 ROOT = Path(__file__).resolve().parents[2]

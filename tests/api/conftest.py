@@ -9,7 +9,7 @@ from django.conf import settings
 from django.test import Client
 
 from accounts import services
-from accounts.models import OrganizationMembership, Role, TeamMembership, User
+from accounts.models import OrganizationMembership, Role, TeamMembership
 from accounts.roles import Actor
 
 MASTER_KEY = "sk-master-test-0123456789abcdef"

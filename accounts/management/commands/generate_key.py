@@ -26,8 +26,8 @@ def _team(value: str) -> Team:
         return selectors.team_get(team_id=value)
     matches = list(Team.objects.filter(name=value)[:2])
     if len(matches) != 1:
-        raise CommandError(f"--team {value!r}: {'no such team' if not matches else 'several teams have this name; give its id'}",
-                           returncode=2)
+        problem = "no such team" if not matches else "several teams have this name; give its id"
+        raise CommandError(f"--team {value!r}: {problem}", returncode=2)
     return matches[0]
 
 
@@ -43,7 +43,8 @@ def _project(value: str) -> Project:
 
 
 class Command(BaseCommand):
-    help = "Issue a virtual key. The plaintext key is printed once, as the last line of stdout; only its digest is stored."
+    help = ("Issue a virtual key. The plaintext key is printed once, as the last line of stdout; only its digest "
+            "is stored.")
 
     def create_parser(self, prog_name, subcommand, **kwargs):
         parser = super().create_parser(prog_name, subcommand, **kwargs)
