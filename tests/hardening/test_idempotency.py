@@ -23,7 +23,7 @@ def _config(upstream_url: str) -> dict:
     return {"model_list": models, "router_settings": {"num_retries": 0}}
 
 
-@pytest.fixture(params=["redis", "embedded"])
+@pytest.fixture(scope="module", params=["redis", "embedded"])
 def server(request, django_db_setup, mock_upstream):
     if request.param == "redis":
         url = os.environ.get("REDIS_URL")
@@ -41,6 +41,7 @@ def server(request, django_db_setup, mock_upstream):
 
 
 def _spend_rows(server, key_id: int) -> int:
+    """SpendLog rows of a key once every spend event has been written."""
     from billing.models import SpendLog
 
     if server.mode == "redis":
@@ -52,7 +53,11 @@ def _spend_rows(server, key_id: int) -> int:
         drain(client=client, max_seconds=30)
         client.close()
         return SpendLog.objects.filter(key_id=key_id).count()
-    server.stop()        # embedded: the batch writer flushes at shutdown
+    # Embedded: the in-process batch writer flushes within its interval.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not SpendLog.objects.filter(key_id=key_id).exists():
+        time.sleep(0.1)
+    time.sleep(1.0)   # several flush intervals (0.25 s): a second (wrong) row would have landed by now
     return SpendLog.objects.filter(key_id=key_id).count()
 
 
@@ -85,7 +90,7 @@ def test_the_same_key_with_another_body_is_400(server, make_key):
     status, headers, body = post(server.url, "/v1/chat/completions",
                            {"model": "mock-gpt", "messages": [{"role": "user", "content": "other"}], "max_tokens": 1},
                            {**bearer(key), **token})
-    assert status == 400, server.output()[-3000:]
+    assert status == 400, body
     assert body["error"]["param"] == "Idempotency-Key" and "different request body" in body["error"]["message"]
 
 
