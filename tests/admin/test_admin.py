@@ -193,3 +193,35 @@ def test_login_is_rate_limited_after_repeated_failures(db):
     assert other.post("/admin/login/", {"username": "root", "password": PASSWORD}).status_code == 429
     cache.clear()
     assert Client().post("/admin/login/", {"username": "root", "password": PASSWORD}).status_code == 302
+
+
+def test_model_page_shows_deployments_with_price_and_last_hour_health(root):
+    import uuid
+
+    from billing.models import ModelPrice, SpendLog
+
+    ModelDeployment.objects.create(deployment_id="cfg-1", model_name="gpt-4o", provider="openai",
+                                   litellm_params={"model": "openai/gpt-4o"}, source="config")
+    ModelPrice.objects.update_or_create(model="gpt-4o", defaults={"input_cost_per_token": Decimal("0.0000025"),
+                                                                  "output_cost_per_token": Decimal("0.00001")})
+    now = timezone.now()
+    for status in ("success", "failure"):
+        SpendLog.objects.create(request_id=uuid.uuid4().hex, model="gpt-4o", deployment="cfg-1", status=status,
+                                latency_ms=100, started_at=now, ended_at=now)
+    html = root.get("/admin/gateway/modeldeployment/").content.decode()
+    assert "$2.50 / $10.00" in html and "2 req, 1 failed, 100 ms mean" in html
+    # Config deployments are changed in the file, not here.
+    row = ModelDeployment.objects.get(deployment_id="cfg-1")
+    page = root.get(f"/admin/gateway/modeldeployment/{row.pk}/change/").content.decode()
+    assert 'name="_save"' not in page
+
+
+def test_user_added_in_admin_gets_a_role_and_an_audit_entry(root):
+    response = root.post("/admin/accounts/user/add/", {"username": "newop", "email": "newop@example.com",
+                                                        "role": "team_admin", "password1": PASSWORD,
+                                                        "password2": PASSWORD})
+    assert response.status_code == 302, response.content.decode()[:1500]
+    user = User.objects.get(username="newop")
+    assert user.role == "team_admin" and user.check_password(PASSWORD)
+    entry = AuditEntry.objects.get(entity_type="user", action="create")
+    assert entry.after["password"] == "***" and entry.actor == "root"
