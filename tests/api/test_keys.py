@@ -140,3 +140,11 @@ def test_every_write_leaves_an_audit_entry_with_secrets_masked(admin_api):
     dump = io.StringIO()
     call_command("dumpdata", "accounts.auditentry", stdout=dump)
     assert plaintext not in dump.getvalue() and VirtualKey.objects.get().key_hash not in dump.getvalue()
+
+
+def test_openapi_documents_the_management_routes(admin_api):
+    paths = admin_api.get("/openapi.json").json()["paths"]
+    for route in ("/key/generate", "/key/info", "/key/block", "/user/new", "/team/member_add", "/organization/new",
+                  "/project/new", "/model/new", "/spend/logs", "/global/spend/report"):
+        assert route in paths, route
+    assert admin_api.get("/docs").status_code == 200
