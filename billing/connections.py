@@ -1,8 +1,7 @@
 """Redis clients for limits and the spend queue: one pool per process (and per event loop).
 
 The async client (redis-py asyncio, hiredis parser when installed) serves the request path;
-the sync client serves Celery tasks and management commands. Short timeouts: a Redis that does
-not answer must turn into degraded mode quickly, not into hung requests.
+the sync client serves Celery tasks and management commands.
 """
 from __future__ import annotations
 
@@ -34,9 +33,12 @@ def async_redis():
         # A bounded, blocking pool: a burst of requests queues for one of 64 connections (each
         # Lua call takes microseconds) instead of opening hundreds at once, whose connect
         # timeouts would read as an outage and flip the process into degraded mode.
+        # Timeouts are generous because an overloaded event loop can make a healthy Redis look
+        # slow; a Redis that is down refuses connections at once, and one that hangs is given up
+        # on after socket_timeout, then bypassed (gateway.limits).
         pool = aioredis.BlockingConnectionPool.from_url(
-            settings.LLMUR.cache.url, max_connections=64, timeout=2.0, socket_connect_timeout=1.0,
-            socket_timeout=2.0, retry_on_timeout=False, health_check_interval=30)
+            settings.LLMUR.cache.url, max_connections=64, timeout=30.0, socket_connect_timeout=2.0,
+            socket_timeout=5.0, retry_on_timeout=False, health_check_interval=30)
         client = aioredis.Redis(connection_pool=pool)
         _async_clients.clear()  # a new loop (tests, reloads): the old loop's pool is unusable
         _async_clients[id(loop)] = client

@@ -379,11 +379,15 @@ async def _admit_redis(ctx: RequestContext, entities: list[Entity], reservation:
         if status == "ok":
             reservation.bucket = int(reply[1])
             ctx.response_headers.update(_rate_headers(int(reply[2]), int(reply[3]), int(reply[5]), int(reply[4])))
-            spends = [int(value) if value not in (b"", "", None) else None for value in reply[6:]]
+            n = len(entities)
+            spends = [int(value) if value not in (b"", "", None) else None for value in reply[6:6 + n]]
+            reserved = [int(value) for value in reply[6 + n:6 + 2 * n]]
             _soft_warnings(ctx, entities, spends)
-            for entity, spend in zip(entities, spends):
+            for entity, spend, held in zip(entities, spends, reserved):
                 if spend is not None:
-                    local.known_spend[entity.ref] = spend
+                    # Should Redis fail, this process takes over from here: settled spend plus
+                    # what was in flight (those requests settle into the database, not here).
+                    local.known_spend[entity.ref] = spend + held + reservation.reserve
             return
         if status == "load":
             for index in reply[1:]:
@@ -408,7 +412,7 @@ class LocalLimits:
 
     def __init__(self) -> None:
         self.clear()
-        self.known_spend: dict[str, int] = {}    # last spend seen in Redis, per entity ref
+        self.known_spend: dict[str, int] = {}    # last spend + reservations seen in Redis, per entity ref
 
     def clear(self) -> None:
         self.requests: dict[str, deque[float]] = defaultdict(deque)

@@ -8,7 +8,8 @@
 --       reservation buckets (minutes), n, then n groups of 5:
 --       entity id, rpm limit, tpm limit, parallel limit, max budget (1e-8 USD); -1 = no limit.
 -- Returns one of
---   {'ok', bucket, req_limit, req_remaining, tok_limit, tok_remaining, spend_1, ..., spend_n}
+--   {'ok', bucket, req_limit, req_remaining, tok_limit, tok_remaining, spend_1, ..., spend_n,
+--    reserved_1, ..., reserved_n}   (spend '' for an entity without a budget)
 --   {'rpm' | 'tpm' | 'parallel', entity index, limit, retry after (s), remaining tokens}
 --   {'budget', entity index, spend, reserved}
 --   {'load', entity index, ...}   budget counters missing: the caller rebuilds them and retries
@@ -27,6 +28,7 @@ local minute = math.floor(sec / 60)
 
 local req_limit, req_remaining, tok_limit, tok_remaining = -1, -1, -1, -1
 local spends = {}
+local reserveds = {}
 local missing = {}
 
 local function resv_keys(id)
@@ -45,6 +47,7 @@ for i = 0, n - 1 do
   local par = tonumber(ARGV[base + 3])
   local budget = tonumber(ARGV[base + 4])
   spends[i + 1] = ''
+  reserveds[i + 1] = '0'
   local used = 0
   local tokens_left = -1
   if tpm >= 0 then
@@ -95,6 +98,7 @@ for i = 0, n - 1 do
         return {'budget', i + 1, spend, string.format('%.0f', reserved)}
       end
       spends[i + 1] = spend
+      reserveds[i + 1] = string.format('%.0f', reserved)
     end
   end
 end
@@ -127,4 +131,5 @@ end
 
 local out = {'ok', minute, req_limit, req_remaining, tok_limit, tok_remaining}
 for i = 1, n do out[#out + 1] = spends[i] end
+for i = 1, n do out[#out + 1] = reserveds[i] end
 return out

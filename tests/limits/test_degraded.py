@@ -157,3 +157,31 @@ def test_embedded_budget_counts_spend_settled_in_this_process(embedded):
     assert len(results) - len(refused) == 2
     assert refused[0].type == "budget_exceeded"
     assert refused[0].message == "key 'tight' budget exceeded: spend $0.005 of max_budget $0.005"
+
+
+def test_after_redis_fails_in_flight_reservations_still_count_against_the_budget(own_redis):
+    from billing.writer import writer
+    from gateway import limits
+
+    key = make_key(key_alias="inflight", max_budget=Decimal("0.01"))
+    principal = principal_for(key)
+
+    async def go():
+        held = []
+        while True:                                   # fill the budget with requests still in flight
+            ctx = make_ctx(principal, max_tokens=100)
+            try:
+                await limits.admit(ctx)
+            except LlmurError:
+                break
+            held.append(ctx)
+        own_redis.stop()
+        refused = await _one(principal)               # per-process now: the reservations are remembered
+        for ctx in held:
+            ctx.usage = Usage(10, 10)
+            await limits.settle(ctx)
+        await writer.stop()
+        return held, refused
+
+    held, refused = run(go)
+    assert held and isinstance(refused, LlmurError) and refused.type == "budget_exceeded"
