@@ -53,7 +53,7 @@ def _banner(settings: Any, host: str, port: int, workers: int, new_master_key: s
         f"llmur {__import__('llmur').__version__} serving on http://{host}:{port} ({workers} worker{'s' * (workers > 1)})",
         f"  config:   {llmur.source}",
         f"  database: {llmur.database.engine} {llmur.database.address}",
-        f"  cache:    {llmur.cache.engine} {llmur.cache.address}",
+        f"  cache:    {llmur.cache.address if llmur.cache.engine == 'local' else 'redis ' + llmur.cache.address}",
         f"  models:   {len(llmur.config.model_list)} deployment(s) from config",
     ]
     if new_master_key:
