@@ -19,7 +19,7 @@ from typing import Any, AsyncIterator, Callable
 import aiohttp
 from django.http import HttpResponse
 
-from gateway import auth, http, limits, registry, router, schemas, streaming
+from gateway import auth, http, limits, registry, response_cache, router, schemas, streaming
 from gateway import idempotency
 from gateway.context import RequestContext, Usage
 from gateway.errors import LlmurError
@@ -253,11 +253,15 @@ async def _run(request, call_type: str) -> HttpResponse:
         metrics.request_rejected(error, request_id)
         return error_response(error, anthropic=anthropic, request_id=request_id)
     # Admitted: from here on, settle exactly once however the request ends.
+    hit = None
     try:
         if ctx.stream:
             call, first, parts = await _route(ctx, _open_stream)
         else:
-            call, answer = await _route(ctx, _call_once)
+            # After authorization, so a cached answer never crosses a key's allow-list.
+            hit = await response_cache.cache_lookup(ctx, meta.get("HTTP_CACHE_CONTROL"))
+            if hit is None:
+                call, answer = await _route(ctx, _call_once)
     except LlmurError as error:
         ctx.success, ctx.http_status = False, error.status
         await _settle(ctx)
@@ -281,10 +285,14 @@ async def _run(request, call_type: str) -> HttpResponse:
         response.llmur_close = lambda: _close_relay(ctx, relay, parts)
         return response
     try:
+        if hit is not None:
+            return json_response(hit, _headers(ctx))
         _usage_from(answer.data, ctx.usage)
         if call.translate_messages:
             answer = Answer(data=anthropic_translation.openai_to_anthropic_response(answer.data, ctx.model))
-        return json_response(answer.raw if answer.raw is not None else dumps(answer.data), _headers(ctx))
+        content = answer.raw if answer.raw is not None else dumps(answer.data)
+        response_cache.cache_store(ctx, content)
+        return json_response(content, _headers(ctx))
     finally:
         await _settle(ctx)
 

@@ -33,6 +33,8 @@ import orjson
 
 from gateway.context import RequestContext
 from gateway.errors import LlmurError
+from gateway.lifespan import on_shutdown
+from gateway.routing.fallbacks import request_options
 
 logger = logging.getLogger("llmur.cache")
 
@@ -280,3 +282,25 @@ async def close_cache() -> None:
     if _cache is not None:
         await _cache.close()
     _cache, _built = None, False
+
+
+async def cache_lookup(ctx: RequestContext, cache_control_header: str | None = None) -> bytes | None:
+    """The pipeline's cache step (after authorization and limits): a cached answer body, or None."""
+    cache = get_cache()
+    if cache is None or not cache.serves(ctx):
+        return None
+    request_options(ctx)            # the router's body fields: validated even when the answer is cached
+    headers = {"cache-control": cache_control_header} if cache_control_header else None
+    return await cache.lookup(ctx, cache_control(ctx.body, headers))
+
+
+def cache_store(ctx: RequestContext, body: bytes) -> None:
+    """Keep a fresh successful answer for identical requests to come (not awaited)."""
+    cache = get_cache()
+    if cache is not None:
+        cache.store(ctx, body)
+
+
+@on_shutdown
+async def _close_on_shutdown() -> None:
+    await close_cache()

@@ -1,65 +1,62 @@
-"""The route step: choose a deployment of the model group, call it, retry elsewhere on its failure.
+"""The route → call step of the pipeline: which deployment answers, with retries, cooldowns and fallbacks.
 
-A small, stateless stand-in with the router engine's interface (gateway.routing, issue 6), so
-the engine replaces it without touching the pipeline:
-  * ``await route(ctx, attempt, group=lookup, allowed=may_use)`` calls ``attempt(deployment)``
-    until one answers; only retryable failures (429, 5xx, timeouts, connection errors) move on,
-    each deployment is tried once, at most 1 + router_settings.num_retries attempts;
-  * ``release(ctx)`` closes the books on the answering attempt (nothing to do here).
+The pipeline hands over an `attempt(deployment)` coroutine that makes one upstream call (returning
+once the upstream accepted it; for a stream, once its first part is in hand), a lookup of model
+groups and the key's allow-list. gateway.routing.engine runs LiteLLM's router semantics over them;
+see that module and README "Routing". Contract:
+
+  * ``await route(ctx, attempt, group=lookup, allowed=may_use)`` returns what the successful
+    attempt returned, or raises the LlmurError the client should see. ctx.deployment / deployment_id / provider name the deployment
+    that answered (or failed last); ctx.request_id is the same for every attempt.
+  * ``release(ctx)`` once the answer is finished (the pipeline's settle step): frees the in-flight
+    slot and records latency and tokens for the strategies. Idempotent; a no-op without route().
 """
 from __future__ import annotations
 
-import logging
-import random
-from typing import Any, Awaitable, Callable, Iterable, TypeVar
+from typing import Any, Awaitable, Callable, TypeVar
 
 from django.conf import settings
 
+from gateway import registry
 from gateway.context import RequestContext
-from gateway.errors import LlmurError
-from gateway.registry import Deployment
-
-logger = logging.getLogger("llmur.gateway.router")
+from gateway.lifespan import on_shutdown, on_startup
+from gateway.routing.engine import Router, RouterConfig
+from gateway.routing.state import close_state
 
 T = TypeVar("T")
 
-
-def choose(group: tuple[Deployment, ...], ctx: RequestContext, exclude: Iterable[str] = ()) -> Deployment | None:
-    """simple-shuffle: a random deployment not yet tried, weighted by weight (else rpm) when given."""
-    excluded = set(exclude)
-    candidates = [d for d in group if d.id not in excluded]
-    if len(candidates) <= 1:
-        return candidates[0] if candidates else None
-    weights = [float(d.weight if d.weight is not None else (d.rpm or 1)) for d in candidates]
-    if not any(weights):
-        return random.choice(candidates)
-    return random.choices(candidates, weights=weights, k=1)[0]
+_router: Router | None = None
 
 
-async def route(ctx: RequestContext, attempt: Callable[[Deployment], Awaitable[T]], *,
-                group: Callable[[str], Awaitable[tuple[Deployment, ...]]],
+def get_router() -> Router:
+    """This process's router, configured from router_settings on first use."""
+    global _router
+    if _router is None:
+        _router = Router(RouterConfig.from_settings(settings.LLMUR.config))
+    return _router
+
+
+async def route(ctx: RequestContext, attempt: Callable[[Any], Awaitable[T]], *,
+                group: Callable[[str], Awaitable[tuple[registry.Deployment, ...]]],
                 allowed: Callable[[str], bool] | None = None) -> T:
-    deployments = await group(ctx.model)
-    retries = settings.LLMUR.config.router_settings.num_retries
-    tried: list[str] = []
-    last: LlmurError | None = None
-    while len(tried) <= retries:
-        deployment = choose(deployments, ctx, tried)
-        if deployment is None:
-            break
-        tried.append(deployment.id)
-        ctx.deployment, ctx.deployment_id, ctx.provider = deployment, deployment.id, deployment.provider
-        try:
-            return await attempt(deployment)
-        except LlmurError as error:
-            if not getattr(error, "retryable", False):
-                raise
-            last = error
-            logger.info("request %s: deployment %s failed (%s)", ctx.request_id, deployment.id, error.status)
-    if last is None:
-        raise LlmurError(503, "api_error", f"No deployment of model '{ctx.model}' is available right now.")
-    raise last
+    """Run `attempt` on the deployments of ctx.model (then of its fallbacks) until one answers.
+
+    `group(model)` returns a model group's deployments; `allowed(model)` says whether the key may use
+    a fallback group.
+    """
+    return await get_router().route(ctx, attempt, group=group, allowed=allowed)
 
 
-def release(ctx: RequestContext) -> Any:
-    return None
+def release(ctx: RequestContext) -> None:
+    get_router().release(ctx)
+
+
+@on_shutdown
+async def close_router() -> None:
+    await close_state()
+
+
+@on_startup
+async def open_router() -> None:
+    # Built at start so a malformed fallbacks setting stops the server with one clear line.
+    get_router()

@@ -112,7 +112,7 @@ class Router:
     async def route(self, ctx: RequestContext, attempt: Callable[[Any], Awaitable[T]], *,
                     group: GroupLookup, allowed: Allowed | None = None) -> T:
         """Call `attempt(deployment)` on ctx.model's deployments, then its fallbacks, until one answers."""
-        options = fb.pop_request_options(ctx.body)
+        options = fb.request_options(ctx)
         retries = options.get("num_retries", self.config.num_retries)
         try:
             return await self._try_group(ctx, ctx.model, await group(ctx.model), attempt, retries)

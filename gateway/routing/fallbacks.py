@@ -69,19 +69,26 @@ def pop_request_options(body: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
+def request_options(ctx: Any) -> dict[str, Any]:
+    """The request's router options, taken out of ctx.body once (validated) and kept on ctx.
+
+    The response cache step calls it too, so a malformed field is a 400 even when a cached answer exists.
+    """
+    options = ctx.metadata.get("router_options")
+    if options is None:
+        options = ctx.metadata["router_options"] = pop_request_options(ctx.body)
+    return options
+
+
 def fallback_models(kind: str, model: str, *, configured: dict[str, list[str]],
                     requested: dict[str, list[str]] | None) -> list[str]:
     """The fallback groups to try, in order, when `model` failed with an error of `kind`.
 
-    The request's own list replaces the configured one, as in LiteLLM.
+    The request's own list, when it sent one (even an empty one), replaces the configured one.
     """
-    for source in (requested, configured):
-        if not source:
-            continue
-        targets = source.get(model) or source.get("") or source.get("*")
-        if targets:
-            return [t for t in dict.fromkeys(targets) if t != model]
-    return []
+    source = requested if requested is not None else configured
+    targets = source.get(model) or source.get("") or source.get("*") or []
+    return [t for t in dict.fromkeys(targets) if t != model]
 
 
 def _bad(param: str, problem: str) -> LlmurError:

@@ -180,8 +180,10 @@ class RedisState:
         self._cooled: dict[str, float] = {}        # last cooldown set read from Redis: id → end
         self._cooled_read_at = float("-inf")       # monotonic time of that read
         self._down_until = 0.0
-        self._pending: set[asyncio.Task] = set()
+        self._ops: list = []                        # writes waiting for the flusher, in order
+        self._flusher: asyncio.Task | None = None
         self._held: dict[str, int] = defaultdict(int)  # in-flight this process added, released at shutdown
+        self._closed = False
 
     # ----------------------------------------------------------------- reads
 
@@ -216,7 +218,8 @@ class RedisState:
             self._cooled_read_at = time.monotonic()
         counters = Counters()
         if need == "in_flight":
-            counters.in_flight = {i: int(v or 0) for i, v in zip(ids, results[0])}
+            # Clamped: a count cannot really go below zero, whatever a crashed worker left behind.
+            counters.in_flight = {i: max(0, int(v or 0)) for i, v in zip(ids, results[0])}
         elif need == "usage":
             values = results[0]
             counters.rpm = {i: int(v or 0) for i, v in zip(ids, values[:len(ids)])}
@@ -293,8 +296,11 @@ class RedisState:
 
     async def close(self) -> None:
         """Give back this process's in-flight counts and wait for writes still on their way."""
-        if self._pending:
-            await asyncio.gather(*self._pending, return_exceptions=True)
+        if self._flusher is not None and not self._flusher.done():
+            await asyncio.gather(self._flusher, return_exceptions=True)
+        # From now on this process writes nothing more: requests still finishing after shutdown
+        # began must not take their slot back a second time.
+        self._closed = True
         client = self._client
         if client is None:
             return
@@ -336,22 +342,33 @@ class RedisState:
         self._down_until = time.monotonic() + REDIS_RETRY_S
 
     def _fire(self, build, fallback) -> None:
-        """Send a pipeline without waiting for it; while Redis is down, update local state instead."""
+        """Queue a write without waiting for it; while Redis is down, update local state instead.
+
+        One flusher per process sends the queued writes in order, batched into one pipeline on one
+        connection: an in-flight slot's release can never overtake its taking, and a burst of
+        requests costs one round trip, not one each.
+        """
+        if self._closed:
+            return
         client = self._redis()
         if client is None:
             fallback()
             return
-        pipe = client.pipeline(transaction=False)
-        build(pipe)
-        task = asyncio.get_running_loop().create_task(self._send(pipe))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        self._ops.append(build)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush(client))
 
-    async def _send(self, pipe) -> None:
-        try:
-            await pipe.execute()
-        except Exception as exc:  # noqa: BLE001 - a lost counter update only skews routing a little
-            self._went_down(exc)
+    async def _flush(self, client) -> None:
+        while self._ops:
+            ops, self._ops = self._ops, []
+            pipe = client.pipeline(transaction=False)
+            for build in ops:
+                build(pipe)
+            try:
+                await pipe.execute()
+            except Exception as exc:  # noqa: BLE001 - a lost counter update only skews routing a little
+                self._went_down(exc)
+                return
 
 
 _state: LocalState | RedisState | None = None

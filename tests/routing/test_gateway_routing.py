@@ -1,0 +1,269 @@
+"""Routing through a real llmur server and the real mock upstream: the issue's "done when" list.
+
+Each test uses model groups of its own, so a cooldown or a cached answer of one test cannot leak
+into another on the module's shared servers.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import Counter
+
+import pytest
+
+from tests.conftest import start_mock_upstream
+from tests.routing.conftest import deployment
+
+COOLDOWN_S = 5
+
+
+@pytest.fixture(scope="module")
+def second_upstream():
+    upstream = start_mock_upstream()
+    yield upstream
+    upstream.process.terminate()
+    upstream.process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def shuffle_gateway(start_router_gateway, mock_upstream, second_upstream):
+    """Two workers, simple-shuffle, response cache on, fallbacks configured."""
+    up, other = mock_upstream, second_upstream
+    return start_router_gateway({
+        "model_list": [
+            deployment("cd-bad", "mock-500", up, "cooldown"),
+            deployment("cd-good", "cd-good", other, "cooldown"),
+            deployment("w-heavy", "w-heavy", up, "weighted", weight=3),
+            deployment("w-light", "w-light", up, "weighted", weight=1),
+            deployment("fb-429", "mock-429", up, "flaky"),
+            deployment("fb-500", "mock-500", other, "flaky"),
+            deployment("fb-backup", "fb-backup", other, "backup"),
+            deployment("cw-small", "mock-400", up, "small-context"),
+            deployment("cw-large", "cw-large", up, "large-context"),
+            deployment("cut", "mock-cut", up, "cut", weight=1),
+            deployment("cut-spare", "cut-spare", other, "cut", weight=0),
+            deployment("cache-1", "cache-1", up, "cached"),
+            deployment("hl-ok", "hl-ok", up, "health-check"),
+            deployment("hl-bad", "mock-500", up, "health-check"),
+        ],
+        "router_settings": {
+            "routing_strategy": "simple-shuffle", "num_retries": 2, "allowed_fails": 1,
+            "cooldown_time": COOLDOWN_S,
+            "fallbacks": [{"flaky": ["backup"]}],
+            "context_window_fallbacks": [{"small-context": ["large-context"]}],
+        },
+        "litellm_settings": {"cache": True, "cache_params": {"type": "redis", "ttl": 600, "namespace": "route-t"}},
+    }, workers=2)
+
+
+def by_model(upstream) -> Counter:
+    return Counter(upstream.stats()["by_model"])
+
+
+# --------------------------------------------------------------------------- failures and cooldowns
+
+def test_failing_deployment_is_routed_around_and_cooled_down_on_both_workers(shuffle_gateway, mock_upstream,
+                                                                              second_upstream):
+    before_bad, before_good = by_model(mock_upstream)["mock-500"], by_model(second_upstream)["cd-good"]
+    answers = [shuffle_gateway.chat("cooldown") for _ in range(100)]
+    assert [a.status for a in answers] == [200] * 100
+    assert {a.deployment for a in answers} == {"cd-good"}
+    assert by_model(second_upstream)["cd-good"] - before_good == 100
+    failures = by_model(mock_upstream)["mock-500"] - before_bad
+    assert failures >= 2          # allowed_fails=1: the second failure within a minute cools it down
+
+    # Cooling down: more requests, spread over both workers, and none reaches the failing deployment.
+    time.sleep(0.3)               # every worker's cached view of the cooldown set has refreshed
+    during = by_model(mock_upstream)["mock-500"]
+    assert all(shuffle_gateway.chat("cooldown").status == 200 for _ in range(40))
+    assert by_model(mock_upstream)["mock-500"] == during
+
+    # After cooldown_time it gets traffic again (and fails, and is retried elsewhere).
+    time.sleep(COOLDOWN_S + 0.5)
+    assert all(shuffle_gateway.chat("cooldown").status == 200 for _ in range(20))
+    assert by_model(mock_upstream)["mock-500"] > during
+
+
+# --------------------------------------------------------------------------- fallbacks
+
+def test_fallbacks_when_every_deployment_returns_429_or_5xx(shuffle_gateway, mock_upstream, second_upstream):
+    before = by_model(mock_upstream) + by_model(second_upstream)
+    answer = shuffle_gateway.chat("flaky")
+    after = by_model(mock_upstream) + by_model(second_upstream)
+    assert answer.status == 200
+    assert answer.deployment == "fb-backup"
+    assert answer.json()["choices"][0]["message"]["content"]
+    assert after["mock-429"] - before["mock-429"] >= 1
+    assert after["mock-500"] - before["mock-500"] >= 1
+    assert after["fb-backup"] - before["fb-backup"] == 1
+
+
+def test_context_window_fallback_on_context_length_exceeded(shuffle_gateway, mock_upstream):
+    before = by_model(mock_upstream)
+    answer = shuffle_gateway.chat("small-context")
+    assert answer.status == 200
+    assert answer.deployment == "cw-large"
+    after = by_model(mock_upstream)
+    assert after["mock-400"] - before["mock-400"] == 1     # a client error is not retried
+    assert after["cw-large"] - before["cw-large"] == 1
+
+
+def test_request_fallbacks_in_the_body(shuffle_gateway):
+    answer = shuffle_gateway.chat("small-context", fallbacks=["backup"], context_window_fallbacks=["backup"])
+    assert answer.status == 200
+    assert answer.deployment == "fb-backup"
+
+
+def test_without_a_fallback_the_upstream_error_is_returned(shuffle_gateway):
+    answer = shuffle_gateway.chat("small-context", context_window_fallbacks=[])
+    assert answer.status == 400
+    assert answer.json()["error"]["code"] == "context_length_exceeded"
+
+
+def test_malformed_fallbacks_field_is_a_400_naming_it(shuffle_gateway):
+    answer = shuffle_gateway.chat("flaky", fallbacks="backup")
+    assert answer.status == 400
+    assert answer.json()["error"]["param"] == "fallbacks"
+
+
+# --------------------------------------------------------------------------- streams
+
+def test_stream_cut_after_first_chunk_is_not_retried(shuffle_gateway, mock_upstream, second_upstream):
+    before_cut, before_spare = by_model(mock_upstream)["mock-cut"], by_model(second_upstream)["cut-spare"]
+    answer = shuffle_gateway.chat("cut", stream=True)
+    assert answer.status == 200
+    text = answer.body.decode()
+    assert text.startswith("data: ")
+    assert '"error"' in text                                   # the client is told the stream broke
+    assert answer.deployment == "cut"
+    assert by_model(mock_upstream)["mock-cut"] - before_cut == 1
+    assert by_model(second_upstream)["cut-spare"] == before_spare
+
+
+# --------------------------------------------------------------------------- simple-shuffle weights
+
+def test_simple_shuffle_honours_weights(shuffle_gateway):
+    picks = Counter(shuffle_gateway.chat("weighted").deployment for _ in range(400))
+    # weight 3 : 1 → 75 %; 400 draws have a standard deviation of 2.2 %, the bounds are > 4 of them.
+    assert set(picks) == {"w-heavy", "w-light"}
+    assert 0.65 <= picks["w-heavy"] / 400 <= 0.85
+
+
+# --------------------------------------------------------------------------- response cache
+
+def test_identical_request_is_served_from_cache_and_no_cache_bypasses_it(shuffle_gateway, mock_upstream):
+    prompt = f"cache me {uuid.uuid4().hex}"
+    first = shuffle_gateway.chat("cached", prompt, temperature=0)
+    assert first.status == 200 and first.headers.get("x-llmur-cache-hit") is None
+    time.sleep(0.2)                                            # the store is not awaited by the request
+    count = by_model(mock_upstream)["cache-1"]
+    second = shuffle_gateway.chat("cached", prompt, temperature=0)
+    assert second.status == 200
+    assert second.headers["x-llmur-cache-hit"] == "true"
+    assert second.json() == first.json()
+    assert by_model(mock_upstream)["cache-1"] == count        # upstream not called
+
+    bypass = shuffle_gateway.chat("cached", prompt, temperature=0, cache={"no-cache": True})
+    assert bypass.status == 200 and bypass.headers.get("x-llmur-cache-hit") is None
+    header = shuffle_gateway.chat("cached", prompt, temperature=0, headers={"Cache-Control": "no-cache"})
+    assert header.headers.get("x-llmur-cache-hit") is None
+    assert by_model(mock_upstream)["cache-1"] == count + 2
+    other = shuffle_gateway.chat("cached", prompt, temperature=1)
+    assert other.headers.get("x-llmur-cache-hit") is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cache_hit_is_marked_and_billed_zero_in_spendlog(shuffle_gateway):
+    from django.core.management import call_command
+
+    from billing.models import SpendLog
+
+    prompt = f"bill me {uuid.uuid4().hex}"
+    miss_id, hit_id = f"route-miss-{uuid.uuid4().hex}", f"route-hit-{uuid.uuid4().hex}"
+    assert shuffle_gateway.chat("cached", prompt, headers={"x-request-id": miss_id}).status == 200
+    time.sleep(0.2)
+    hit = shuffle_gateway.chat("cached", prompt, headers={"x-request-id": hit_id})
+    assert hit.headers["x-llmur-cache-hit"] == "true"
+    deadline = time.monotonic() + 10
+    while SpendLog.objects.filter(request_id__in=[miss_id, hit_id]).count() < 2 and time.monotonic() < deadline:
+        call_command("process_spend")
+        time.sleep(0.1)
+    miss_row, hit_row = SpendLog.objects.get(request_id=miss_id), SpendLog.objects.get(request_id=hit_id)
+    assert (miss_row.cache_hit, hit_row.cache_hit) == (False, True)
+    assert miss_row.deployment == "cache-1"
+    assert hit_row.cost == 0
+
+
+# --------------------------------------------------------------------------- /health
+
+def test_health_lists_healthy_and_unhealthy_deployments_for_master_key_only(shuffle_gateway):
+    answer = shuffle_gateway.request("GET", "/health?model=health-check")
+    assert answer.status == 200
+    body = answer.json()
+    assert [e["id"] for e in body["healthy_endpoints"]] == ["hl-ok"]
+    assert [e["id"] for e in body["unhealthy_endpoints"]] == ["hl-bad"]
+    assert body["healthy_count"] == 1 and body["unhealthy_count"] == 1
+    assert "sk-upstream-test" not in answer.body.decode()
+    assert shuffle_gateway.request("GET", "/health", key="sk-not-a-key").status == 401
+    assert shuffle_gateway.request("GET", "/health?model=nope").status == 404
+
+
+def test_health_reports_a_cooling_deployment_without_calling_it(shuffle_gateway, mock_upstream):
+    for _ in range(6):                                           # cool "cd-bad" down (allowed_fails=1)
+        shuffle_gateway.chat("cooldown")
+    before = by_model(mock_upstream)["mock-500"]
+    body = shuffle_gateway.request("GET", "/health?model=cooldown").json()
+    unhealthy = {e["id"]: e for e in body["unhealthy_endpoints"]}
+    assert "cooling down" in unhealthy["cd-bad"]["error"]
+    assert by_model(mock_upstream)["mock-500"] == before
+
+
+# --------------------------------------------------------------------------- other strategies
+
+def test_least_busy_avoids_a_deployment_held_busy(start_router_gateway, mock_upstream):
+    gateway = start_router_gateway({
+        "model_list": [deployment("lb-slow", "mock-slow-4000", mock_upstream, "busy"),
+                       deployment("lb-fast", "lb-fast", mock_upstream, "busy")],
+        "router_settings": {"routing_strategy": "least-busy", "num_retries": 0},
+    }, workers=2)
+    holders: list[threading.Thread] = []
+    # Ties are broken at random: keep sending until one request sits on the slow deployment.
+    for _ in range(30):
+        if by_model(mock_upstream)["mock-slow-4000"]:
+            break
+        holders.append(threading.Thread(target=gateway.chat, args=("busy",)))
+        holders[-1].start()
+        time.sleep(0.15)
+    slow = by_model(mock_upstream)["mock-slow-4000"]
+    assert slow >= 1
+    picks = Counter(gateway.chat("busy").deployment for _ in range(20))
+    assert by_model(mock_upstream)["mock-slow-4000"] == slow
+    for thread in holders:
+        thread.join()
+    assert picks == {"lb-fast": 20}
+
+
+def test_latency_based_prefers_the_faster_deployment(start_router_gateway, mock_upstream):
+    gateway = start_router_gateway({
+        "model_list": [deployment("lat-slow", "mock-slow-200", mock_upstream, "latency"),
+                       deployment("lat-fast", "lat-fast", mock_upstream, "latency")],
+        "router_settings": {"routing_strategy": "latency-based-routing", "num_retries": 0},
+    })
+    warmup = Counter(gateway.chat("latency").deployment for _ in range(4))
+    assert warmup["lat-slow"] >= 1                 # an unmeasured deployment is tried first
+    picks = Counter(gateway.chat("latency").deployment for _ in range(20))
+    assert picks == {"lat-fast": 20}
+
+
+def test_usage_based_respects_rpm_headroom(start_router_gateway, mock_upstream):
+    gateway = start_router_gateway({
+        "model_list": [deployment("ub-small", "ub-small", mock_upstream, "usage", rpm=2),
+                       deployment("ub-big", "ub-big", mock_upstream, "usage", rpm=1000)],
+        "router_settings": {"routing_strategy": "usage-based-routing", "num_retries": 0},
+    })
+    if time.time() % 60 > 50:                     # keep the burst inside one usage minute
+        time.sleep(61 - time.time() % 60)
+    picks = Counter(gateway.chat("usage").deployment for _ in range(30))
+    assert picks["ub-small"] <= 2
+    assert picks["ub-big"] >= 28
