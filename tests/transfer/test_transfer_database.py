@@ -63,6 +63,11 @@ def source(tmp_path_factory):
 def test_transfer_from_sqlite_copies_every_row_and_the_target_works(source, engine):
     facts = source["facts"]
     with scratch_database(engine, "transfer") as target:
+        if engine == "postgres":
+            # A target only `migrate` has touched (e.g. by the helm chart's hook Job) still counts as empty;
+            # the MariaDB target stays truly empty, so both starting points are covered.
+            migrated = _run(["manage.py", "migrate", "--noinput", "-v0"], source["var_dir"], target)
+            assert migrated.returncode == 0, migrated.stderr
         # A small batch size, so the spend log goes over in several batches.
         result = _transfer(source, target, "--batch-size", "500")
         assert result.returncode == 0, result.stderr
@@ -103,16 +108,6 @@ def test_transfer_from_sqlite_copies_every_row_and_the_target_works(source, engi
             forced = _transfer(source, target, "--force", "-v0")
             assert forced.returncode == 0, forced.stderr
             assert _counts(target) == source_counts
-
-
-def test_transfer_into_a_freshly_migrated_target_is_allowed(source):
-    """A target that only `migrate` has touched (e.g. by the helm chart's Job) counts as empty."""
-    with scratch_database("postgres", "migrated") as target:
-        migrated = _run(["manage.py", "migrate", "--noinput", "-v0"], source["var_dir"], target)
-        assert migrated.returncode == 0, migrated.stderr
-        result = _transfer(source, target, "-v0")
-        assert result.returncode == 0, result.stderr
-        assert _counts(target) == _counts(source["url"])
 
 
 def test_transfer_refuses_a_bad_url_in_one_line(source):
