@@ -60,6 +60,7 @@ class ModelListField(forms.CharField):
 class RoleScopedAdmin(admin.ModelAdmin):
     """Visibility and rights from the actor's role; every change leaves an audit entry."""
 
+    llmur_audited = True       # audits its own writes (below and in accounts.services)
     scope_attr = ""            # Actor method giving the visible queryset, e.g. "teams"
     manage_check = ""          # Actor method taking an object, e.g. "can_manage_team"
 
@@ -509,6 +510,8 @@ class VirtualKeyAdmin(RoleScopedAdmin):
 @admin.register(AuditEntry)
 class AuditEntryAdmin(admin.ModelAdmin):
     """Read-only: the audit log is written by services and admin saves, never edited."""
+
+    llmur_audited = True
 
     list_display = ["created_at", "actor", "source", "action", "entity_type", "entity_repr"]
     list_filter = ["source", "action", "entity_type", ("created_at", admin.DateFieldListFilter)]

@@ -48,6 +48,7 @@ class DeploymentForm(forms.ModelForm):
 
 @admin.register(ModelDeployment)
 class ModelDeploymentAdmin(admin.ModelAdmin):
+    llmur_audited = True  # writes go through gateway.model_services, which audits
     form = DeploymentForm
     list_display = ["model_name", "upstream", "provider", "base_url", "source", "is_active", "price", "health"]
     list_filter = ["source", "provider", "is_active"]

@@ -60,6 +60,36 @@ def _client_address(request: HttpRequest) -> str:
     return request.META.get("REMOTE_ADDR", "?")
 
 
+class AuditedAdminMixin:
+    """Audit for a ModelAdmin that does not write its own entries (e.g. model prices, auth groups).
+
+    The site mixes this into every admin class registered on it unless the class sets
+    `llmur_audited = True` because it audits through the services itself.
+    """
+
+    llmur_audited = True
+
+    def save_model(self, request, obj, form, change):
+        from accounts.audit import audit_record, snapshot
+
+        before = snapshot(type(obj)._default_manager.filter(pk=obj.pk).first()) if change else None
+        super().save_model(request, obj, form, change)
+        audit_record(by=actor_of(request), action="update" if change else "create", instance=obj, before=before,
+                     after=snapshot(obj))
+
+    def delete_model(self, request, obj):
+        from accounts.audit import audit_record, snapshot
+
+        before, pk = snapshot(obj), obj.pk
+        super().delete_model(request, obj)
+        audit_record(by=actor_of(request), action="delete", instance=obj, before=before, entity_id=str(pk))
+
+    def delete_queryset(self, request, queryset):
+        # One by one, so each deletion leaves its own entry.
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+
 class LlmurAdminSite(admin.AdminSite):
     site_header = "llmur"
     site_title = "llmur admin"
@@ -68,6 +98,13 @@ class LlmurAdminSite(admin.AdminSite):
     site_url = None
     index_template = "admin/llmur_index.html"
     login_template = "admin/llmur_login.html"
+
+    def register(self, model_or_iterable, admin_class=None, **options):
+        admin_class = admin_class or admin.ModelAdmin
+        if not getattr(admin_class, "llmur_audited", False):
+            admin_class = type(admin_class.__name__, (AuditedAdminMixin, admin_class),
+                               {"__module__": admin_class.__module__, "__doc__": admin_class.__doc__})
+        return super().register(model_or_iterable, admin_class, **options)
 
     # ------------------------------------------------------------------ login, rate-limited
 

@@ -225,3 +225,17 @@ def test_user_added_in_admin_gets_a_role_and_an_audit_entry(root):
     assert user.role == "team_admin" and user.check_password(PASSWORD)
     entry = AuditEntry.objects.get(entity_type="user", action="create")
     assert entry.after["password"] == "***" and entry.actor == "root"
+
+
+def test_admin_pages_of_other_apps_are_audited_too(root):
+    from billing.models import ModelPrice
+
+    response = root.post("/admin/billing/modelprice/add/", {"model": "house-model", "provider": "openai",
+                                                           "input_cost_per_token": "0.000001",
+                                                           "output_cost_per_token": "0.000002"})
+    assert response.status_code == 302, response.content.decode()[:1500]
+    price = ModelPrice.objects.get(model="house-model")
+    entry = AuditEntry.objects.get(entity_type="modelprice")
+    assert (entry.action, entry.actor, entry.after["model"]) == ("create", "root", "house-model")
+    root.post(f"/admin/billing/modelprice/{price.pk}/delete/", {"post": "yes"})
+    assert AuditEntry.objects.filter(entity_type="modelprice", action="delete").count() == 1
