@@ -210,6 +210,19 @@ class OidcConfiguration(_Section):
     allow_unmapped: bool = False
 
 
+class HttpsConfiguration(_Section):
+    """Browsers reach the admin over TLS (directly, or through a proxy that terminates it): secure
+    cookies, HSTS and a redirect to https, as `manage.py check --deploy` expects."""
+
+    enabled: bool = False
+    hsts_seconds: int = Field(default=31_536_000, ge=0)
+    hsts_include_subdomains: bool = False
+    hsts_preload: bool = False
+    redirect: bool = True
+    # Trust the proxy's X-Forwarded-Proto: https (only behind a proxy that sets it on every request).
+    trust_forwarded_proto: bool = False
+
+
 class LlmurConfig(_Section):
     """The validated configuration; field names follow the LLMUR YAML format."""
 
@@ -228,6 +241,7 @@ class LlmurConfig(_Section):
     allowed_hosts: list[str] = Field(default_factory=lambda: ["*"])
     max_request_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     cache_failure_policy: Literal["fail_open", "fail_closed"] = "fail_open"
+    https: HttpsConfiguration = Field(default_factory=HttpsConfiguration)
     otel: OtelConfiguration = Field(default_factory=OtelConfiguration)
     metrics: MetricsConfiguration = Field(default_factory=MetricsConfiguration)
     database_configuration: DatabaseConfiguration = Field(default_factory=DatabaseConfiguration)

@@ -5,6 +5,7 @@ format and README.md for the reference.
 """
 from __future__ import annotations
 
+import os
 import warnings
 
 from llmur.config import BASE_DIR, ResolvedDatabase, load_config
@@ -20,6 +21,19 @@ prometheus_prepare(LLMUR.var_dir)
 SECRET_KEY = LLMUR.application_secret
 DEBUG = CONFIG.debug
 ALLOWED_HOSTS = CONFIG.allowed_hosts
+
+# Served over TLS (https.enabled): cookies only over https, HSTS, plain http redirected, except the
+# probes and the metrics scrape, which load balancers and Prometheus send over plain http inside
+# the cluster. The /v1 API bypasses the middleware (llmur/asgi.py), so it is never redirected.
+if CONFIG.https.enabled:
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = CONFIG.https.hsts_seconds
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = CONFIG.https.hsts_include_subdomains
+    SECURE_HSTS_PRELOAD = CONFIG.https.hsts_preload
+    SECURE_SSL_REDIRECT = CONFIG.https.redirect
+    SECURE_REDIRECT_EXEMPT = [r"^health/", r"^metrics/?$"]
+    if CONFIG.https.trust_forwarded_proto:
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 INSTALLED_APPS = [
     # The admin as operator console (dashboard, rate-limited login): llmur/admin_site.py.
@@ -91,12 +105,13 @@ def _database(db: ResolvedDatabase) -> dict:
             "CONN_MAX_AGE": db.conn_max_lifetime,
         }
     if db.engine == "postgres":
+        # manage.py turns the pool off (LLMUR_DATABASE_POOL=off): its commands are short-lived.
+        pooled = os.environ.get("LLMUR_DATABASE_POOL", "on") != "off"
+        pool = {"pool": {"min_size": db.min_connections, "max_size": db.max_connections,
+                         "timeout": db.pool_timeout}} if pooled else {}
         return common | {
             "ENGINE": "django.db.backends.postgresql",
-            "OPTIONS": db.options | {
-                "pool": {"min_size": db.min_connections, "max_size": db.max_connections,
-                         "timeout": db.pool_timeout},
-            },
+            "OPTIONS": db.options | pool,
             # The psycopg pool owns connection reuse; Django requires CONN_MAX_AGE 0 with it.
             "CONN_MAX_AGE": 0,
         }
