@@ -239,3 +239,18 @@ def test_admin_pages_of_other_apps_are_audited_too(root):
     assert (entry.action, entry.actor, entry.after["model"]) == ("create", "root", "house-model")
     root.post(f"/admin/billing/modelprice/{price.pk}/delete/", {"post": "yes"})
     assert AuditEntry.objects.filter(entity_type="modelprice", action="delete").count() == 1
+
+
+def test_team_admin_dashboard_counts_only_their_teams_spend(db):
+    team_a = services.team_create(by=BY, name="alpha")
+    team_b = services.team_create(by=BY, name="bravo")
+    client = staff("lead")
+    TeamMembership.objects.create(team=team_a, user=User.objects.get(username="lead"),
+                                  role=TeamMembership.TeamRole.ADMIN)
+    today = timezone.now().date()
+    for team, cost in ((team_a, "0.40"), (team_b, "9.00")):
+        key, _ = services.key_create(by=BY, team=team, key_alias=f"{team.name}-key")
+        DailySpend.objects.create(day=today, key=key, team=team, model="gpt-4o", cost=Decimal(cost), requests=1)
+    html = client.get("/admin/").content.decode()
+    assert "$0.4000" in html and "alpha-key" in html
+    assert "bravo" not in html and "$9.0000" not in html
