@@ -177,8 +177,8 @@ class Actor:
             project = key.project
             if project and (project.team_id in self.admin_team_ids or project.organization_id in self.admin_org_ids):
                 return True
-        # Own keys: a plain user manages keys issued to them, unless the key belongs to a team they do not
-        # administer (a team key handed to a member is the team admin's to change).
+        # Own personal keys only: a key in a team (even one the member issued to themselves) is the team
+        # admins' to change, so a member cannot lift the budget an admin set on it.
         return self.user is not None and key.user_id == self.user.pk and key.team_id is None
 
     def can_read_key(self, key: VirtualKey) -> bool:
