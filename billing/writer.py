@@ -171,9 +171,10 @@ def _write_or_spool(events: list[dict[str, Any]]) -> int:
     except Exception as exc:  # noqa: BLE001 - any database failure: keep the events on disk
         path = spool_write(events)
         logger.warning("spend events spooled to %s (database write failed: %s)", path, exc.__class__.__name__)
-        from django.db import close_old_connections
+        from django.db import close_old_connections, connection
 
-        close_old_connections()
+        if not connection.in_atomic_block:
+            close_old_connections()   # a broken connection is replaced before the next batch
         return 0
 
 

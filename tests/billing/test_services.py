@@ -167,3 +167,26 @@ def test_tokens_are_counted_offline_with_cl100k():
 
     assert tokens.count_text("hello world") == 2
     assert tokens.count_prompt({"messages": [{"role": "user", "content": "hello world"}]}) == 3 + 3 + 2
+
+
+@pytest.mark.django_db
+def test_events_the_database_refused_are_spooled_and_replayed(monkeypatch, settings, tmp_path):
+    from billing import services, writer
+    from billing.models import SpendLog
+
+    monkeypatch.setattr(settings.LLMUR, "var_dir", tmp_path)
+    key = make_key()
+    events = [spend_event(key=key, cost="0.01") for _ in range(3)]
+    real = services.spend_record_batch
+
+    def database_down(**kwargs):
+        raise services.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(services, "spend_record_batch", database_down)
+    assert writer._write_or_spool(events) == 0
+    assert len(writer.spool_files()) == 1 and not SpendLog.objects.exists()
+    monkeypatch.setattr(services, "spend_record_batch", real)
+    assert writer.spool_replay() == 3
+    assert writer.spool_replay() == 0 and writer.spool_files() == []
+    key.refresh_from_db()
+    assert key.spend == Decimal("0.03")

@@ -182,3 +182,29 @@ def test_concurrent_requests_overshoot_the_budget_by_at_most_one_reservation(red
     assert total <= Decimal("0.20") + largest_reservation
     key.refresh_from_db()
     assert key.spend == total
+
+
+def test_a_budget_reset_reopens_admission_with_a_fresh_counter(redis_mode):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from billing.connections import budget_key
+    from billing.queue import drain
+    from billing.tasks import budget_reset
+
+    key = make_key(max_budget=Decimal("0.004"), budget_duration="30s")
+    principal = principal_for(key)
+    admitted, refused = admit_and_settle(principal, 3, usage=Usage(1000, 0))     # $0.0025 each
+    assert len(admitted) == 2 and refused
+    drain(client=redis_mode)
+    key.refresh_from_db()
+    assert key.spend == Decimal("0.005")
+    type(key).objects.filter(pk=key.pk).update(budget_reset_at=timezone.now() - timedelta(seconds=1))
+    assert budget_reset() == 1
+    assert budget_reset() == 0                                                   # once per period
+    assert not redis_mode.exists(budget_key("key", key.pk))                      # rebuilt on next use
+    admitted, refused = admit_and_settle(principal, 1, usage=Usage(1000, 0))
+    assert len(admitted) == 1 and not refused
+    key.refresh_from_db()
+    assert key.spend == Decimal(0) and key.budget_reset_at > timezone.now()
