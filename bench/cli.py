@@ -112,6 +112,7 @@ class Run:
         self.procs: list[Managed] = []
         self.rows: list[dict] = []
         self.skipped: dict[str, str] = {}
+        self.warmups: dict[str, dict] = {}
         self.result: dict = {}
         self.llmur: LlmurServer | None = None
 
@@ -125,8 +126,9 @@ class Run:
         url = f"{base_url}/v1/chat/completions"
         s = self.settings
         # Warm-up, not recorded: connection pools, import-on-first-use and caches settle first.
-        load.run_wrk(cores=self.cores, url=url, key=key, model=model, stream=False,
-                     connections=min(8, max(s["connections"])), duration=1 if s["quick"] else 2)
+        warm = load.run_wrk(cores=self.cores, url=url, key=key, model=model, stream=False,
+                            connections=min(8, max(s["connections"])), duration=1 if s["quick"] else 2)
+        self.warmups[target] = {"ok": warm["ok"], "connections": min(8, max(s["connections"]))}
         rows = []
         for mode in s["modes"]:
             for connections in s["connections"]:
@@ -228,34 +230,72 @@ class Run:
             # The records test writes DailySpend itself; beat's rollups must not race it.
             self.llmur.worker.stop()
 
-    def spend_check(self, mock_url: str, rows: list[dict]) -> dict:
-        """Every request that reached the upstream through llmur must end as exactly one SpendLog row.
+    def _wait_rows(self, done, *, settle_s: float = 3.0) -> tuple[dict, float]:
+        """Poll SpendLog until done(counts) holds, or the counts stop moving for settle_s, or the timeout."""
+        started = time.monotonic()
+        counts = spend_rows(self.llmur.database_url)
+        last_change, last = started, counts["rows"]
+        while not done(counts) and time.monotonic() - started < self.args.drain_timeout:
+            time.sleep(0.5)
+            counts = spend_rows(self.llmur.database_url)
+            if counts["rows"] != last:
+                last_change, last = time.monotonic(), counts["rows"]
+            elif time.monotonic() - last_change > settle_s and done is _never:
+                break
+        return counts, round(time.monotonic() - started, 1)
 
-        The mock's count is the ground truth: wrk stops mid-request at the end of each cell, so a
-        request can be answered (and billed) after the client stopped counting. Client-side
-        successes are reported beside it and must not exceed the rows.
+    def spend_check(self, mock_url: str, rows: list[dict]) -> dict:
+        """Every request through llmur ends as exactly one SpendLog row, drained by the Celery worker.
+
+        Two parts. The load cells: wrk stops mid-request at the end of each cell, so up to one request
+        per connection per cell is answered (or cancelled, and billed as such) after the client stopped
+        counting; there the rows must lie between what the clients saw succeed and that plus the
+        requests cut off, and the success rows may not exceed what reached the mock. Then an exact
+        batch: a fixed number of requests, each one finished by the client, must add exactly that
+        many success rows.
         """
         by_model = mock_stats(mock_url).get("by_model", {})
         upstream = sum(n for model, n in by_model.items() if LLMUR_UPSTREAM in model)
-        client_ok = sum(r["ok"] + r.get("ttfb_streams", 0) for r in rows)
-        started = time.monotonic()
-        counts = spend_rows(self.llmur.database_url)
-        while counts["rows"] != upstream and time.monotonic() - started < self.args.drain_timeout:
-            time.sleep(0.5)
-            counts = spend_rows(self.llmur.database_url)
-        drain_s = round(time.monotonic() - started, 1)
-        check = {"upstream_requests": upstream, "client_ok": client_ok, "spend_rows": counts["rows"],
-                 "spend_success_rows": counts["success_rows"], "drain_s": drain_s}
+        warm = self.warmups.get("llmur", {"ok": 0, "connections": 0})
+        client_ok = sum(r["ok"] + r.get("ttfb_streams", 0) for r in rows) + warm["ok"]
+        cut_off = sum(r["connections"] for r in rows) + warm["connections"]
+        counts, drain_s = self._wait_rows(_never)
+        load_part = {"upstream_requests": upstream, "client_ok": client_ok, "cut_off_at_most": cut_off,
+                "spend_rows": counts["rows"], "spend_success_rows": counts["success_rows"], "drain_s": drain_s}
+        problems = []
         if upstream == 0:
-            check["verdict"] = "FAILED: llmur forwarded no request to the upstream (is /v1/chat/completions served?)"
-        elif counts["rows"] != upstream:
-            check["verdict"] = (f"MISMATCH: {counts['rows']} SpendLog rows for {upstream} upstream requests "
-                                f"after waiting {drain_s} s")
-        elif counts["rows"] < client_ok:
-            check["verdict"] = f"MISMATCH: {counts['rows']} SpendLog rows but clients saw {client_ok} successes"
-        else:
-            check["verdict"] = "ok"
-        level = "" if check["verdict"] == "ok" else "!!! "
+            problems.append("llmur forwarded no request to the upstream (is /v1/chat/completions served?)")
+        if not client_ok <= counts["rows"] <= client_ok + cut_off:
+            problems.append(f"{counts['rows']} SpendLog rows for {client_ok} successes seen by the clients "
+                            f"(+ at most {cut_off} cut off at the cells' ends)")
+        if counts["success_rows"] > upstream:
+            problems.append(f"{counts['success_rows']} success rows but only {upstream} requests reached the mock")
+
+        batch_n = 200 if self.settings["quick"] else 2000
+        conns = min(32, max(self.settings["connections"]))
+        sent_ok, failures = 0, {}
+        for stream in (False, True):
+            got = load.run_ttfb(cores=self.cores, url=f"{self.llmur.url}/v1/chat/completions", key=self.llmur.key,
+                                model=BENCH_MODEL, connections=conns, duration=600, requests=batch_n // 2,
+                                stream=stream)
+            sent_ok += got["streams"]
+            for name, n in got["failures"].items():
+                failures[name] = failures.get(name, 0) + n
+        want = {"rows": counts["rows"] + sent_ok, "success_rows": counts["success_rows"] + sent_ok}
+        after, batch_drain_s = self._wait_rows(lambda c: c["rows"] >= want["rows"])
+        batch = {"requests": batch_n, "ok": sent_ok, "failures": failures, "connections": conns,
+                 "new_rows": after["rows"] - counts["rows"],
+                 "new_success_rows": after["success_rows"] - counts["success_rows"], "drain_s": batch_drain_s}
+        if failures:
+            problems.append(f"the exact batch saw failures: {failures}")
+        if after != want:
+            problems.append(f"the exact batch of {sent_ok} successful requests added {batch['new_rows']} SpendLog "
+                            f"rows ({batch['new_success_rows']} success) after waiting {batch_drain_s} s")
+        check = {"load": load_part, "batch": batch, "verdict": "ok" if not problems else "MISMATCH: " + "; ".join(problems),
+                 # Flat copies for the table line.
+                 "spend_rows": after["rows"], "upstream_requests": upstream, "client_ok": client_ok + sent_ok,
+                 "drain_s": batch_drain_s}
+        level = "" if not problems else "!!! "
         self.log(f"{level}spend check: {check['verdict']}")
         return check
 
@@ -291,6 +331,11 @@ class Run:
                 database_drop(self.llmur.database_url)
             except Exception as exc:  # noqa: BLE001 - cleanup must not hide the run's result
                 self.log(f"could not drop the bench database: {exc}")
+
+
+def _never(counts: dict) -> bool:
+    """A wait condition that never holds: wait for the counts to stop moving."""
+    return False
 
 
 def main(argv: list[str] | None = None) -> int:

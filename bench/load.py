@@ -58,10 +58,16 @@ def run_wrk(*, cores: Cores, url: str, key: str, model: str, stream: bool, conne
     }
 
 
-def run_ttfb(*, cores: Cores, url: str, key: str, model: str, connections: int, duration: float) -> dict:
-    """Time to first byte of streams, measured by bench.ttfb in its own process on the load cores."""
+def run_ttfb(*, cores: Cores, url: str, key: str, model: str, connections: int, duration: float,
+             requests: int | None = None, stream: bool = True) -> dict:
+    """Time to first byte of streams, measured by bench.ttfb in its own process on the load cores.
+
+    With `requests`, exactly that many are sent (duration is then only a time limit).
+    """
     command = cores.wrap([sys.executable, "-m", "bench.ttfb", "--url", url, "--key", key, "--model", model,
-                          "--connections", str(connections), "--duration", str(duration)], role="load")
+                          "--connections", str(connections), "--duration", str(duration)]
+                         + (["--requests", str(requests)] if requests is not None else [])
+                         + ([] if stream else ["--no-stream"]), role="load")
     completed = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=duration + 90)
     if completed.returncode != 0:
         raise BenchError(f"the TTFB client failed (exit {completed.returncode}) against {url}:\n"

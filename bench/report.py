@@ -79,9 +79,13 @@ def render(result: dict) -> str:
     lines += _table(LOAD_COLUMNS, result["rows"])
     spend = result.get("spend_check")
     if spend:
-        lines += ["", f"spend check: {spend['verdict']}  (SpendLog rows {spend.get('spend_rows')}, upstream "
-                      f"requests {spend.get('upstream_requests')}, client successes {spend.get('client_ok')}, "
-                      f"drained in {spend.get('drain_s')} s)"]
+        load, batch = spend["load"], spend["batch"]
+        lines += ["", f"spend check: {spend['verdict']}",
+                  f"  load cells: {load['spend_rows']} SpendLog rows ({load['spend_success_rows']} success) for "
+                  f"{load['client_ok']} client successes + at most {load['cut_off_at_most']} cut off; "
+                  f"{load['upstream_requests']} reached the mock; settled after {load['drain_s']} s",
+                  f"  exact batch: {batch['ok']} of {batch['requests']} requests ok -> {batch['new_rows']} new rows "
+                  f"({batch['new_success_rows']} success), drained in {batch['drain_s']} s"]
     for name, reason in result.get("skipped", {}).items():
         lines.append(f"{name}: skipped: {reason}")
     scale = result.get("scale")

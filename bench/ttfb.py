@@ -46,8 +46,12 @@ async def _one_stream(session: aiohttp.ClientSession, url: str, body: bytes, hea
     totals.append(time.perf_counter() - started)
 
 
-async def _worker(session, url, body, headers, deadline, ttfbs, totals, failures) -> None:
+async def _worker(session, url, body, headers, deadline, ttfbs, totals, failures, budget) -> None:
     while time.perf_counter() < deadline:
+        if budget is not None:
+            if budget[0] <= 0:
+                return
+            budget[0] -= 1
         try:
             await _one_stream(session, url, body, headers, ttfbs, totals, failures)
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
@@ -55,11 +59,18 @@ async def _worker(session, url, body, headers, deadline, ttfbs, totals, failures
             failures[name] = failures.get(name, 0) + 1
 
 
-async def measure(*, url: str, key: str, model: str, connections: int, duration: float) -> dict:
-    """Drive `connections` concurrent streams for `duration` seconds and summarize what was seen."""
-    body = json.dumps({"model": model, "max_tokens": 16, "stream": True,
-                       "stream_options": {"include_usage": True},
-                       "messages": [{"role": "user", "content": "Say hello to the benchmark."}]}).encode()
+async def measure(*, url: str, key: str, model: str, connections: int, duration: float,
+                  requests: int | None = None, stream: bool = True) -> dict:
+    """Drive `connections` concurrent requests for `duration` seconds (or exactly `requests` of them).
+
+    Every request started is finished before the client stops, so the counts are exact: the spend
+    check relies on that.
+    """
+    payload = {"model": model, "max_tokens": 16,
+               "messages": [{"role": "user", "content": "Say hello to the benchmark."}]}
+    if stream:
+        payload |= {"stream": True, "stream_options": {"include_usage": True}}
+    body = json.dumps(payload).encode()
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     ttfbs: list[float] = []
     totals: list[float] = []
@@ -69,7 +80,8 @@ async def measure(*, url: str, key: str, model: str, connections: int, duration:
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         started = time.perf_counter()
         deadline = started + duration
-        await asyncio.gather(*(_worker(session, url, body, headers, deadline, ttfbs, totals, failures)
+        budget = [requests] if requests is not None else None
+        await asyncio.gather(*(_worker(session, url, body, headers, deadline, ttfbs, totals, failures, budget)
                                for _ in range(connections)))
         elapsed = time.perf_counter() - started
     ms = lambda value: None if value is None else round(value * 1000, 3)  # noqa: E731
@@ -92,11 +104,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default="mock-gpt")
     parser.add_argument("--connections", type=int, default=1)
     parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--requests", type=int, default=None,
+                        help="send exactly this many requests (then --duration is only a time limit)")
+    parser.add_argument("--no-stream", action="store_true", help="plain JSON requests instead of streams")
     args = parser.parse_args(argv)
     import uvloop
 
-    result = uvloop.run(measure(url=args.url, key=args.key, model=args.model,
-                                connections=args.connections, duration=args.duration))
+    result = uvloop.run(measure(url=args.url, key=args.key, model=args.model, connections=args.connections,
+                                duration=args.duration, requests=args.requests, stream=not args.no_stream))
     print(json.dumps(result))
 
 

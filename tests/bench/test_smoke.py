@@ -69,11 +69,14 @@ def test_quick_run_prints_the_table_and_writes_the_json(tmp_path, bench_database
 
     spend = result["spend_check"]
     assert spend["verdict"] == "ok"
-    assert spend["spend_rows"] == spend["upstream_requests"] >= spend["client_ok"] > 0
+    load, batch = spend["load"], spend["batch"]
+    assert load["client_ok"] <= load["spend_rows"] <= load["client_ok"] + load["cut_off_at_most"]
+    assert load["spend_success_rows"] <= load["upstream_requests"]
+    assert batch["ok"] == batch["requests"] == batch["new_rows"] == batch["new_success_rows"] == 200
 
     scale = result["scale"]
     assert scale["generated_rows"] == 500
-    assert scale["rows"] == 500 + spend["spend_rows"]
+    assert scale["rows"] == 500 + spend["spend_rows"]  # the synthetic rows beside the run's own
     assert scale["daily_rows"] > 0
     names = {t["name"] for t in scale["timings"]}
     assert "admin dashboard /admin/" in names and any(n.startswith("/spend/logs") for n in names)
