@@ -195,9 +195,32 @@ def test_cache_hit_is_marked_and_billed_zero_in_spendlog(shuffle_gateway):
     assert hit_row.cost == 0
 
 
+def test_cached_answer_never_crosses_a_keys_allow_list(shuffle_gateway, make_key, mock_upstream):
+    may, may_not = make_key(allowed_models=["cached"]), make_key(allowed_models=["weighted"])
+    prompt = f"private {uuid.uuid4().hex}"
+    assert shuffle_gateway.chat("cached", prompt, key=may).status == 200
+    time.sleep(0.2)
+    count = by_model(mock_upstream)["cache-1"]
+    refused = shuffle_gateway.chat("cached", prompt, key=may_not)
+    assert refused.status == 403
+    assert refused.headers.get("x-llmur-cache-hit") is None
+    assert "choices" not in refused.json()
+    assert shuffle_gateway.chat("cached", prompt, key=may).headers["x-llmur-cache-hit"] == "true"
+    assert by_model(mock_upstream)["cache-1"] == count
+
+
+def test_fallback_the_key_may_not_use_is_skipped(shuffle_gateway, make_key, second_upstream):
+    key = make_key(allowed_models=["flaky"])
+    before = by_model(second_upstream)["fb-backup"]
+    answer = shuffle_gateway.chat("flaky", key=key)
+    assert answer.status in (429, 502)
+    assert answer.deployment in ("fb-429", "fb-500")
+    assert by_model(second_upstream)["fb-backup"] == before
+
+
 # --------------------------------------------------------------------------- /health
 
-def test_health_lists_healthy_and_unhealthy_deployments_for_master_key_only(shuffle_gateway):
+def test_health_lists_healthy_and_unhealthy_deployments_for_master_key_only(shuffle_gateway, make_key):
     answer = shuffle_gateway.request("GET", "/health?model=health-check")
     assert answer.status == 200
     body = answer.json()
@@ -206,6 +229,7 @@ def test_health_lists_healthy_and_unhealthy_deployments_for_master_key_only(shuf
     assert body["healthy_count"] == 1 and body["unhealthy_count"] == 1
     assert "sk-upstream-test" not in answer.body.decode()
     assert shuffle_gateway.request("GET", "/health", key="sk-not-a-key").status == 401
+    assert shuffle_gateway.request("GET", "/health", key=make_key()).status == 403
     assert shuffle_gateway.request("GET", "/health?model=nope").status == 404
 
 
