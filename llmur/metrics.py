@@ -55,6 +55,23 @@ _REFUSAL_TYPES = {"rate_limit_error": "rate_limit", "budget_exceeded": "budget"}
 
 # --------------------------------------------------------------------------- pipeline hooks
 
+# Label children are looked up once per label set: Metric.labels() takes a lock and builds a key on every call.
+_children: dict[tuple, Any] = {}
+
+
+def _child(metric: Any, *labels: str) -> Any:
+    key = (metric._name, labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*labels)
+    return child
+
+
+def _recording() -> bool:
+    """metrics.enabled: false also skips the per-request bookkeeping, not only the endpoint."""
+    return settings.LLMUR.config.metrics.enabled
+
+
 def _access(write, *args: Any) -> None:
     try:
         write(*args)
@@ -65,16 +82,20 @@ def _access(write, *args: Any) -> None:
 def request_rejected(error: Any, request_id: str = "") -> None:
     """A request answered with an error before admission (no model group or deployment yet)."""
     _access(accesslog.request_rejected, error, request_id)
+    if not _recording():
+        return
     try:
-        REQUESTS.labels("", "", str(error.status)).inc()
+        _child(REQUESTS, "", "", str(error.status)).inc()
         reason = _REFUSAL_TYPES.get(getattr(error, "type", ""))
         if reason:
-            REFUSALS.labels(reason).inc()
+            _child(REFUSALS, reason).inc()
     except Exception:  # noqa: BLE001 - a metrics failure must never fail a request
         logger.exception("metrics: recording a rejected request failed")
 
 
 def request_started(ctx: Any) -> None:
+    if not _recording():
+        return
     try:
         IN_FLIGHT.inc()
         ctx.metadata["_metrics_in_flight"] = True
@@ -86,30 +107,32 @@ def request_finished(ctx: Any) -> None:
     """Everything known about an admitted request once it is settled."""
     _access(accesslog.request_finished, ctx)
     _access(observability.request_finished, ctx)
+    if not _recording():
+        return
     try:
         if ctx.metadata.pop("_metrics_in_flight", False):
             IN_FLIGHT.dec()
         model, deployment = ctx.model, ctx.deployment_id
-        REQUESTS.labels(model, deployment, str(ctx.http_status)).inc()
+        _child(REQUESTS, model, deployment, str(ctx.http_status)).inc()
         ended = ctx.ended_monotonic or time.monotonic()
         total = max(0.0, ended - ctx.started_monotonic)
-        REQUEST_SECONDS.labels(model).observe(total)
+        _child(REQUEST_SECONDS, model).observe(total)
         upstream_started = ctx.metadata.get("upstream_started")
         if upstream_started is not None and deployment:
             # A streamed answer keeps the upstream busy until its end; a plain one until its body is read.
             upstream_ended = ended if ctx.stream else (ctx.first_byte_monotonic or ended)
             upstream = max(0.0, upstream_ended - upstream_started)
-            UPSTREAM_SECONDS.labels(model, deployment).observe(upstream)
-            OVERHEAD_SECONDS.labels(model).observe(max(0.0, total - upstream))
+            _child(UPSTREAM_SECONDS, model, deployment).observe(upstream)
+            _child(OVERHEAD_SECONDS, model).observe(max(0.0, total - upstream))
         if ctx.stream and ctx.first_byte_monotonic is not None:
-            TTFT_SECONDS.labels(model).observe(max(0.0, ctx.first_byte_monotonic - ctx.started_monotonic))
+            _child(TTFT_SECONDS, model).observe(max(0.0, ctx.first_byte_monotonic - ctx.started_monotonic))
         team = str(ctx.principal.team_id) if ctx.principal is not None and ctx.principal.team_id else ""
         if ctx.usage.prompt_tokens:
-            TOKENS.labels(model, team, "prompt").inc(ctx.usage.prompt_tokens)
+            _child(TOKENS, model, team, "prompt").inc(ctx.usage.prompt_tokens)
         if ctx.usage.completion_tokens:
-            TOKENS.labels(model, team, "completion").inc(ctx.usage.completion_tokens)
+            _child(TOKENS, model, team, "completion").inc(ctx.usage.completion_tokens)
         if ctx.cost:
-            SPEND.labels(model, team).inc(float(ctx.cost))
+            _child(SPEND, model, team).inc(float(ctx.cost))
     except Exception:  # noqa: BLE001
         logger.exception("metrics: recording a finished request failed")
 

@@ -87,10 +87,15 @@ def test_text_access_line_and_prompts_only_when_turned_on(django_db_setup, mock_
         server.stop()
 
 
-def test_access_log_off_writes_no_line(django_db_setup, mock_upstream, aliased_key):
-    server = start_gateway({"model_list": mock_model_list(mock_upstream.url), "access_log": False})
+def test_access_log_and_metrics_can_be_turned_off(django_db_setup, mock_upstream, aliased_key):
+    server = start_gateway({"model_list": mock_model_list(mock_upstream.url), "access_log": False,
+                            "metrics": {"enabled": False}})
     try:
         assert _chat(server.url, aliased_key, "trace-quiet-1")[0] == 200
+        request = urllib.request.Request(f"{server.url}/metrics", headers={"Authorization": f"Bearer {server.master_key}"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 404
         time.sleep(0.3)
         assert "trace-quiet-1" not in server.output()
     finally:
