@@ -14,6 +14,13 @@ def entity_spend_get(*, kind: str, pk: int) -> Decimal:
     return value if value is not None else Decimal(0)
 
 
+def entity_name_get(*, kind: str, pk: int) -> str:
+    """The name people know an entity by: a team's alias, a project's or organization's name, a user's username."""
+    model = ENTITY_MODELS[kind]
+    field = "username" if kind == "user" else "key_alias" if kind == "key" else "name"
+    return str(model.objects.filter(pk=pk).values_list(field, flat=True).first() or "")
+
+
 def spend_unbooked_request_ids(*, request_ids: Iterable[str]) -> set[str]:
     """Of these request ids, those whose cost is not yet in the database (no row, or not booked)."""
     wanted = set(request_ids)

@@ -218,15 +218,48 @@ def _refusal(kind: str, entity: Entity, limit: int, retry_after: int, remaining_
         what = f"parallel request limit reached: {limit} at a time (max_parallel_requests)"
         headers = {}
     headers["Retry-After"] = str(retry_after)
-    return LlmurError(429, "rate_limit_error", f"{entity.label} {what}. Retry after {retry_after} s.",
-                      code="429", headers=headers)
+    error = LlmurError(429, "rate_limit_error", f"{entity.label} {what}. Retry after {retry_after} s.",
+                       code="429", headers=headers)
+    error.entity = entity
+    return error
 
 
 def _budget_refusal(entity: Entity, spend: Decimal, reserved: Decimal = Decimal(0)) -> LlmurError:
     in_flight = f" (+ {money(reserved)} reserved by requests in flight)" if reserved > 0 else ""
-    return LlmurError(429, "budget_exceeded",
-                      f"{entity.label} budget exceeded: spend {money(spend)}{in_flight} of max_budget "
-                      f"{money(entity.max_budget or Decimal(0))}", code="429")
+    error = LlmurError(429, "budget_exceeded",
+                       f"{entity.label} budget exceeded: spend {money(spend)}{in_flight} of max_budget "
+                       f"{money(entity.max_budget or Decimal(0))}", code="429")
+    error.entity = entity
+    return error
+
+
+_names: dict[tuple[str, Any], tuple[float, str]] = {}
+NAME_TTL_SECONDS = 300.0
+
+
+async def _named(error: LlmurError) -> LlmurError:
+    """Put the entity's name in a refusal ("team 'research'", not "team 7") when the principal lacked it.
+
+    Only refusals pay for this, and names are cached, so a client hammering a spent budget costs
+    one query per entity every few minutes.
+    """
+    entity: Entity | None = getattr(error, "entity", None)
+    if entity is None or entity.kind not in ("user", "project", "team", "organization") or \
+            entity.label != f"{entity.kind} {entity.pk}":
+        return error
+    cached = _names.get((entity.kind, entity.pk))
+    if cached is None or time.monotonic() - cached[0] > NAME_TTL_SECONDS:
+        from billing.selectors import entity_name_get
+
+        try:
+            name = await sync_to_async(entity_name_get, thread_sensitive=True)(kind=entity.kind, pk=entity.pk)
+        except Exception:  # noqa: BLE001 - the id will do
+            return error
+        cached = _names[(entity.kind, entity.pk)] = (time.monotonic(), name)
+    if cached[1]:
+        error.message = error.message.replace(entity.label, f"{entity.kind} '{cached[1]}'", 1)
+        error.args = (error.message,)
+    return error
 
 
 def _unavailable() -> LlmurError:
@@ -518,6 +551,13 @@ def _share() -> int:
 
 async def admit(ctx: RequestContext) -> None:
     """Refuse (LlmurError 429/503) or reserve; see the module docstring."""
+    try:
+        await _admit(ctx)
+    except LlmurError as error:
+        raise await _named(error) from None
+
+
+async def _admit(ctx: RequestContext) -> None:
     await prices.ensure_loaded()
     group = await _group(ctx)
     # Per-deployment rpm/tpm are checked here when the deployment is known: the model group has
