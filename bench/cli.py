@@ -271,7 +271,7 @@ class Run:
         if counts["success_rows"] > upstream:
             problems.append(f"{counts['success_rows']} success rows but only {upstream} requests reached the mock")
 
-        batch_n = 200 if self.settings["quick"] else 2000
+        batch_n = 100 if self.settings["quick"] else 2000
         conns = min(32, max(self.settings["connections"]))
         sent_ok, failures = 0, {}
         for stream in (False, True):
