@@ -140,7 +140,7 @@ def request_finished(ctx: Any) -> None:
 # --------------------------------------------------------------------------- scrape-time state
 
 class StateCollector:
-    """Dependency health and spend-queue backlog, measured when Prometheus scrapes."""
+    """Dependency health, spend-queue length and lag, and deployment cooldowns, measured when Prometheus scrapes."""
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         from llmur import health
@@ -154,16 +154,38 @@ class StateCollector:
                 ok = False
             up.add_metric([name], 1.0 if ok else 0.0)
         yield up
-        if settings.LLMUR.cache.engine == "redis":
-            backlog = GaugeMetricFamily("llmur_spend_queue_length",
-                                        "Spend events waiting in the Redis stream for a worker")
-            try:
-                from billing.queue import backlog as queue_backlog
+        if settings.LLMUR.cache.engine != "redis":
+            return
+        try:
+            yield from self._redis_state()
+        except Exception:  # noqa: BLE001 - reported as dependency_up{dependency="cache"} already
+            pass
 
-                backlog.add_metric([], float(queue_backlog()))
-                yield backlog
-            except Exception:  # noqa: BLE001 - reported as dependency_up{dependency="cache"} already
-                pass
+    def _redis_state(self) -> Iterable[GaugeMetricFamily]:
+        from billing.connections import STREAM, sync_redis
+        from gateway.routing.state import COOLDOWNS
+
+        client = sync_redis()
+        now = time.time()
+        pipe = client.pipeline(transaction=False)
+        pipe.xlen(STREAM)
+        pipe.xrange(STREAM, count=1)
+        pipe.zrangebyscore(COOLDOWNS, now, "+inf", withscores=True)
+        length, oldest, cooling = pipe.execute()
+        queue = GaugeMetricFamily("llmur_spend_queue_length", "Spend events waiting in the Redis stream for a worker")
+        queue.add_metric([], float(length))
+        yield queue
+        # Entries are deleted once written to the database, so the oldest one left shows how far behind workers are.
+        lag = GaugeMetricFamily("llmur_spend_queue_lag_seconds", "Age of the oldest spend event not yet written")
+        oldest_ms = int(oldest[0][0].split(b"-")[0]) if oldest else None
+        lag.add_metric([], max(0.0, now - oldest_ms / 1000) if oldest_ms else 0.0)
+        yield lag
+        cooldown = GaugeMetricFamily("llmur_deployment_cooldown_seconds",
+                                     "Seconds of cooldown left, per deployment cooling down now", labels=["deployment"])
+        for deployment, until in cooling:
+            cooldown.add_metric([deployment.decode() if isinstance(deployment, bytes) else str(deployment)],
+                                max(0.0, until - now))
+        yield cooldown
 
 
 # --------------------------------------------------------------------------- GET /metrics

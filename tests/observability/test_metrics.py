@@ -64,10 +64,17 @@ def _per_worker_requests(directory: Path) -> dict[str, float]:
 
 @pytest.fixture(scope="module")
 def two_workers(django_db_setup, mock_upstream):
+    v1 = f"{mock_upstream.url}/v1"
     models = mock_model_list(mock_upstream.url) + [
-        {"model_name": "mock-slow", "litellm_params": {"model": "openai/mock-slow-30",
-                                                       "api_base": f"{mock_upstream.url}/v1"}}]
-    server = start_gateway({"model_list": models, "metrics": {"allowed_ips": ["192.0.2.0/24"]}}, workers=2)
+        {"model_name": "mock-slow", "litellm_params": {"model": "openai/mock-slow-30", "api_base": v1}},
+        # One failing and one healthy deployment: the failing one cools down after its first failure.
+        {"model_name": "flaky", "litellm_params": {"model": "openai/mock-500", "api_base": v1},
+         "model_info": {"id": "flaky-500"}},
+        {"model_name": "flaky", "litellm_params": {"model": "openai/mock-gpt", "api_base": v1},
+         "model_info": {"id": "flaky-ok"}},
+    ]
+    server = start_gateway({"model_list": models, "metrics": {"allowed_ips": ["192.0.2.0/24"]},
+                            "router_settings": {"allowed_fails": 0, "cooldown_time": 60}}, workers=2)
     yield server
     server.stop()
 
@@ -103,6 +110,20 @@ def test_metrics_under_two_workers_report_the_sum_of_both_workers_requests(two_w
         assert _samples(text, "llmur_tokens_total", model="mock-slow", direction="prompt") > 0
         assert _samples(text, "llmur_requests_in_flight") == 0
         assert _samples(text, "llmur_dependency_up", dependency="database") == 1
+
+
+def test_spend_queue_and_cooldowns_are_reported_at_scrape_time(two_workers, redis_url):
+    url, key = two_workers.url, two_workers.master_key
+    for _ in range(20):
+        assert _chat(url, key, "flaky") == 200  # retried on the healthy deployment
+        text = _get(f"{url}/metrics", key)[1]
+        if _samples(text, "llmur_deployment_cooldown_seconds", deployment="flaky-500"):
+            break
+    assert 0 < _samples(text, "llmur_deployment_cooldown_seconds", deployment="flaky-500") <= 60
+    assert _samples(text, "llmur_deployment_cooldown_seconds", deployment="flaky-ok") == 0
+    # No Celery worker runs here, so the spend events of these requests are still queued.
+    assert _samples(text, "llmur_spend_queue_length") >= 1
+    assert _samples(text, "llmur_spend_queue_lag_seconds") > 0
 
 
 def test_a_streamed_request_records_time_to_first_token(two_workers):
