@@ -329,7 +329,7 @@ class ProjectCredentialForm(forms.ModelForm):
 
     class Meta:
         model = ProjectCredential
-        fields = ["provider", "api_key"]
+        fields = ["project", "provider", "api_key"]
 
     def clean(self):
         data = super().clean()
@@ -546,3 +546,80 @@ class AuditEntryAdmin(admin.ModelAdmin):
                            format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
                                             ((n, before.get(n, ""), after.get(n, "")) for n in names)))
 
+
+
+# --------------------------------------------------------------------------- memberships and credentials
+
+class _ChildAdmin(RoleScopedAdmin):
+    """Rows that belong to a team, organization or project: visible and changeable through their parent."""
+
+    parent_attr = ""
+    parent_scope = ""          # Actor method giving the visible parents
+    parent_check = ""          # Actor method taking the parent
+
+    def get_queryset(self, request):
+        qs = admin.ModelAdmin.get_queryset(self, request)
+        actor = self._actor(request)
+        if actor.is_proxy_admin:
+            return qs
+        return qs.filter(**{f"{self.parent_attr}__in": getattr(actor, self.parent_scope)().values("pk")})
+
+    def has_change_permission(self, request, obj=None):
+        actor = self._actor(request)
+        if actor.read_only:
+            return False
+        if obj is None:
+            return actor.is_proxy_admin or bool(actor.admin_team_ids or actor.admin_org_ids)
+        return getattr(actor, self.parent_check)(getattr(obj, self.parent_attr))
+
+
+@admin.register(TeamMembership)
+class TeamMembershipAdmin(_ChildAdmin):
+    parent_attr, parent_scope, parent_check = "team", "teams", "can_manage_team"
+    list_display = ["user", "team", "role", "created_at"]
+    list_filter = ["role", "team", ("created_at", admin.DateFieldListFilter)]
+    search_fields = ["user__username", "user__email", "team__name"]
+    autocomplete_fields = ["user"]
+    list_select_related = ["user", "team"]
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        actor = self._actor(request)
+        if db_field.name == "team" and not actor.is_proxy_admin:
+            kwargs["queryset"] = Team.objects.filter(pk__in=actor.admin_team_ids)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+@admin.register(OrganizationMembership)
+class OrganizationMembershipAdmin(_ChildAdmin):
+    parent_attr, parent_scope, parent_check = "organization", "organizations", "can_manage_org"
+    list_display = ["user", "organization", "role", "created_at"]
+    list_filter = ["role", "organization"]
+    search_fields = ["user__username", "user__email", "organization__name"]
+    autocomplete_fields = ["user"]
+    list_select_related = ["user", "organization"]
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        actor = self._actor(request)
+        if db_field.name == "organization" and not actor.is_proxy_admin:
+            kwargs["queryset"] = Organization.objects.filter(pk__in=actor.admin_org_ids)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+@admin.register(ProjectCredential)
+class ProjectCredentialAdmin(_ChildAdmin):
+    """Write-only provider keys: the list shows which providers have one and its last characters."""
+
+    parent_attr, parent_scope, parent_check = "project", "projects", "can_manage_project"
+    form = ProjectCredentialForm
+    list_display = ["project", "provider", "display", "updated_at"]
+    list_filter = ["provider"]
+    search_fields = ["project__name"]
+    readonly_fields = ["display", "updated_at"]
+    fields = ["project", "provider", "api_key", "display", "updated_at"]
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        actor = self._actor(request)
+        if db_field.name == "project" and not actor.is_proxy_admin:
+            kwargs["queryset"] = actor.projects().filter(team_id__in=actor.admin_team_ids) | \
+                actor.projects().filter(organization_id__in=actor.admin_org_ids)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)

@@ -254,3 +254,24 @@ def test_team_admin_dashboard_counts_only_their_teams_spend(db):
     html = client.get("/admin/").content.decode()
     assert "$0.4000" in html and "alpha-key" in html
     assert "bravo" not in html and "$9.0000" not in html
+
+
+def test_memberships_and_credentials_have_their_own_pages(root):
+    from accounts.models import ProjectCredential
+
+    team = services.team_create(by=BY, name="crew")
+    user = services.user_create(by=BY, username="ana")
+    project = services.project_create(by=BY, name="app", team=team)
+    response = root.post("/admin/accounts/teammembership/add/", {"team": team.pk, "user": user.pk, "role": "admin"})
+    assert response.status_code == 302
+    assert TeamMembership.objects.get(team=team, user=user).role == "admin"
+    secret = "sk-provider-key-typed-in-admin"
+    response = root.post("/admin/accounts/projectcredential/add/", {"project": project.pk, "provider": "openai",
+                                                                    "api_key": secret})
+    assert response.status_code == 302
+    credential = ProjectCredential.objects.get()
+    assert secret_decrypt(credential.encrypted_api_key) == secret and credential.display == "…dmin"
+    for url in ("/admin/accounts/projectcredential/", f"/admin/accounts/projectcredential/{credential.pk}/change/",
+                "/admin/accounts/auditentry/"):
+        assert secret not in root.get(url).content.decode()
+    assert root.get("/admin/accounts/organizationmembership/").status_code == 200
