@@ -13,11 +13,23 @@ def run_guarded(func: Callable[..., Any], *args: Any) -> Any:
     """Run an entry point, turning config and start-up failures into one line and an exit status."""
     from llmur.startup import ServiceUnreachable
 
+    from django.db import DatabaseError
+
     try:
         return func(*args)
     except (ConfigError, ServiceUnreachable) as exc:
         print(str(exc), file=sys.stderr)
         raise SystemExit(exc.exit_code) from None
+    except DatabaseError as exc:
+        # manage.py (e.g. the migrate job of a deployment) against a database that is down or
+        # refuses us: the same one line as llmur-proxy gives, not a driver traceback.
+        from django.conf import settings
+
+        from llmur.startup import _reason
+
+        db = settings.LLMUR.database
+        print(f"llmur: database {db.engine} at {db.address}: {_reason(exc)}", file=sys.stderr)
+        raise SystemExit(ServiceUnreachable.exit_code) from None
 
 
 class _Parser(argparse.ArgumentParser):

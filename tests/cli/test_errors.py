@@ -196,3 +196,15 @@ def test_check_config_on_bad_file_exits_2(tmp_path, clean_env):
     line = assert_one_line(run([sys.executable, str(ROOT / "manage.py"), "check_config", _bad_config(tmp_path)],
                                clean_env), 2)
     assert CONFIG_ERROR.match(line)["key"] == "port"
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql://postgres:{secret}@127.0.0.1:{port}/llmur",
+    "mysql://root:{secret}@127.0.0.1:{port}/llmur",
+])
+def test_manage_py_unreachable_database_exits_3_with_one_line(url, clean_env):
+    """The migrate step of a deployment fails like llmur-proxy does: one line, no traceback."""
+    port = free_port()
+    env = clean_env | {"DATABASE_URL": url.format(secret=SECRET, port=port)}
+    line = assert_one_line(run([sys.executable, str(ROOT / "manage.py"), "migrate"], env), 3)
+    assert line.startswith(f"llmur: database ") and f"127.0.0.1:{port}: " in line
