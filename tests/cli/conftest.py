@@ -13,16 +13,9 @@ from tests.conftest import ROOT
 
 BIN = Path(sys.executable).parent
 LLMUR_PROXY = str(BIN / "llmur-proxy")
-# Variables a user's shell or the test runner may carry that would change what llmur loads.
-_STRIP = {"DATABASE_URL", "REDIS_URL", "LLMUR_CONFIGURATION", "LLMUR_MASTER_KEY", "LITELLM_MASTER_KEY",
-          "LLMUR_LOG_LEVEL", "LLMUR_HOST", "LLMUR_PORT", "DJANGO_SETTINGS_MODULE", "DB_DRIVER", "DATABASE_PATH",
-          "POOL_SIZE", "DATABASE_POOL_SIZE", "DATABASE_MAX_OVERFLOW", "DATABASE_POOL_TIMEOUT", "DATABASE_ECHO",
-          "DATABASE_AUTO_MIGRATE", "CONN_MAX_LIFETIME", "PYTEST_CURRENT_TEST"}
-
-
 @pytest.fixture
 def clean_env(tmp_path: Path) -> dict[str, str]:
-    """A minimal environment with a private var/ directory."""
+    """A minimal environment (nothing from the developer's shell) with a private var/ directory."""
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path),
            "LLMUR_VAR_DIR": str(tmp_path / "var"), "PYTHONPATH": str(ROOT)}
     return env
