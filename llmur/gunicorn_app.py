@@ -29,4 +29,15 @@ def serve(*, host: str, port: int, workers: int, log_level: str) -> None:
         "timeout": 120,
         "keepalive": 75,
         "accesslog": None,
+        "child_exit": _child_exit,
     }).run()
+
+
+def _child_exit(server, worker) -> None:
+    """A worker that exits takes its live gauges (requests in flight) out of /metrics (llmur/metrics.py)."""
+    from llmur import observability
+
+    if observability.multiprocess:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -169,3 +169,20 @@ def test_an_allowed_address_reads_metrics_without_a_key(django_db_setup, mock_up
         assert status == 200 and "llmur_requests_in_flight" in text
     finally:
         server.stop()
+
+
+def test_a_dead_workers_live_gauge_leaves_the_metrics(two_workers):
+    import os
+    import signal
+    import time
+
+    directory = two_workers.config_path.parent / "var" / "prometheus" / str(two_workers.process.pid)
+    live = sorted(directory.glob("gauge_livesum_*.db"))
+    assert live, list(directory.iterdir())
+    victim = int(live[0].stem.rsplit("_", 1)[1])
+    os.kill(victim, signal.SIGKILL)  # gunicorn starts another worker and calls child_exit for this one
+    deadline = time.monotonic() + 15
+    while live[0].exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not live[0].exists()
+    assert _get(f"{two_workers.url}/metrics", two_workers.master_key)[0] == 200
