@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import logging
 import os
 from contextlib import contextmanager
@@ -198,10 +197,6 @@ def close_connections() -> None:
         close_pool = getattr(conn, "close_pool", None)
         if close_pool is not None:
             close_pool()
-
-
-def fingerprint(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()[:8]
 
 
 def prepare(*, migrate_now: bool | None = None) -> str | None:
