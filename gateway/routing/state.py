@@ -4,9 +4,11 @@ With Redis configured the state lives there, so all workers (and pods) route on 
 and a cooled-down deployment is avoided everywhere; in embedded mode it lives in this process.
 
 Cost on the hot path (DESIGN.md, "What the hot path can afford"):
-  * reads are folded into at most one pipelined round trip per request, and none at all for
-    simple-shuffle: the cooldown set is cached in-process for COOLDOWN_REFRESH_S;
-  * writes (in-flight, usage, latency) are pipelined and not awaited, so they never delay an answer;
+  * reads are folded into at most one pipelined round trip per request, and usually none: the
+    cooldown set is cached in-process for COOLDOWN_REFRESH_S and a group's counters for
+    COUNTERS_REFRESH_S (corrected meanwhile by this process's own requests, which it knows exactly);
+  * writes (in-flight, usage, latency) are queued and not awaited, so they never delay an answer;
+    one flusher per process sends them in order, batched (or they ride along with the next read);
   * only failures run a script synchronously, because their outcome (cooled or not) steers the retry.
 
 When Redis is unreachable routing keeps working (fail open): the last cooldown set seen stays in
@@ -28,6 +30,7 @@ PREFIX = "llmur:route:"
 COOLDOWNS = PREFIX + "cooldowns"            # sorted set: deployment id → cooldown end (epoch seconds)
 IN_FLIGHT = PREFIX + "inflight"             # hash: deployment id → requests in flight
 COOLDOWN_REFRESH_S = 0.2                    # how stale a worker's view of the cooldown set may be
+COUNTERS_REFRESH_S = 0.1                    # how stale its view of other workers' counters may be
 FAIL_WINDOW_S = 60                          # allowed_fails counts failures within this window
 LATENCY_SAMPLES = 10                        # recent latencies kept per deployment
 LATENCY_TTL_S = 60                          # samples of a deployment nobody picked expire, so it is probed again
@@ -153,6 +156,16 @@ class LocalState:
         return result
 
 
+@dataclass(slots=True)
+class _Snapshot:
+    """Shared counters of one group as read from Redis, and this process's own counts at that moment."""
+
+    at: float          # monotonic time of the read
+    minute: int
+    counters: Counters
+    own: dict
+
+
 # Counts a failure within the window and, once allowed_fails is passed, puts the deployment in the
 # cooldown set. One script, so two workers failing at once cannot both miss the threshold.
 _FAIL_SCRIPT = """
@@ -184,42 +197,68 @@ class RedisState:
         self._flusher: asyncio.Task | None = None
         self._held: dict[str, int] = defaultdict(int)  # in-flight this process added, released at shutdown
         self._closed = False
+        self._snapshots: dict[tuple, _Snapshot] = {}
+        self._own_minute = 0
+        self._own_rpm: dict[str, int] = defaultdict(int)
+        self._own_tpm: dict[str, int] = defaultdict(int)
+        self._own_latency: dict[str, deque] = {}
+        self._own_ttft: dict[str, deque] = {}
+        self._expired_at: dict[str, float] = {}
 
     # ----------------------------------------------------------------- reads
 
     async def read(self, ids: Sequence[str], need: str | None) -> tuple[frozenset[str], Counters]:
-        now = time.time()
-        stale = time.monotonic() - self._cooled_read_at >= COOLDOWN_REFRESH_S
-        if need is None and not stale:
-            return self._cooled_ids(now), Counters()
+        """Cooled-down ids and the strategy's counters, in at most one round trip.
+
+        The shared numbers are re-read at most every COUNTERS_REFRESH_S per group; in between, the
+        last snapshot is corrected by what this process itself did since (exact for its own
+        requests, at most that stale for other workers'). Writes still queued go out first in the
+        same pipeline, so the snapshot includes everything this process did before it.
+        """
+        now, mono = time.time(), time.monotonic()
+        stale_cooled = mono - self._cooled_read_at >= COOLDOWN_REFRESH_S
+        key = (need, tuple(ids))
+        snapshot = self._snapshots.get(key) if need is not None else None
+        stale_snapshot = need is not None and (snapshot is None or mono - snapshot.at >= COUNTERS_REFRESH_S
+                                               or snapshot.minute != _minute(now))
+        if not stale_cooled and not stale_snapshot:
+            return self._cooled_ids(now) | self._local.cooled_ids(now), self._estimate(snapshot, ids, need)
         client = self._redis()
         if client is None:
             cooled, counters = await self._local.read(ids, need)
             return cooled | self._cooled_ids(now), counters
         pipe = client.pipeline(transaction=False)
-        if stale:
+        queued = self._drain(pipe)
+        if stale_cooled:
             pipe.zrangebyscore(COOLDOWNS, now, "+inf", withscores=True)
-        if need == "in_flight":
-            pipe.hmget(IN_FLIGHT, list(ids))
-        elif need == "usage":
-            pipe.hmget(_usage_key(_minute(now)), [f"{i}:r" for i in ids] + [f"{i}:t" for i in ids])
-        elif need == "latency":
-            for i in ids:
-                pipe.lrange(f"{PREFIX}lat:{i}", 0, -1)
-                pipe.lrange(f"{PREFIX}ttft:{i}", 0, -1)
+        if stale_snapshot:
+            if need == "in_flight":
+                pipe.hmget(IN_FLIGHT, list(ids))
+            elif need == "usage":
+                pipe.hmget(_usage_key(_minute(now)), [f"{i}:r" for i in ids] + [f"{i}:t" for i in ids])
+            elif need == "latency":
+                for i in ids:
+                    pipe.lrange(f"{PREFIX}lat:{i}", 0, -1)
+                    pipe.lrange(f"{PREFIX}ttft:{i}", 0, -1)
+        own = self._own_now(need) if stale_snapshot else None
         try:
-            results = await pipe.execute()
+            results = (await pipe.execute())[queued:]
         except Exception as exc:  # noqa: BLE001 - any Redis failure means "route without it for now"
             self._went_down(exc)
             cooled, counters = await self._local.read(ids, need)
             return cooled | self._cooled_ids(now), counters
-        if stale:
+        if stale_cooled:
             self._cooled = {member: score for member, score in results.pop(0)}
             self._cooled_read_at = time.monotonic()
+        if stale_snapshot:
+            snapshot = self._snapshots[key] = _Snapshot(mono, _minute(now), self._parse(ids, need, results), own)
+        return self._cooled_ids(now) | self._local.cooled_ids(now), self._estimate(snapshot, ids, need)
+
+    @staticmethod
+    def _parse(ids: Sequence[str], need: str | None, results: list) -> Counters:
         counters = Counters()
         if need == "in_flight":
-            # Clamped: a count cannot really go below zero, whatever a crashed worker left behind.
-            counters.in_flight = {i: max(0, int(v or 0)) for i, v in zip(ids, results[0])}
+            counters.in_flight = {i: int(v or 0) for i, v in zip(ids, results[0])}
         elif need == "usage":
             values = results[0]
             counters.rpm = {i: int(v or 0) for i, v in zip(ids, values[:len(ids)])}
@@ -230,7 +269,41 @@ class RedisState:
                     counters.latency[i] = [float(v) for v in results[2 * n]]
                 if results[2 * n + 1]:
                     counters.ttft[i] = [float(v) for v in results[2 * n + 1]]
-        return self._cooled_ids(now) | self._local.cooled_ids(now), counters
+        return counters
+
+    def _own_now(self, need: str | None) -> dict:
+        """What this process has counted itself, to subtract later from a snapshot taken now."""
+        if need == "in_flight":
+            return dict(self._held)
+        if need == "usage":
+            self._roll_own(time.time())
+            return {"r": dict(self._own_rpm), "t": dict(self._own_tpm)}
+        return {}
+
+    def _estimate(self, snapshot: "_Snapshot | None", ids: Sequence[str], need: str | None) -> Counters:
+        """The snapshot plus what this process did since it was read."""
+        if snapshot is None or need is None:
+            return Counters()
+        base, own, counters = snapshot.counters, snapshot.own, Counters()
+        if need == "in_flight":
+            # Clamped: a count cannot really go below zero, whatever a crashed worker left behind.
+            counters.in_flight = {i: max(0, base.in_flight.get(i, 0) + self._held.get(i, 0) - own.get(i, 0))
+                                  for i in ids}
+        elif need == "usage":
+            self._roll_own(time.time())
+            counters.rpm = {i: base.rpm.get(i, 0) + self._own_rpm.get(i, 0) - own["r"].get(i, 0) for i in ids}
+            counters.tpm = {i: base.tpm.get(i, 0) + self._own_tpm.get(i, 0) - own["t"].get(i, 0) for i in ids}
+        elif need == "latency":
+            for name, store, samples in (("latency", base.latency, self._own_latency),
+                                         ("ttft", base.ttft, self._own_ttft)):
+                merged = {}
+                for i in ids:
+                    newer = [v for at, v in samples.get(i, ()) if at > snapshot.at]
+                    values = (newer + store.get(i, []))[:LATENCY_SAMPLES]
+                    if values:
+                        merged[i] = values
+                setattr(counters, name, merged)
+        return counters
 
     async def cooldowns(self) -> dict[str, float]:
         """Deployment id → seconds of cooldown left, read fresh (for /health)."""
@@ -251,11 +324,14 @@ class RedisState:
     def started(self, deployment_id: str, need: str | None) -> None:
         if need == "in_flight":
             self._held[deployment_id] += 1
-            self._fire(lambda p: p.hincrby(IN_FLIGHT, deployment_id, 1).expire(IN_FLIGHT, 600),
+            self._fire(lambda p: self._expiring(p.hincrby(IN_FLIGHT, deployment_id, 1), IN_FLIGHT, 600),
                        lambda: self._local.started(deployment_id, need))
         elif need == "usage":
-            key = _usage_key(_minute(time.time()))
-            self._fire(lambda p: p.hincrby(key, f"{deployment_id}:r", 1).expire(key, 120),
+            now = time.time()
+            self._roll_own(now)
+            self._own_rpm[deployment_id] += 1
+            key = _usage_key(_minute(now))
+            self._fire(lambda p: self._expiring(p.hincrby(key, f"{deployment_id}:r", 1), key, 120),
                        lambda: self._local.started(deployment_id, need))
 
     def finished(self, deployment_id: str, need: str | None, *, latency: float | None = None,
@@ -265,10 +341,18 @@ class RedisState:
             self._fire(lambda p: p.hincrby(IN_FLIGHT, deployment_id, -1),
                        lambda: self._local.finished(deployment_id, need))
         elif need == "usage" and tokens:
-            key = _usage_key(_minute(time.time()))
-            self._fire(lambda p: p.hincrby(key, f"{deployment_id}:t", tokens).expire(key, 120),
+            now = time.time()
+            self._roll_own(now)
+            self._own_tpm[deployment_id] += tokens
+            key = _usage_key(_minute(now))
+            self._fire(lambda p: self._expiring(p.hincrby(key, f"{deployment_id}:t", tokens), key, 120),
                        lambda: self._local.finished(deployment_id, need, tokens=tokens))
         elif need == "latency" and (latency is not None or ttft is not None):
+            mono = time.monotonic()
+            for store, value in ((self._own_latency, latency), (self._own_ttft, ttft)):
+                if value is not None:
+                    store.setdefault(deployment_id, deque(maxlen=LATENCY_SAMPLES)).appendleft((mono, value))
+
             def commands(p):
                 for name, value in (("lat", latency), ("ttft", ttft)):
                     if value is not None:
@@ -340,6 +424,31 @@ class RedisState:
             logger.warning("routing: Redis unreachable (%s); routing on this worker's own state for now",
                            exc.__class__.__name__)
         self._down_until = time.monotonic() + REDIS_RETRY_S
+
+    def _roll_own(self, now: float) -> None:
+        minute = _minute(now)
+        if minute != self._own_minute:
+            self._own_minute = minute
+            self._own_rpm.clear()
+            self._own_tpm.clear()
+
+    def _expiring(self, pipe, key: str, ttl: int):
+        """Refresh a key's TTL at most every quarter of it, not on every write."""
+        mono = time.monotonic()
+        if mono - self._expired_at.get(key, float("-inf")) >= ttl / 4:
+            self._expired_at[key] = mono
+            pipe.expire(key, ttl)
+        return pipe
+
+    def _drain(self, pipe) -> int:
+        """Move queued writes into `pipe` (ahead of its reads); returns how many commands they added."""
+        if not self._ops:
+            return 0
+        before = len(pipe.command_stack)
+        ops, self._ops = self._ops, []
+        for build in ops:
+            build(pipe)
+        return len(pipe.command_stack) - before
 
     def _fire(self, build, fallback) -> None:
         """Queue a write without waiting for it; while Redis is down, update local state instead.

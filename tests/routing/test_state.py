@@ -140,3 +140,25 @@ def test_redis_down_routes_on_local_state():
     assert outcome is True
     assert cooled == frozenset({"dep-a"})
     assert counters.in_flight == {"dep-a": 1}
+
+
+def test_own_requests_count_at_once_and_other_workers_after_the_refresh(redis_url, redis_client):
+    async def scenario():
+        mine, other = RedisState(redis_url), RedisState(redis_url)
+        await mine.read(["dep-a"], "in_flight")            # a snapshot now cached in `mine`
+        mine.started("dep-a", "in_flight")
+        _, own = await mine.read(["dep-a"], "in_flight")
+        other.started("dep-a", "in_flight")
+        other.started("dep-a", "in_flight")
+        await asyncio.sleep(state_module.COUNTERS_REFRESH_S + 0.05)
+        _, shared = await mine.read(["dep-a"], "in_flight")
+        mine.finished("dep-a", "in_flight")
+        _, after = await mine.read(["dep-a"], "in_flight")
+        await mine.close()
+        await other.close()
+        return own.in_flight, shared.in_flight, after.in_flight
+
+    own, shared, after = run(scenario())
+    assert own == {"dep-a": 1}
+    assert shared == {"dep-a": 3}
+    assert after == {"dep-a": 2}
