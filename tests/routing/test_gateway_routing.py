@@ -292,3 +292,30 @@ def test_usage_based_respects_rpm_headroom(start_router_gateway, mock_upstream):
     picks = Counter(gateway.chat("usage").deployment for _ in range(30))
     assert picks["ub-small"] <= 2
     assert picks["ub-big"] >= 28
+
+
+# --------------------------------------------------------------------------- embedded mode
+
+def test_embedded_mode_routes_cools_down_and_caches_in_process(django_db_setup, mock_upstream):
+    from tests.conftest import start_gateway
+    from tests.routing.conftest import Client
+
+    server = start_gateway({
+        "model_list": [deployment("emb-bad", "mock-500", mock_upstream, "embedded"),
+                       deployment("emb-good", "emb-good", mock_upstream, "embedded")],
+        "router_settings": {"num_retries": 1, "allowed_fails": 0, "cooldown_time": 60},
+        "litellm_settings": {"cache": True, "cache_params": {"type": "local"}},
+    }, env={"REDIS_URL": ""})
+    try:
+        gateway = Client(server)
+        before = by_model(mock_upstream)["mock-500"]
+        answers = [gateway.chat("embedded") for _ in range(20)]
+        assert {(a.status, a.deployment) for a in answers} == {(200, "emb-good")}
+        assert by_model(mock_upstream)["mock-500"] - before <= 1      # allowed_fails=0: out after one failure
+        first = gateway.chat("embedded", "same question")
+        again = gateway.chat("embedded", "same question")
+        assert first.headers.get("x-llmur-cache-hit") is None
+        assert again.headers["x-llmur-cache-hit"] == "true"
+    finally:
+        server.stop()
+    assert "cache:    local memory" in server.output()            # no Redis: state lived in the process
