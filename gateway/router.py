@@ -6,8 +6,9 @@ groups and the key's allow-list. gateway.routing.engine runs LiteLLM's router se
 see that module and README "Routing". Contract:
 
   * ``await route(ctx, attempt, group=lookup, allowed=may_use)`` returns what the successful
-    attempt returned, or raises the LlmurError the client should see. ctx.deployment / deployment_id / provider name the deployment
-    that answered (or failed last); ctx.request_id is the same for every attempt.
+    attempt returned, or raises the LlmurError the client should see. ctx.deployment,
+    deployment_id and provider name the deployment that answered (or failed last);
+    ctx.request_id is the same for every attempt.
   * ``release(ctx)`` once the answer is finished (the pipeline's settle step): frees the in-flight
     slot and records latency and tokens for the strategies. Idempotent; a no-op without route().
 """

@@ -5,7 +5,8 @@ no traffic for `cooldown_time` seconds, on every worker (the count and the coold
 Redis, see state.py). Only failures that say something about the deployment count: rate limits,
 timeouts, server errors (the gateway maps upstream 401/403, i.e. a deployment's wrong credentials,
 to 502 too). A client's bad request (400, context too long, content policy, 404 unknown upstream
-model) is passed through and not counted. The only deployment of a group is never cooled down: that would turn a blip into an outage.
+model) is passed through and not counted. The only deployment of a group is never cooled down:
+that would turn a blip into an outage.
 """
 from __future__ import annotations
 

@@ -91,7 +91,8 @@ def test_request_fallbacks_replace_configured_and_are_stripped():
     options = fallbacks.pop_request_options(body)
     assert body == {"model": "a"}
     configured = fallbacks.parse_fallback_map([{"a": ["z"]}, {"*": ["star"]}], where="router_settings.fallbacks")
-    assert fallbacks.fallback_models("fallbacks", "a", configured=configured, requested=options["fallbacks"]) == ["b", "c"]
+    requested = options["fallbacks"]
+    assert fallbacks.fallback_models("fallbacks", "a", configured=configured, requested=requested) == ["b", "c"]
     assert fallbacks.fallback_models("fallbacks", "a", configured=configured, requested=None) == ["z"]
     assert fallbacks.fallback_models("fallbacks", "q", configured=configured, requested=None) == ["star"]
     assert options["num_retries"] == 1
