@@ -88,7 +88,13 @@ def _is_master(digest: str) -> bool:
 
 
 def cache_clear() -> None:
+    """Forget every cached key here, and re-read the shared auth version on the next request.
+
+    Called after this process changed a key or an owner (and bumped the version): without the
+    re-read, the next request would find the old snapshot in Redis under the version it last saw.
+    """
     _cache.clear()
+    _seen["checked"] = 0.0
 
 
 def _local_ttl() -> float:

@@ -37,9 +37,10 @@ def auth_changed() -> None:
     from gateway import auth
 
     def publish() -> None:
-        auth.cache_clear()
+        # Bump first: the cleared cache re-reads the version on its next request and must see the new one.
         if settings.LLMUR.cache.engine == "redis":
             bump_version(auth.AUTH_VERSION_KEY)
+        auth.cache_clear()
 
     transaction.on_commit(publish)
 

@@ -122,3 +122,28 @@ def test_embedded_mode_without_redis_refuses_a_blocked_key_within_its_one_second
         assert _refused_within(server.url, key, 1.0, since) < 1.25
     finally:
         server.stop()
+
+
+def test_a_change_made_in_the_serving_process_applies_to_its_very_next_request(make_key, redis_url):
+    """The process that blocks a key (management API, admin) refuses it at once, not after its next poll."""
+    from asgiref.sync import async_to_sync
+
+    from accounts.models import VirtualKey
+    from gateway import auth, http
+    from gateway.errors import LlmurError
+
+    key = make_key(key_alias="blocked here")
+
+    async def authenticate() -> str:
+        try:
+            return (await auth.authenticate(key)).alias
+        except LlmurError as error:
+            return str(error.status)
+        finally:
+            await http.close_clients()
+
+    assert async_to_sync(authenticate)() == "blocked here"   # cached locally and in Redis now
+    row = VirtualKey.objects.get(key_alias="blocked here")
+    row.blocked = True
+    row.save(update_fields=["blocked"])
+    assert async_to_sync(authenticate)() == "401"
