@@ -57,6 +57,7 @@ class PriceBook:
         self._prices: dict[str, Price] | None = None
         self._loaded_at = 0.0
         self._refreshing: asyncio.Task | None = None
+        self._first_load: asyncio.Future | None = None
         self._warned: set[str] = set()
 
     def load(self) -> None:
@@ -75,7 +76,10 @@ class PriceBook:
         from asgiref.sync import sync_to_async
 
         if self._prices is None:
-            await sync_to_async(self.load, thread_sensitive=True)()
+            # One load for a whole burst of first requests, not one query each.
+            if self._first_load is None or self._first_load.done():
+                self._first_load = asyncio.ensure_future(sync_to_async(self.load, thread_sensitive=True)())
+            await asyncio.shield(self._first_load)
             return
         if time.monotonic() - self._loaded_at > REFRESH_SECONDS and self._refreshing is None:
             async def refresh() -> None:

@@ -252,7 +252,8 @@ async def _named(error: LlmurError) -> LlmurError:
         from billing.selectors import entity_name_get
 
         try:
-            name = await sync_to_async(entity_name_get, thread_sensitive=True)(kind=entity.kind, pk=entity.pk)
+            name = await _single_flight(("name", entity.ref), lambda: sync_to_async(
+                entity_name_get, thread_sensitive=True)(kind=entity.kind, pk=entity.pk))
         except Exception:  # noqa: BLE001 - the id will do
             return error
         cached = _names[(entity.kind, entity.pk)] = (time.monotonic(), name)
@@ -381,8 +382,38 @@ async def _pending_costs(kind: str, pk: Any) -> dict[str, Decimal]:
         start = "(" + entries[-1][0].decode()
 
 
+_in_flight: dict[Any, asyncio.Future] = {}
+
+
+async def _single_flight(key: Any, factory):
+    """Run factory() once for everyone awaiting the same key at the same time.
+
+    A burst of requests that all find a counter missing (first use, after a reset) or all need
+    the same name waits for one database query instead of sending one each.
+    """
+    running = _in_flight.get(key)
+    if running is not None:
+        return await asyncio.shield(running)
+    future: asyncio.Future = asyncio.get_running_loop().create_future()
+    _in_flight[key] = future
+    try:
+        result = await factory()
+        future.set_result(result)
+        return result
+    except BaseException as exc:
+        future.set_exception(exc)
+        future.exception()   # retrieved here, so a future nobody else awaited does not warn
+        raise
+    finally:
+        _in_flight.pop(key, None)
+
+
 async def _rebuild(entity: Entity) -> bool:
     """Recreate a missing budget counter from the database and the stream; False if impossible."""
+    return await _single_flight(("rebuild", entity.ref), lambda: _rebuild_now(entity))
+
+
+async def _rebuild_now(entity: Entity) -> bool:
     from billing.selectors import budget_snapshot
 
     try:
@@ -392,8 +423,8 @@ async def _rebuild(entity: Entity) -> bool:
     except _redis_errors():
         raise
     except Exception as exc:  # noqa: BLE001 - database down: known counters keep working
-        logger.warning("cannot rebuild the budget counter of %s (database: %s)", entity.label,
-                       exc.__class__.__name__)
+        logger.warning("cannot rebuild the budget counter of %s (database: %s: %s)", entity.label,
+                       exc.__class__.__name__, str(exc).splitlines()[0][:200] if str(exc) else "")
         return False
     await async_redis().hsetnx(budget_key(entity.kind, entity.pk), "s", to_units(spend))
     return True
@@ -535,7 +566,8 @@ async def _load_local_bases(entities: list[Entity], *, from_redis_snapshot: bool
         if not redis_configured():
             await writer.flush()   # embedded: what this process settled must be in the database first
         try:
-            spend = await sync_to_async(entity_spend_get, thread_sensitive=True)(kind=entity.kind, pk=entity.pk)
+            spend = await _single_flight(("spend", entity.ref), lambda: sync_to_async(
+                entity_spend_get, thread_sensitive=True)(kind=entity.kind, pk=entity.pk))
         except Exception as exc:  # noqa: BLE001 - no Redis and no database: admit, and say so
             logger.warning("spend of %s unknown (database: %s); admitting without its budget",
                            entity.label, exc.__class__.__name__)

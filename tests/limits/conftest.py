@@ -78,12 +78,14 @@ def fresh_limits_state(monkeypatch):
     monkeypatch.setattr(limits, "state", limits._RedisState())
     monkeypatch.setattr(limits, "local", limits.LocalLimits())
     prices._prices = None
+    prices._first_load = None
     writer._buffer.clear()
     writer._task = None
     yield
     writer._buffer.clear()
     writer._task = None
     prices._prices = None
+    prices._first_load = None
 
 
 @pytest.fixture

@@ -213,3 +213,25 @@ def test_a_budget_reset_reopens_admission_with_a_fresh_counter(redis_mode):
     assert len(admitted) == 1 and not refused
     key.refresh_from_db()
     assert key.spend == Decimal(0) and key.budget_reset_at > timezone.now()
+
+
+def test_a_burst_on_a_cold_counter_rebuilds_it_with_one_database_read(redis_mode, django_assert_max_num_queries):
+    """Admission never queries the database per request: a cold counter costs one rebuild."""
+    from gateway import limits
+
+    key = make_key(max_budget=Decimal("5"))
+    principal = principal_for(key)
+
+    async def go():
+        async def one():
+            ctx = make_ctx(principal)
+            await limits.admit(ctx)
+            ctx.usage = Usage(10, 5)
+            await limits.settle(ctx)
+        await asyncio.gather(*(one() for _ in range(100)))
+
+    # Prices (1 query, once per process) and the rebuild: the key's spend and which queued events
+    # are booked (nothing queued yet, so no query for those); admissions that found the counter
+    # missing just as the first rebuild finished may start one more.
+    with django_assert_max_num_queries(3):
+        run(go)
