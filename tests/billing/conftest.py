@@ -7,7 +7,8 @@ from decimal import Decimal
 
 
 def spend_event(*, key=None, team=None, cost: str = "0.001", prompt: int = 100, completion: int = 20,
-                model: str = "gpt-4o", when: datetime | None = None, success: bool = True, request_id: str | None = None):
+                model: str = "gpt-4o", when: datetime | None = None, success: bool = True,
+                request_id: str | None = None):
     when = when or datetime.now(timezone.utc)
     return {
         "request_id": request_id or uuid.uuid4().hex,
