@@ -3,8 +3,9 @@
 The request pipeline calls three functions (which also write the access line, llmur/accesslog.py,
 and close the trace spans, llmur/observability.py): request_rejected() for a request refused before it
 was admitted (bad key, bad body, rate limit, budget), request_started() once it is admitted and
-request_finished() when it is settled. Everything else (dependency health, spend-queue backlog)
-is read at scrape time by a collector, so it costs nothing per request.
+request_finished() when it is settled. Everything else (dependency health, database pool,
+spend-queue length and lag, deployment cooldowns) is read at scrape time by a collector, so it
+costs nothing per request.
 
 Under several worker processes the values live in prometheus_client's multiprocess files (see
 llmur/observability.py) and a scrape, answered by whichever worker, adds up all of them.
@@ -41,7 +42,8 @@ UPSTREAM_SECONDS = Histogram("llmur_upstream_duration_seconds",
                              "Time spent waiting on the deployment that answered", ["model", "deployment"],
                              buckets=LATENCY_BUCKETS)
 OVERHEAD_SECONDS = Histogram("llmur_gateway_overhead_seconds",
-                             "Request time not spent upstream: auth, limits, routing, relaying", ["model"],
+                             "Request time not spent on the answering upstream call: auth, limits, routing, relaying "
+                             "(and failed attempts before it)", ["model"],
                              buckets=OVERHEAD_BUCKETS)
 TTFT_SECONDS = Histogram("llmur_time_to_first_token_seconds", "Streams: time from arrival to the first part",
                          ["model"], buckets=LATENCY_BUCKETS)
@@ -154,12 +156,30 @@ class StateCollector:
                 ok = False
             up.add_metric([name], 1.0 if ok else 0.0)
         yield up
+        yield from self._database_pool()
         if settings.LLMUR.cache.engine != "redis":
             return
         try:
             yield from self._redis_state()
         except Exception:  # noqa: BLE001 - reported as dependency_up{dependency="cache"} already
             pass
+
+    def _database_pool(self) -> Iterable[GaugeMetricFamily]:
+        """The PostgreSQL connection pool of the process answering the scrape (each worker has its own)."""
+        import os
+
+        from django.db import connections
+
+        pool = getattr(connections["default"], "pool", None)
+        if pool is None:
+            return
+        stats = pool.get_stats()
+        family = GaugeMetricFamily("llmur_db_pool_connections", "Database pool of one worker process: open, idle "
+                                   "connections and requests waiting for one", labels=["pid", "state"])
+        pid = str(os.getpid())
+        for state, key in (("open", "pool_size"), ("idle", "pool_available"), ("waiting", "requests_waiting")):
+            family.add_metric([pid, state], float(stats.get(key, 0)))
+        yield family
 
     def _redis_state(self) -> Iterable[GaugeMetricFamily]:
         from billing.connections import STREAM, sync_redis

@@ -110,6 +110,7 @@ def test_metrics_under_two_workers_report_the_sum_of_both_workers_requests(two_w
         assert _samples(text, "llmur_tokens_total", model="mock-slow", direction="prompt") > 0
         assert _samples(text, "llmur_requests_in_flight") == 0
         assert _samples(text, "llmur_dependency_up", dependency="database") == 1
+        assert _samples(text, "llmur_db_pool_connections", state="open") >= 1  # the answering worker's pool
 
 
 def test_spend_queue_and_cooldowns_are_reported_at_scrape_time(two_workers, redis_url):
