@@ -38,8 +38,8 @@ ALL_MODELS = frozenset({"*", "all-proxy-models"})
 
 MASTER = Principal(is_master=True, display="master key")
 
-# digest → (expires at, Principal or LlmurError)
-_cache: dict[str, tuple[float, Principal | LlmurError]] = {}
+# digest → (expires at, Principal, or the refusal message for a known-bad digest)
+_cache: dict[str, tuple[float, Principal | str]] = {}
 _seen: dict[str, Any] = {"version": None, "deployments": None, "checked": 0.0}
 
 
@@ -114,8 +114,13 @@ async def _check_versions(redis) -> str | None:
     try:
         auth_raw, deployments_raw = await redis.mget(AUTH_VERSION_KEY, registry.VERSION_KEY)
     except Exception:  # noqa: BLE001 - Redis down: keep serving from the local cache (fail open)
-        logger.warning("version check failed: Redis unreachable")
+        if _seen.get("redis_ok", True):
+            logger.warning("auth version check failed: Redis unreachable; serving keys from the local cache")
+        _seen["redis_ok"] = False
         return _seen["version"]
+    if not _seen.get("redis_ok", True):
+        logger.warning("auth version check: Redis reachable again")
+    _seen["redis_ok"] = True
     version = auth_raw.decode() if auth_raw else "0"
     if version != _seen["version"]:
         if _seen["version"] is not None:
@@ -150,14 +155,14 @@ async def authenticate(key: str) -> Principal:
             _cache.clear()
         ttl = _local_ttl() if isinstance(entry, Principal) else min(NEGATIVE_TTL, _local_ttl())
         _cache[digest] = (now + ttl, entry)
-    if isinstance(entry, LlmurError):
-        raise entry
+    if isinstance(entry, str):
+        raise unauthorized(entry)
     if entry.expires_at is not None and entry.expires_at.timestamp() <= time.time():
         raise unauthorized("Authentication Error: this key has expired. Ask an operator to renew it.")
     return entry
 
 
-async def _lookup(digest: str, redis, version: str | None) -> Principal | LlmurError:
+async def _lookup(digest: str, redis, version: str | None) -> Principal | str:
     redis_key = f"llmur:auth:{version}:{digest}"
     if redis is not None:
         try:
@@ -166,7 +171,12 @@ async def _lookup(digest: str, redis, version: str | None) -> Principal | LlmurE
                 return _decode(pickle.loads(cached))
         except Exception:  # noqa: BLE001 - fall through to the database
             logger.warning("auth cache read failed: Redis unreachable")
-    snapshot = await sync_to_async(principal_snapshot)(digest=digest)
+    try:
+        snapshot = await sync_to_async(principal_snapshot)(digest=digest)
+    except Exception:  # noqa: BLE001 - known keys keep working from the caches; this one cannot be checked
+        logger.exception("key lookup failed: database unreachable?")
+        raise LlmurError(503, "api_error", "The gateway cannot check this key right now (its database is "
+                         "unreachable); try again shortly.", code="503") from None
     if redis is not None:
         try:
             ttl = REDIS_NEGATIVE_TTL if snapshot[0] == "unknown" else REDIS_TTL
@@ -176,13 +186,12 @@ async def _lookup(digest: str, redis, version: str | None) -> Principal | LlmurE
     return _decode(snapshot)
 
 
-def _decode(snapshot: tuple) -> Principal | LlmurError:
+def _decode(snapshot: tuple) -> Principal | str:
+    """A Principal, or the message a refused or unknown key gets."""
     kind = snapshot[0]
     if kind == "ok":
         return snapshot[1]
-    if kind == "refused":
-        return unauthorized(snapshot[1])
-    return unauthorized(UNKNOWN_KEY)
+    return snapshot[1] if kind == "refused" else UNKNOWN_KEY
 
 
 def _allowed(*lists: list[str] | None) -> frozenset[str] | None:
