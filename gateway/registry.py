@@ -157,20 +157,23 @@ _current: Registry | None = None
 _stale = True
 
 
-def current() -> Registry | None:
-    """The snapshot in use, or None before the first load."""
-    return None if _stale else _current
+RELOAD_RETRY_SECONDS = 5.0
+_retry_at = 0.0
 
 
 async def get() -> Registry:
-    """The current snapshot, loading it first when it is missing or was marked stale."""
-    global _current, _stale
-    if _stale or _current is None:
+    """The current snapshot, loading it first when it is missing or was marked stale.
+
+    When a reload fails (database unreachable) the previous list keeps serving and the reload is
+    retried after RELOAD_RETRY_SECONDS, so requests do not each wait on a dead database.
+    """
+    global _current, _stale, _retry_at
+    if (_stale and time.monotonic() >= _retry_at) or _current is None:
         _stale = False
         try:
             _current = await sync_to_async(load)()
         except Exception:
-            _stale = True
+            _stale, _retry_at = True, time.monotonic() + RELOAD_RETRY_SECONDS
             if _current is None:
                 raise
             logger.exception("reloading deployments failed; serving the previous list")
@@ -178,8 +181,8 @@ async def get() -> Registry:
 
 
 def mark_stale() -> None:
-    global _stale
-    _stale = True
+    global _stale, _retry_at
+    _stale, _retry_at = True, 0.0
 
 
 def deployments_changed() -> None:
