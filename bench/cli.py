@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bench import load, profile, report, scale
-from bench.procs import (BenchError, Cores, Managed, cpu_seconds, mock_reset, mock_stats, rss_mb, serving_process,
+from bench.procs import (ROOT, BenchError, Cores, Managed, cpu_seconds, mock_reset, mock_stats, rss_mb, serving_process,
                          start_mock)
 from bench.servers import (BENCH_MODEL, LLMUR_UPSTREAM, LlmurServer, litellm_find, litellm_start, llmur_start,
                            spend_rows, database_check_url, database_drop)
@@ -171,7 +171,11 @@ class Run:
         kept = self.args.output_dir / f"profile-{stamp}.txt"
         kept.parent.mkdir(parents=True, exist_ok=True)
         kept.write_text(spy_out.read_text())
-        self.result["profile"] = {"mode": mode, "connections": connections, "file": str(kept)} | \
+        try:
+            shown = str(kept.resolve().relative_to(ROOT))
+        except ValueError:
+            shown = str(kept)
+        self.result["profile"] = {"mode": mode, "connections": connections, "file": shown} | \
             profile.summarize(spy_out)
 
     # ------------------------------------------------------------------ phases
