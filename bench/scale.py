@@ -297,8 +297,9 @@ def time_surfaces(*, base: str, master_key: str, facts: dict, repeat: int = 5) -
         ("/global/spend/report by day, 90 days",
          f"/global/spend/report?{q({'start_date': (today - timedelta(days=90)).isoformat(), 'end_date': end, 'group_by': 'day'})}"),
     ]
-    timings = [{"name": name, "path": path} | _timed(api, base + path, headers=auth, repeat=repeat)
-               for name, path in checks]
+    # The recorded path never carries the key itself, even a throwaway one.
+    timings = [{"name": name, "path": path.replace(facts["hot_key"], "sk-REDACTED")}
+               | _timed(api, base + path, headers=auth, repeat=repeat) for name, path in checks]
     admin, problem = _admin_session(base, facts["admin_user"], facts["admin_password"])
     for name, path in (("admin dashboard /admin/", "/admin/"),
                        ("admin SpendLog list", "/admin/billing/spendlog/"),

@@ -81,6 +81,7 @@ def test_quick_run_prints_the_table_and_writes_the_json(tmp_path, bench_database
     names = {t["name"] for t in scale["timings"]}
     assert "admin dashboard /admin/" in names and any(n.startswith("/spend/logs") for n in names)
     assert "admin_password" not in json.dumps(result) and "hot_key\"" not in json.dumps(result)
+    assert "api_key=sk-REDACTED" in json.dumps(scale["timings"])  # the key itself never lands in the file
 
 
 def test_refuses_a_database_whose_name_does_not_say_bench(tmp_path, redis_url):
