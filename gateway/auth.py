@@ -122,14 +122,14 @@ async def _check_versions(redis) -> str | None:
         logger.warning("auth version check: Redis reachable again")
     _seen["redis_ok"] = True
     version = auth_raw.decode() if auth_raw else "0"
+    # The first observation counts as a change too: what this process loaded before it knew the
+    # versions (the registry at start-up, say) may already be older than them.
     if version != _seen["version"]:
-        if _seen["version"] is not None:
-            _cache.clear()
+        _cache.clear()
         _seen["version"] = version
     deployments = deployments_raw.decode() if deployments_raw else "0"
     if deployments != _seen["deployments"]:
-        if _seen["deployments"] is not None:
-            registry.mark_stale()
+        registry.mark_stale()
         _seen["deployments"] = deployments
     return version
 
