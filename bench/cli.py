@@ -18,10 +18,29 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bench import load, profile, report, scale
-from bench.procs import (ROOT, BenchError, Cores, Managed, cpu_seconds, mock_reset, mock_stats, rss_mb, serving_process,
-                         start_mock)
-from bench.servers import (BENCH_MODEL, LLMUR_UPSTREAM, LlmurServer, litellm_find, litellm_start, llmur_start,
-                           spend_rows, database_check_url, database_drop)
+from bench.procs import (
+    ROOT,
+    BenchError,
+    Cores,
+    Managed,
+    cpu_seconds,
+    mock_reset,
+    mock_stats,
+    rss_mb,
+    serving_process,
+    start_mock,
+)
+from bench.servers import (
+    BENCH_MODEL,
+    LLMUR_UPSTREAM,
+    LlmurServer,
+    database_check_url,
+    database_drop,
+    litellm_find,
+    litellm_start,
+    llmur_start,
+    spend_rows,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/llmur_bench"
@@ -295,7 +314,8 @@ class Run:
         if after != want:
             problems.append(f"the exact batch of {sent_ok} successful requests added {batch['new_rows']} SpendLog "
                             f"rows ({batch['new_success_rows']} success) after waiting {batch_drain_s} s")
-        check = {"load": load_part, "batch": batch, "verdict": "ok" if not problems else "MISMATCH: " + "; ".join(problems),
+        verdict = "ok" if not problems else "MISMATCH: " + "; ".join(problems)
+        check = {"load": load_part, "batch": batch, "verdict": verdict,
                  # Flat copies for the table line.
                  "spend_rows": after["rows"], "upstream_requests": upstream, "client_ok": client_ok + sent_ok,
                  "drain_s": batch_drain_s}

@@ -168,7 +168,8 @@ def generate(*, rows: int) -> dict:
         "insert_s": round(insert_s, 1), "index_rebuild_s": round(index_s, 1), "rollup_s": round(rollup_s, 1),
         "indexes_rebuilt": [name for name, _ in indexes], "table_mb": round(size / 2**20),
         "admin_user": "bench-admin", "admin_password": ent["admin_password"], "hot_key": ent["hot_key"],
-        "hot_key_id": ent["hot_key_id"], "hot_team_id": ent["hot_team_id"], "hot_user_id": ent["hot_user_id"], "hot_user": ent["hot_user"],
+        "hot_key_id": ent["hot_key_id"], "hot_team_id": ent["hot_team_id"], "hot_user_id": ent["hot_user_id"],
+        "hot_user": ent["hot_user"],
         "hot_model": MODELS[0][0],
     }
 
@@ -273,6 +274,7 @@ def _admin_session(base: str, user: str, password: str) -> tuple[urllib.request.
 def time_surfaces(*, base: str, master_key: str, facts: dict, repeat: int = 5) -> list[dict]:
     today = datetime.now(timezone.utc).date()
     week = (today - timedelta(days=7)).isoformat()
+    quarter = (today - timedelta(days=90)).isoformat()
     month = (today - timedelta(days=30)).isoformat()
     end = (today + timedelta(days=1)).isoformat()
     auth = {"Authorization": f"Bearer {master_key}"}
@@ -289,13 +291,13 @@ def time_surfaces(*, base: str, master_key: str, facts: dict, repeat: int = 5) -
         ("/spend/logs model, 7 days",
          f"/spend/logs?{q({'model': facts['hot_model'], 'start_date': week, 'end_date': end})}"),
         ("/global/spend/report by team, 90 days",
-         f"/global/spend/report?{q({'start_date': (today - timedelta(days=90)).isoformat(), 'end_date': end, 'group_by': 'team'})}"),
+         f"/global/spend/report?{q({'start_date': quarter, 'end_date': end, 'group_by': 'team'})}"),
         ("/global/spend/report by key, 30 days",
          f"/global/spend/report?{q({'start_date': month, 'end_date': end, 'group_by': 'api_key'})}"),
         ("/global/spend/report by model, 30 days",
          f"/global/spend/report?{q({'start_date': month, 'end_date': end, 'group_by': 'model'})}"),
         ("/global/spend/report by day, 90 days",
-         f"/global/spend/report?{q({'start_date': (today - timedelta(days=90)).isoformat(), 'end_date': end, 'group_by': 'day'})}"),
+         f"/global/spend/report?{q({'start_date': quarter, 'end_date': end, 'group_by': 'day'})}"),
     ]
     # The recorded path never carries the key itself, even a throwaway one.
     timings = [{"name": name, "path": path.replace(facts["hot_key"], "sk-REDACTED")}
