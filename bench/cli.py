@@ -39,6 +39,7 @@ from bench.servers import (
     litellm_find,
     litellm_start,
     llmur_start,
+    redis_check_url,
     spend_rows,
 )
 
@@ -102,6 +103,7 @@ def _settings(args: argparse.Namespace) -> dict:
         raise BenchError("--duration must be positive")
     if not args.no_llmur:
         database_check_url(args.database_url)
+        redis_check_url(args.redis_url)
     ttfb = args.ttfb_duration if args.ttfb_duration is not None else (
         0.5 if args.quick else max(1.0, args.duration / 2))
     return {"duration_s": args.duration, "ttfb_duration_s": ttfb, "connections": connections, "modes": modes,

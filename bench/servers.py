@@ -75,15 +75,27 @@ def database_drop(database_url: str) -> None:
             sql.Identifier(parts.path.lstrip("/"))))
 
 
+def redis_check_url(redis_url: str) -> int:
+    """The bench's Redis database number, once it is known not to be database 0."""
+    import redis
+
+    try:
+        kwargs = redis.connection.parse_url(redis_url)
+    except ValueError as exc:
+        raise BenchError(f"--redis-url: {exc}") from None
+    db = int(kwargs.get("db", 0) or 0)
+    if db == 0:
+        raise BenchError("refusing to flush Redis database 0: give --redis-url a database of its own, "
+                         "e.g. redis://127.0.0.1:6379/7")
+    return db
+
+
 def redis_flush(redis_url: str) -> None:
     """Empty the bench's Redis database: a fresh database reuses key ids that old counters still name."""
     import redis
 
+    redis_check_url(redis_url)
     client = redis.Redis.from_url(redis_url, socket_connect_timeout=3)
-    db = client.connection_pool.connection_kwargs.get("db", 0)
-    if int(db) == 0:
-        raise BenchError("refusing to flush Redis database 0: give --redis-url a database of its own, "
-                         "e.g. redis://127.0.0.1:6379/7")
     try:
         client.flushdb()
     except redis.RedisError as exc:

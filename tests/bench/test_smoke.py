@@ -93,3 +93,14 @@ def test_refuses_a_database_whose_name_does_not_say_bench(tmp_path, redis_url):
     assert "refusing to drop database 'llmur'" in completed.stderr
     assert "Traceback" not in completed.stderr
     assert not list(tmp_path.glob("*.json"))
+
+
+def test_refuses_to_flush_redis_database_zero(tmp_path, bench_database_url):
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--database-url", bench_database_url,
+         "--redis-url", "redis://127.0.0.1:6379/0", "--output-dir", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 2
+    assert "refusing to flush Redis database 0" in completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert not list(tmp_path.glob("*.json"))
