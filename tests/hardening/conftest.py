@@ -123,11 +123,11 @@ class CeleryWorker:
     def __init__(self, env: dict[str, str], log: Path):
         self.env, self.log_path, self.process = env, log, None
 
-    def start(self) -> None:
+    def start(self, extra: list[str] | None = None) -> None:
         with open(self.log_path, "a") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "celery", "-A", "llmur", "worker", "-P", "solo", "--without-heartbeat",
-                 "--without-mingle", "--without-gossip", "-l", "info"],
+                 "--without-mingle", "--without-gossip", "-l", "info", *(extra or [])],
                 cwd=str(ROOT), env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def kill(self) -> None:

@@ -169,3 +169,59 @@ def test_redis_cut_mid_load_then_back(policy, own_redis, make_key, mock_upstream
     served = sorted(rid for _, status, rid, _ in load.results if status == 200)
     rows = SpendLog.objects.filter(key_id=load_row.pk)
     assert sorted(rows.values_list("request_id", flat=True)) == served
+
+
+def test_postgres_cut_for_30_seconds_mid_load(own_redis, make_key, mock_upstream, django_db_setup, tmp_path):
+    """Known keys keep working from cache; spend waits in Redis and lands exactly once afterwards."""
+    from django.db import connection
+
+    from billing.models import SpendLog
+    from tests.conftest import database_url_for_subprocess
+    from tests.hardening.conftest import CeleryWorker, worker_env
+
+    db = connection.settings_dict
+    proxy = FaultProxy(int(db.get("PORT") or 5432), db.get("HOST") or "127.0.0.1")
+    through_proxy = database_url_for_subprocess().replace(f":{db.get('PORT') or 5432}/", f":{proxy.port}/")
+    assert str(proxy.port) in through_proxy
+    known, known_row = make_key(key_alias="known")
+    stranger, _ = make_key(key_alias="stranger")
+    server = start_gateway({"model_list": _models(mock_upstream.url), "log_level": "info"},
+                           env={"REDIS_URL": own_redis.url, "DATABASE_URL": through_proxy})
+    worker = CeleryWorker(worker_env(own_redis.url, tmp_path / "worker", through_proxy,
+                                     LLMUR_SPEND_CLAIM_IDLE_MS="1000"), tmp_path / "worker.log")
+    try:
+        worker_args = ["-B", "-s", str(tmp_path / "beat-schedule")]
+        worker.start(extra=worker_args)
+        with Load(server.url, known, threads=3) as load:
+            time.sleep(2)
+            load.phase = "outage"
+            proxy.refuse(True)
+            time.sleep(12)            # past the 10 s in-process cache: the key now comes from Redis
+            stranger_status, _, stranger_body = _chat(server.url, stranger)
+            time.sleep(18)
+            load.phase = "recovering"
+            proxy.heal()
+            time.sleep(2)
+            load.phase = "after"
+            time.sleep(2)
+        served = {rid for _, status, rid, _ in load.results if status == 200}
+        deadline = time.monotonic() + 40
+        while SpendLog.objects.filter(key_id=known_row.pk).count() < len(served) and time.monotonic() < deadline:
+            time.sleep(0.5)
+    finally:
+        worker.stop()
+        server.stop()
+        proxy.close()
+    log = server.output()
+    statuses = [status for _, status, _, _ in load.results]
+    assert load.statuses("outage") and set(load.statuses("outage")) == {200}, set(statuses)
+    assert set(statuses) == {200}
+    # A key the gateway has never seen cannot be checked without the database: a clean 503, not a 500.
+    assert stranger_status == 503, stranger_body
+    assert "cannot check this key" in stranger_body["error"]["message"]
+    # (The key lookup that found the database down logs its exception: that is the log line saying so.)
+    assert "status=500" not in log and "Internal error" not in log
+    rows = SpendLog.objects.filter(key_id=known_row.pk)
+    ids = list(rows.values_list("request_id", flat=True))
+    assert len(ids) == len(set(ids)) == len(served), (len(ids), len(set(ids)), len(served), worker.output()[-2000:])
+    assert set(ids) == served
