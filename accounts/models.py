@@ -95,6 +95,10 @@ class Team(Budgeted):
     blocked = models.BooleanField(default=False)
     metadata = models.JSONField(default=dict, blank=True)
     members = models.ManyToManyField(User, through="TeamMembership", related_name="teams", blank=True)
+    # Requested model name → model group, for every key of the team (gateway/aliases.py).
+    aliases = models.JSONField(default=dict, blank=True, help_text='e.g. {"fast": "gpt-4o-mini"}')
+    log_requests = models.BooleanField(default=False, help_text="Store prompts and answers (redacted) of every "
+                                                                "request made with the team's keys.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -132,6 +136,8 @@ class Project(Budgeted):
     is_active = models.BooleanField(default=True)
     allowed_models = models.JSONField(default=list, blank=True, help_text="Allowed model names; empty allows all.")
     metadata = models.JSONField(default=dict, blank=True)
+    log_requests = models.BooleanField(default=False, help_text="Store prompts and answers (redacted) of every "
+                                                                "request made with the project's keys.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -178,6 +184,10 @@ class VirtualKey(Budgeted):
     expires_at = models.DateTimeField(null=True, blank=True)
     blocked = models.BooleanField(default=False)
     metadata = models.JSONField(default=dict, blank=True)
+    # Requested model name → model group; wins over the team's aliases (gateway/aliases.py).
+    aliases = models.JSONField(default=dict, blank=True, help_text='e.g. {"fast": "gpt-4o-mini"}')
+    log_requests = models.BooleanField(default=False, help_text="Store prompts and answers (redacted) of every "
+                                                                "request made with this key.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     last_used_at = models.DateTimeField(null=True, blank=True)

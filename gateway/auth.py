@@ -163,7 +163,8 @@ async def authenticate(key: str) -> Principal:
 
 
 async def _lookup(digest: str, redis, version: str | None) -> Principal | str:
-    redis_key = f"llmur:auth:{version}:{digest}"
+    # "p2": Principal gained fields (aliases, log_requests); snapshots pickled before that are not read.
+    redis_key = f"llmur:auth:p2:{version}:{digest}"
     if redis is not None:
         try:
             cached = await redis.get(redis_key)
@@ -252,5 +253,18 @@ def principal_snapshot(*, digest: str) -> tuple:
         allowed_models=_allowed(*(getattr(e, "allowed_models", None) for _, e in owners if e is not None)),
         limits=tuple(_limits(kind, entity) for kind, entity in owners if entity is not None),
         project_credentials=credentials, expires_at=key.expires_at, metadata=dict(key.metadata or {}),
+        aliases=_aliases(team, key),
+        log_requests=bool(key.log_requests or (project is not None and project.log_requests)
+                          or (team is not None and team.log_requests)),
     )
     return ("ok", principal)
+
+
+def _aliases(*owners: Any) -> dict[str, str]:
+    """The owners' alias maps merged, later ones winning (team first, then the key)."""
+    merged: dict[str, str] = {}
+    for owner in owners:
+        for name, target in ((getattr(owner, "aliases", None) or {}) if owner is not None else {}).items():
+            if isinstance(name, str) and isinstance(target, str) and target:
+                merged[name] = target
+    return merged

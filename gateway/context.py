@@ -48,6 +48,10 @@ class Principal:
     project_credentials: dict[str, str] = field(default_factory=dict)
     expires_at: datetime | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    # Requested name → model group: the team's aliases overlaid with the key's (gateway/aliases.py).
+    aliases: dict[str, str] = field(default_factory=dict)
+    # Prompts and answers are stored (redacted) when the key, its project or its team asks for it.
+    log_requests: bool = False
 
 
 @dataclass(slots=True)

@@ -19,7 +19,7 @@ from typing import Any, AsyncIterator, Callable
 import aiohttp
 from django.http import HttpResponse
 
-from gateway import auth, http, limits, registry, response_cache, router, schemas, streaming
+from gateway import aliases, auth, http, limits, registry, request_log, response_cache, router, schemas, streaming
 from gateway import idempotency
 from gateway.context import RequestContext, Usage
 from gateway.errors import LlmurError
@@ -232,7 +232,7 @@ async def _run(request, call_type: str) -> HttpResponse:
         principal = await auth.authenticate(auth.key_from_headers(meta))
         raw = request.body
         body = schemas.parse_body(raw)
-        model = VALIDATORS[call_type](body)
+        model = aliases.resolve(principal, VALIDATORS[call_type](body))
         ctx = RequestContext(request_id=request_id, call_type=call_type, model=model, body=body,
                              stream=body.get("stream") is True and call_type != EMBEDDING,
                              principal=principal, started_at=datetime.now(timezone.utc))
@@ -292,6 +292,8 @@ async def _run(request, call_type: str) -> HttpResponse:
             answer = Answer(data=anthropic_translation.openai_to_anthropic_response(answer.data, ctx.model))
         content = answer.raw if answer.raw is not None else dumps(answer.data)
         response_cache.cache_store(ctx, content)
+        if ctx.principal.log_requests:
+            ctx.metadata["response_body"] = content
         return json_response(content, _headers(ctx))
     finally:
         await _settle(ctx)
@@ -326,6 +328,8 @@ async def _settle(ctx: RequestContext) -> None:
         router.release(ctx)
         # Shielded: a cancelled request (client gone) must still book what it used.
         await asyncio.shield(limits.settle(ctx))
+        if ctx.principal is not None and ctx.principal.log_requests:
+            request_log.request_log_submit(ctx)   # hands off to a worker thread; never waits here
     except Exception:  # noqa: BLE001 - accounting failure must not turn a served answer into an error
         logger.exception("request %s: settling failed", ctx.request_id)
     finally:
@@ -536,6 +540,7 @@ async def models_list(request) -> HttpResponse:
     try:
         principal = await _principal(request)
         names = allowed_model_names(principal, await registry.get())
+        names += aliases.visible_aliases(principal, names)
     except LlmurError as error:
         return error_response(error, anthropic=False, request_id=request_id)
     return _json({"object": "list", "data": [_model_object(name) for name in names]}, request_id)
@@ -544,8 +549,9 @@ async def models_list(request) -> HttpResponse:
 async def models_retrieve(request, model_id: str) -> HttpResponse:
     request_id = request_id_for(request.META)
     try:
-        ctx = RequestContext(request_id=request_id, call_type="models", model=model_id, body={},
-                             principal=await _principal(request))
+        principal = await _principal(request)
+        ctx = RequestContext(request_id=request_id, call_type="models", model=aliases.resolve(principal, model_id),
+                             body={}, principal=principal)
         authorize(ctx, await registry.get())
     except LlmurError as error:
         return error_response(error, anthropic=False, request_id=request_id)

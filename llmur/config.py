@@ -223,6 +223,47 @@ class HttpsConfiguration(_Section):
     trust_forwarded_proto: bool = False
 
 
+class AlertingConfiguration(_Section):
+    """Budget alerts (billing/alerts.py): thresholds, and where alerts go (webhook, email)."""
+
+    enabled: bool = True
+    # Percentages of max_budget; soft_budget, when an entity has one, is a threshold of its own.
+    thresholds: list[float] = Field(default_factory=lambda: [50.0, 80.0, 100.0])
+    webhook_url: str | None = None
+    # Signs each webhook body: X-Llmur-Signature: sha256=HMAC(secret, "<timestamp>.<body>").
+    webhook_secret: SecretStr | None = None
+    webhook_timeout: float = Field(default=10, gt=0, le=120)
+    email_to: list[str] = Field(default_factory=list)
+    email_from: str = "llmur@localhost"
+    # Django's email settings; the default backend sends through SMTP.
+    email_backend: str = "django.core.mail.backends.smtp.EmailBackend"
+    email_host: str = "localhost"
+    email_port: int = Field(default=25, ge=1, le=65535)
+    email_host_user: str = ""
+    email_host_password: SecretStr | None = None
+    email_use_tls: bool = False
+    email_file_path: str | None = None
+    max_attempts: int = Field(default=5, ge=1, le=50)
+    # First retry after this many seconds, doubling each time (capped at 30 minutes).
+    retry_backoff_seconds: float = Field(default=30, ge=0, le=3600)
+
+    @field_validator("thresholds")
+    @classmethod
+    def _percentages(cls, value: list[float]) -> list[float]:
+        for item in value:
+            if not 0 < item <= 1000:
+                raise ValueError(f"{item:g} is not a percentage of max_budget (expected e.g. 50, 80, 100)")
+        return sorted(set(value))
+
+
+class RequestLoggingConfiguration(_Section):
+    """Opt-in prompt/answer log (gateway/request_log.py); switched on per key, project or team."""
+
+    retention_days: int = Field(default=30, ge=1, le=3650)
+    # Longer prompts and answers are cut to this many characters before storage.
+    max_chars: int = Field(default=100_000, ge=1000, le=10_000_000)
+
+
 class LlmurConfig(_Section):
     """The validated configuration; field names follow the LLMUR YAML format."""
 
@@ -253,6 +294,8 @@ class LlmurConfig(_Section):
     litellm_settings: dict[str, Any] = Field(default_factory=dict)
     general_settings: dict[str, Any] = Field(default_factory=dict)
     oidc: OidcConfiguration | None = None
+    alerting: AlertingConfiguration = Field(default_factory=AlertingConfiguration)
+    request_logging: RequestLoggingConfiguration = Field(default_factory=RequestLoggingConfiguration)
 
     @field_validator("log_level")
     @classmethod
@@ -260,6 +303,23 @@ class LlmurConfig(_Section):
         if value.lower() not in LOG_LEVELS:
             raise ValueError(f"unknown level (expected one of {', '.join(sorted(LOG_LEVELS))})")
         return value.lower()
+
+    @model_validator(mode="after")
+    def _alias_maps(self) -> "LlmurConfig":
+        # Checked here so a bad alias is one line at start-up, not a surprise on the first request.
+        for where, table in (("litellm_settings.model_alias_map", self.litellm_settings.get("model_alias_map")),
+                             ("router_settings.model_group_alias", self.router_settings.model_group_alias)):
+            if table is None:
+                continue
+            if not isinstance(table, dict):
+                raise ValueError(f"{where}: not a mapping (expected alias: model group lines)")
+            for name, target in table.items():
+                if isinstance(target, dict):
+                    target = target.get("model")
+                if not isinstance(target, str) or not target.strip():
+                    raise ValueError(f"{where}.{name}: not a model group name (expected alias: model group, "
+                                     f"or alias: {{model: group, hidden: true}})")
+        return self
 
     @property
     def python_log_level(self) -> str:
@@ -768,7 +828,7 @@ def _describe(error: dict[str, Any]) -> tuple[str, str]:
     message = error["msg"]
     if message.startswith("Value error, "):
         message = message[len("Value error, "):]
-    return path, message
+    return path, message if "expected" in message else f"{message} (expected a valid value here)"
 
 
 def _ensure_var_dir(var_dir: Path) -> None:
