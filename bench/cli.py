@@ -63,8 +63,8 @@ def _parser() -> argparse.ArgumentParser:
                              "optionally the path of its `litellm` command")
     parser.add_argument("--scale-rows", type=int, default=None,
                         help="synthetic SpendLog rows for the records test (default 10,000,000; 0 skips it)")
-    parser.add_argument("--profile", action="store_true",
-                        help="sample the llmur worker with py-spy during the non-streaming c=32 cell")
+    parser.add_argument("--profile", nargs="?", const="json:32", default=None, metavar="MODE:CONNECTIONS",
+                        help="sample the llmur worker with py-spy during one cell (default json:32)")
     parser.add_argument("--no-llmur", action="store_true", help="measure the mock alone (checks the harness)")
     parser.add_argument("--records-only", action="store_true",
                         help="skip the load cells: start llmur and run only the records test")
@@ -104,10 +104,17 @@ def _settings(args: argparse.Namespace) -> dict:
     if not args.no_llmur:
         database_check_url(args.database_url)
         redis_check_url(args.redis_url)
+    profile_cell = None
+    if args.profile:
+        mode, _, conns = args.profile.partition(":")
+        if mode not in modes or not conns.isdigit():
+            raise BenchError(f"--profile: expected MODE:CONNECTIONS with a mode of --modes, got {args.profile!r}")
+        # The cell must exist: a count that is not measured falls back to the largest that is.
+        profile_cell = (mode, int(conns) if int(conns) in connections else max(connections))
     ttfb = args.ttfb_duration if args.ttfb_duration is not None else (
         0.5 if args.quick else max(1.0, args.duration / 2))
     return {"duration_s": args.duration, "ttfb_duration_s": ttfb, "connections": connections, "modes": modes,
-            "scale_rows": args.scale_rows, "quick": args.quick, "profile": args.profile}
+            "scale_rows": args.scale_rows, "quick": args.quick, "profile": profile_cell}
 
 
 def _machine() -> dict:
@@ -245,8 +252,7 @@ class Run:
     def phase_llmur(self, mock_url: str) -> None:
         self.llmur = self.start_llmur(mock_url)
         mock_reset(mock_url)
-        profile_cell = ("json", 32 if 32 in self.settings["connections"] else max(self.settings["connections"])) \
-            if self.settings["profile"] else None
+        profile_cell = self.settings["profile"]
         rows = self.drive(target="llmur", base_url=self.llmur.url, key=self.llmur.key, model=BENCH_MODEL,
                           server_pid=self.llmur.pid, profile_cell=profile_cell)
         self.rows += rows
