@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from urllib.parse import urlsplit, urlunsplit
@@ -45,7 +44,7 @@ def _run_bench(tmp_path, database_url: str, redis_url: str) -> tuple[subprocess.
 
 
 def test_quick_run_prints_the_table_and_writes_the_json(tmp_path, bench_database_url, redis_url):
-    assert shutil.which("wrk"), "wrk is not installed: apt-get install -y wrk (README, Performance)"
+    # No wrk on a fresh machine is the harness's business: it installs it (root + apt-get) or says how.
     completed, result = _run_bench(tmp_path, bench_database_url, redis_url)
     assert completed.returncode == 0, f"{completed.stdout}\n{completed.stderr}"
 
