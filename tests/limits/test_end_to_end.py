@@ -123,6 +123,8 @@ def test_rpm_limit_60_and_a_burst_of_100_across_two_workers(redis_client, mock_u
     assert refused[1]["x-ratelimit-limit-requests"] == "60"
     assert refused[1]["x-ratelimit-remaining-requests"] == "0"
     assert int(refused[1]["retry-after"]) >= 1
+    served = sorted(int(h["x-ratelimit-remaining-requests"]) for status, h, _ in results if status == 200)
+    assert served == list(range(60))           # admitted answers carry the headers too, one count each
 
 
 def test_redis_stopped_for_10_seconds_under_load_fails_no_request(mock_upstream, django_db_setup, tmp_path):
