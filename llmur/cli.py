@@ -91,6 +91,22 @@ def main(argv: list[str] | None = None) -> None:
     run_guarded(_serve, args)
 
 
+def _check_listen(host: str, port: int) -> None:
+    """Fail in one line before start-up work if the address cannot be bound (e.g. already in use)."""
+    import socket
+
+    from llmur.startup import ServiceUnreachable
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        raise ServiceUnreachable(f"llmur: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
 def _serve(args: argparse.Namespace) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "llmur.settings")
     _validate_args(args)
@@ -102,6 +118,7 @@ def _serve(args: argparse.Namespace) -> None:
 
     for warning in settings.LLMUR.warnings:
         print(f"llmur: config warning in {settings.LLMUR.source}: {warning}", file=sys.stderr, flush=True)
+    _check_listen(args.host or settings.LLMUR.config.host, args.port or settings.LLMUR.config.port)
     new_master_key = startup.prepare(migrate_now=False if args.no_migrate else None)
     # Connections (and psycopg's pool threads) opened for start-up must not leak into the
     # server's event loop or, worse, be shared by forked gunicorn workers.

@@ -255,6 +255,13 @@ class AlertingConfiguration(_Section):
                 raise ValueError(f"{item:g} is not a percentage of max_budget (expected e.g. 50, 80, 100)")
         return sorted(set(value))
 
+    @model_validator(mode="after")
+    def _signed(self) -> "AlertingConfiguration":
+        if self.webhook_url and (self.webhook_secret is None or not self.webhook_secret.get_secret_value()):
+            raise ValueError("alerting.webhook_secret: required with alerting.webhook_url (expected a secret the "
+                             "receiver checks X-Llmur-Signature with)")
+        return self
+
 
 class RequestLoggingConfiguration(_Section):
     """Opt-in prompt/answer log (gateway/request_log.py); switched on per key, project or team."""

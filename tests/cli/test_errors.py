@@ -208,3 +208,14 @@ def test_manage_py_unreachable_database_exits_3_with_one_line(url, clean_env):
     env = clean_env | {"DATABASE_URL": url.format(secret=SECRET, port=port)}
     line = assert_one_line(run([sys.executable, str(ROOT / "manage.py"), "migrate"], env), 3)
     assert line.startswith(f"llmur: database ") and f"127.0.0.1:{port}: " in line
+
+
+def test_port_in_use_exits_3_with_one_line(clean_env):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        line = assert_one_line(run([LLMUR_PROXY, "--host", "127.0.0.1", "--port", str(port)], clean_env), 3)
+    assert line == f"llmur: cannot listen on 127.0.0.1:{port}: Address already in use"
