@@ -231,7 +231,7 @@ class TeamAdmin(RoleScopedAdmin):
     readonly_fields = ["spend_vs_budget", "spend", "created_at", "updated_at"]
     inlines = [TeamMembershipInline, TeamProjectInline, TeamKeyInline]
     fieldsets = [(None, {"fields": ("name", "organization", "allowed_models", "blocked", "metadata")}),
-                 BUDGET_FIELDSET]
+                 BUDGET_FIELDSET, ("Aliases and request log", {"fields": ("aliases", "log_requests")})]
     actions = ["block_selected", "unblock_selected"]
 
     def has_add_permission(self, request):
@@ -244,7 +244,7 @@ class TeamAdmin(RoleScopedAdmin):
         if obj is not None and not actor.is_proxy_admin and obj.organization_id not in actor.admin_org_ids:
             # A team admin runs the team but cannot raise its own budget, limits or models.
             fields += ["organization", "allowed_models", "blocked", "max_budget", "soft_budget", "budget_duration",
-                       "budget_reset_at", "rpm_limit", "tpm_limit", "max_parallel_requests"]
+                       "budget_reset_at", "rpm_limit", "tpm_limit", "max_parallel_requests", "log_requests"]
         return fields
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
@@ -367,7 +367,8 @@ class ProjectAdmin(RoleScopedAdmin):
     search_fields = ["name", "team__name", "organization__name"]
     readonly_fields = ["spend_vs_budget", "spend", "created_at", "updated_at"]
     inlines = [ProjectCredentialInline, ProjectKeyInline]
-    fieldsets = [(None, {"fields": ("name", "team", "organization", "is_active", "allowed_models", "metadata")}),
+    fieldsets = [(None, {"fields": ("name", "team", "organization", "is_active", "allowed_models", "metadata",
+                                    "log_requests")}),
                  BUDGET_FIELDSET]
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
@@ -401,7 +402,7 @@ class VirtualKeyForm(forms.ModelForm):
         model = VirtualKey
         fields = ["key_alias", "user", "team", "project", "organization", "allowed_models", "expires_at", "blocked",
                   "metadata", "max_budget", "soft_budget", "budget_duration", "rpm_limit", "tpm_limit",
-                  "max_parallel_requests"]
+                  "max_parallel_requests", "aliases", "log_requests"]
 
     def clean(self):
         data = super().clean()
@@ -432,7 +433,8 @@ class VirtualKeyAdmin(RoleScopedAdmin):
     def get_fieldsets(self, request, obj=None):
         owner = ("Owner", {"fields": ("user", "team", "project", "organization")})
         main = (None, {"fields": (("display",) if obj else ()) + ("key_alias", "allowed_models", "expires_at",
-                                                                    "blocked", "metadata")})
+                                                                    "blocked", "metadata", "aliases",
+                                                                    "log_requests")})
         budget = ("Budget and limits", {"fields": (("spend_vs_budget", "budget_reset_at") if obj else ())
                                         + ("max_budget", "soft_budget", "budget_duration", "rpm_limit", "tpm_limit",
                                            "max_parallel_requests")})

@@ -86,7 +86,8 @@ def key_generate(request, body: s.KeyGenerateIn):
     key, plaintext = services.key_create(
         by=actor, key_alias=body.key_alias or "", models=body.models, metadata=body.metadata, key=body.key,
         expires_at=services.parse_expiry(expires=body.expires, duration=body.duration),
-        blocked=bool(body.blocked), **owners, **_budget(body))
+        blocked=bool(body.blocked), aliases=body.aliases, log_requests=bool(body.log_requests), **owners,
+        **_budget(body))
     return {**s.key_out(key), "key": plaintext}
 
 
@@ -104,7 +105,7 @@ def key_update(request, body: s.KeyUpdateIn):
     key = _managed_key(actor, body.key)
     sent = body.model_fields_set
     fields: dict[str, Any] = _budget(body)
-    for name in ("key_alias", "models", "metadata", "blocked"):
+    for name in ("key_alias", "models", "metadata", "blocked", "aliases", "log_requests"):
         if name in sent:
             fields[name] = getattr(body, name)
     if "expires" in sent or "duration" in sent:
@@ -333,7 +334,8 @@ def team_new(request, body: s.TeamNewIn):
     if not actor.is_proxy_admin and (org is None or not actor.can_manage_org(org)):
         raise forbidden("Only a proxy admin, or an organization admin inside their organization, may create teams.")
     team = services.team_create(by=actor, name=body.team_alias, organization=org, models=body.models,
-                                metadata=body.metadata, blocked=body.blocked, **_budget(body))
+                                metadata=body.metadata, blocked=body.blocked, aliases=body.aliases,
+                                log_requests=bool(body.log_requests), **_budget(body))
     for member in body.members_with_roles:
         services.team_member_add(by=actor, team=team, user=_member_user(actor, member), role=member.role)
     return s.team_out(team)
@@ -370,7 +372,7 @@ def team_update(request, body: s.TeamUpdateIn):
     fields: dict[str, Any] = _budget(body)
     if "team_alias" in sent and body.team_alias:
         fields["name"] = body.team_alias
-    for name in ("models", "metadata", "blocked"):
+    for name in ("models", "metadata", "blocked", "aliases", "log_requests"):
         if name in sent:
             fields[name] = getattr(body, name)
     above = actor.is_proxy_admin or (team.organization_id is not None and team.organization_id in actor.admin_org_ids)

@@ -44,6 +44,8 @@ class KeyGenerateIn(BudgetIn):
     organization_id: IdLike = None
     project_id: IdLike = None
     blocked: bool | None = None
+    aliases: dict[str, str] | None = Field(None, description='Model aliases for this key, e.g. {"fast": "gpt-4o-mini"}.')
+    log_requests: bool | None = Field(None, description="Store this key's prompts and answers (redacted).")
 
 
 class KeyUpdateIn(KeyGenerateIn):
@@ -105,6 +107,8 @@ class TeamNewIn(BudgetIn):
     metadata: dict[str, Any] | None = None
     blocked: bool = False
     members_with_roles: list[MemberIn] = Field(default_factory=list)
+    aliases: dict[str, str] | None = Field(None, description='Model aliases for the team\'s keys, e.g. {"fast": "gpt-4o-mini"}.')
+    log_requests: bool | None = Field(None, description="Store the prompts and answers (redacted) of the team's keys.")
 
 
 class TeamUpdateIn(BudgetIn):
@@ -113,6 +117,8 @@ class TeamUpdateIn(BudgetIn):
     models: list[str] | None = None
     metadata: dict[str, Any] | None = None
     blocked: bool | None = None
+    aliases: dict[str, str] | None = None
+    log_requests: bool | None = None
 
 
 class TeamDeleteIn(_In):
@@ -197,7 +203,8 @@ def key_out(key: VirtualKey) -> dict[str, Any]:
         "team_id": str(key.team_id) if key.team_id else None,
         "organization_id": str(key.organization_id) if key.organization_id else None,
         "project_id": str(key.project_id) if key.project_id else None,
-        "metadata": key.metadata or {}, "blocked": key.blocked, "created_at": _iso(key.created_at),
+        "metadata": key.metadata or {}, "blocked": key.blocked, "aliases": key.aliases or {},
+        "log_requests": key.log_requests, "created_at": _iso(key.created_at),
         "updated_at": _iso(key.updated_at), "last_used_at": _iso(key.last_used_at),
     }
 
@@ -223,6 +230,7 @@ def team_out(team: Team) -> dict[str, Any]:
         "organization_id": str(team.organization_id) if team.organization_id else None,
         "models": list(team.allowed_models or []), **budget_out(team), "blocked": team.blocked,
         "metadata": team.metadata or {}, "members_with_roles": [member_out(m) for m in memberships],
+        "aliases": team.aliases or {}, "log_requests": team.log_requests,
         "created_at": _iso(team.created_at), "updated_at": _iso(team.updated_at),
     }
 

@@ -89,6 +89,16 @@ def parse_models(value: Any, *, param: str = "models") -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def parse_aliases(value: Any, *, param: str = "aliases") -> dict[str, str]:
+    """A model alias map: requested name → model group (gateway/aliases.py)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) and k.strip() and isinstance(v, str) and v.strip()
+                                              for k, v in value.items()):
+        raise invalid(f'{param} must map alias names to model groups, e.g. {{"fast": "gpt-4o-mini"}}.', param)
+    return {k.strip(): v.strip() for k, v in value.items()}
+
+
 def parse_expiry(*, expires: Any = None, duration: Any = None) -> dt.datetime | None:
     if expires not in (None, ""):
         if isinstance(expires, dt.datetime):
@@ -177,7 +187,8 @@ def _key_parents(key: VirtualKey) -> list[Any]:
 def key_create(*, by: Actor, key_alias: str = "", user: User | None = None, team: Team | None = None,
                project: Project | None = None, organization: Organization | None = None,
                models: Any = None, expires_at: dt.datetime | None = None, metadata: dict | None = None,
-               key: str | None = None, blocked: bool = False, **budget: Any) -> tuple[VirtualKey, str]:
+               key: str | None = None, blocked: bool = False, aliases: Any = None, log_requests: bool = False,
+               **budget: Any) -> tuple[VirtualKey, str]:
     """Issues a key and returns it with its plaintext, which exists nowhere else afterwards."""
     unknown = set(budget) - set(BUDGET_FIELDS)
     if unknown:
@@ -197,7 +208,7 @@ def key_create(*, by: Actor, key_alias: str = "", user: User | None = None, team
     vk = VirtualKey(key_hash=key_digest(plaintext), display=key_display(plaintext), key_alias=key_alias or "",
                     user=user, team=team, project=project, organization=organization,
                     allowed_models=parse_models(models), expires_at=expires_at, metadata=metadata or {},
-                    blocked=blocked)
+                    blocked=blocked, aliases=parse_aliases(aliases), log_requests=bool(log_requests))
     _apply_budget(vk, _budget_values(budget))
     _check_within(vk, _key_parents(vk), what="key")
     if VirtualKey.objects.filter(key_hash=vk.key_hash).exists():
@@ -208,7 +219,7 @@ def key_create(*, by: Actor, key_alias: str = "", user: User | None = None, team
 
 
 KEY_UPDATABLE = {"key_alias", "models", "metadata", "expires_at", "blocked", "team", "user", "project",
-                 "organization", *BUDGET_FIELDS}
+                 "organization", "aliases", "log_requests", *BUDGET_FIELDS}
 
 
 @transaction.atomic
@@ -226,6 +237,10 @@ def key_update(*, by: Actor, key: VirtualKey, **fields: Any) -> VirtualKey:
         if fields["metadata"] is not None and not isinstance(fields["metadata"], dict):
             raise invalid("metadata must be a JSON object.", "metadata")
         key.metadata = fields["metadata"] or {}
+    if "aliases" in fields:
+        key.aliases = parse_aliases(fields["aliases"])
+    if "log_requests" in fields:
+        key.log_requests = bool(fields["log_requests"])
     for name in ("expires_at", "blocked", "team", "user", "project", "organization"):
         if name in fields:
             setattr(key, name, fields[name])
@@ -403,14 +418,15 @@ def organization_member_set(*, by: Actor, organization: Organization, user: User
 
 @transaction.atomic
 def team_create(*, by: Actor, name: str, organization: Organization | None = None, models: Any = None,
-                metadata: dict | None = None, blocked: bool = False, **budget: Any) -> Team:
+                metadata: dict | None = None, blocked: bool = False, aliases: Any = None, log_requests: bool = False,
+                **budget: Any) -> Team:
     name = (name or "").strip()
     if not name:
         raise invalid("team_alias must not be empty.", "team_alias")
     if Team.objects.filter(name=name, organization=organization).exists():
         raise invalid(f"A team named {name!r} already exists here.", "team_alias")
     team = Team(name=name, organization=organization, allowed_models=parse_models(models), metadata=metadata or {},
-                blocked=blocked)
+                blocked=blocked, aliases=parse_aliases(aliases), log_requests=bool(log_requests))
     _apply_budget(team, _budget_values(budget))
     _check_within(team, [organization], what="team")
     _save(team)
@@ -418,7 +434,7 @@ def team_create(*, by: Actor, name: str, organization: Organization | None = Non
     return team
 
 
-TEAM_UPDATABLE = {"name", "models", "metadata", "blocked", "organization", *BUDGET_FIELDS}
+TEAM_UPDATABLE = {"name", "models", "metadata", "blocked", "organization", "aliases", "log_requests", *BUDGET_FIELDS}
 
 
 @transaction.atomic
@@ -436,6 +452,10 @@ def team_update(*, by: Actor, team: Team, **fields: Any) -> Team:
         team.metadata = fields["metadata"] or {}
     if "blocked" in fields:
         team.blocked = bool(fields["blocked"])
+    if "aliases" in fields:
+        team.aliases = parse_aliases(fields["aliases"])
+    if "log_requests" in fields:
+        team.log_requests = bool(fields["log_requests"])
     if "organization" in fields:
         team.organization = fields["organization"]
     _apply_budget(team, _budget_values({k: v for k, v in fields.items() if k in BUDGET_FIELDS}))

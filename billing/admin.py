@@ -105,3 +105,132 @@ class ModelPriceAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return self._may_edit(request)
+
+
+# --------------------------------------------------------------------------- budget alerts
+
+from django import forms  # noqa: E402
+from django.core.exceptions import ValidationError  # noqa: E402
+from django.db.models import Prefetch  # noqa: E402
+
+from billing.models import AlertDelivery, BudgetAlert, TeamAlertSetting  # noqa: E402
+
+
+class ProxyAdminOnly:
+    """Alerts name every entity's spend, so only proxy admins read them (and only writers change settings)."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_active and request.user.is_staff and actor_of(request).is_proxy_admin
+
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        return self.has_module_permission(request)
+
+
+class AlertDeliveryInline(admin.TabularInline):
+    model = AlertDelivery
+    extra = 0
+    can_delete = False
+    fields = ["channel", "target", "status", "attempts", "last_error", "last_attempt_at", "next_attempt_at",
+              "delivered_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(BudgetAlert)
+class BudgetAlertAdmin(ProxyAdminOnly, admin.ModelAdmin):
+    list_display = ["created_at", "entity_kind", "entity_name", "entity_id", "threshold", "threshold_amount", "spend",
+                    "max_budget", "period_start", "delivery_status"]
+    list_filter = ["entity_kind", "threshold", "deliveries__status", ("created_at", admin.DateFieldListFilter)]
+    search_fields = ["entity_name", "=entity_id"]
+    date_hierarchy = "created_at"
+    inlines = [AlertDeliveryInline]
+    actions = ["deliver_again"]
+    readonly_fields = ["entity_kind", "entity_id", "entity_name", "threshold", "threshold_amount", "spend",
+                       "max_budget", "period_start", "created_at"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).prefetch_related(Prefetch("deliveries"))
+
+    @admin.display(description="delivery")
+    def delivery_status(self, obj: BudgetAlert) -> str:
+        return ", ".join(f"{d.channel}: {d.get_status_display()} ({d.attempts})" for d in obj.deliveries.all()) or \
+            "no channel configured"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_deliver_again_permission(self, request: HttpRequest) -> bool:
+        return not actor_of(request).read_only
+
+    @admin.action(description="Deliver again (failed and dead channels)", permissions=["deliver_again"])
+    def deliver_again(self, request: HttpRequest, queryset: QuerySet) -> None:
+        from billing.alerts import alert_deliveries_dispatch
+
+        deliveries = AlertDelivery.objects.filter(alert__in=queryset).exclude(status=AlertDelivery.Status.DELIVERED)
+        ids = list(deliveries.values_list("pk", flat=True))
+        deliveries.update(status=AlertDelivery.Status.PENDING, attempts=0, last_error="", next_attempt_at=None)
+        alert_deliveries_dispatch(delivery_ids=ids)
+        self.message_user(request, f"{len(ids)} deliveries queued again.")
+
+
+class TeamAlertSettingForm(forms.ModelForm):
+    """Thresholds as a JSON list of percentages; addresses checked one by one."""
+
+    webhook_url = forms.URLField(required=False, assume_scheme="https",
+                                 help_text="Signed with the config's alerting.webhook_secret.")
+
+    class Meta:
+        model = TeamAlertSetting
+        fields = ["team", "enabled", "thresholds", "webhook_url", "email_to"]
+
+    def clean_thresholds(self):
+        value = self.cleaned_data.get("thresholds") or []
+        if not isinstance(value, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                  and 0 < v <= 1000 for v in value):
+            raise ValidationError("Give a list of percentages of max_budget, e.g. [50, 80, 100].")
+        return sorted(set(value))
+
+    def clean_email_to(self):
+        from django.core.validators import validate_email
+
+        value = self.cleaned_data.get("email_to") or ""
+        for address in (a.strip() for a in value.split(",")):
+            if address:
+                try:
+                    validate_email(address)
+                except ValidationError:
+                    raise ValidationError(f"{address!r} is not an e-mail address.") from None
+        return value
+
+
+@admin.register(TeamAlertSetting)
+class TeamAlertSettingAdmin(ProxyAdminOnly, admin.ModelAdmin):
+    form = TeamAlertSettingForm
+    list_display = ["team", "enabled", "thresholds", "webhook_url", "email_to"]
+    list_select_related = ["team"]
+    autocomplete_fields = ["team"]
+    search_fields = ["team__name"]
+
+    def _may_edit(self, request: HttpRequest) -> bool:
+        actor = actor_of(request)
+        return actor.is_proxy_admin and not actor.read_only
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return self._may_edit(request)
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return self._may_edit(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return self._may_edit(request)

@@ -131,3 +131,79 @@ class JobLock(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class TeamAlertSetting(models.Model):
+    """A team's own budget-alert thresholds and recipients, on top of the config's `alerting:` block.
+
+    They apply to the team's budget and to the budgets of its keys and projects.
+    """
+
+    team = models.OneToOneField("accounts.Team", on_delete=models.CASCADE, related_name="alert_setting")
+    enabled = models.BooleanField(default=True, help_text="Off: no alerts for this team, its keys or projects.")
+    thresholds = models.JSONField(default=list, blank=True,
+                                  help_text="Percentages of max_budget, e.g. [50, 80, 100]; empty: the config's.")
+    webhook_url = models.URLField(blank=True, help_text="Signed with the config's alerting.webhook_secret.")
+    email_to = models.CharField(max_length=1000, blank=True, help_text="Comma-separated e-mail addresses.")
+
+    class Meta:
+        verbose_name = "team alert setting"
+
+    def __str__(self) -> str:
+        return f"alerts of {self.team}"
+
+
+class BudgetAlert(models.Model):
+    """One threshold of one budget crossed in one budget period; the unique constraint makes it once."""
+
+    entity_kind = models.CharField(max_length=16)
+    entity_id = models.BigIntegerField()
+    entity_name = models.CharField(max_length=200, blank=True)
+    threshold = models.CharField(max_length=16, help_text='"soft" (soft_budget) or a percentage of max_budget.')
+    threshold_amount = models.DecimalField(**MONEY)
+    spend = models.DecimalField(**MONEY, help_text="Spend when the crossing was booked.")
+    max_budget = models.DecimalField(**MONEY, null=True, blank=True)
+    period_start = models.DateTimeField(help_text="Start of the budget period (1970 for budgets that never reset).")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["entity_kind", "entity_id", "threshold", "period_start"],
+                                    name="uniq_budget_alert_per_period"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.entity_kind} {self.entity_name or self.entity_id}: {self.threshold}"
+
+
+class AlertDelivery(models.Model):
+    """One channel (webhook or e-mail) of one alert, with its attempts; dead after alerting.max_attempts."""
+
+    class Channel(models.TextChoices):
+        WEBHOOK = "webhook"
+        EMAIL = "email"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RETRYING = "retrying"
+        DELIVERED = "delivered"
+        DEAD = "dead", "dead (gave up)"
+
+    alert = models.ForeignKey(BudgetAlert, on_delete=models.CASCADE, related_name="deliveries")
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    target = models.CharField(max_length=1000, help_text="Webhook URL or comma-separated addresses.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["alert", "channel"]
+        verbose_name_plural = "alert deliveries"
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="alert_delivery_due")]
+
+    def __str__(self) -> str:
+        return f"{self.channel} → {self.target} ({self.status})"

@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from accounts.models import Organization, Project, Team, User, VirtualKey
+from billing.alerts import budget_alerts_check
 from billing.durations import parse_duration
 from billing.events import event_cost
 from billing.models import DailySpend, JobLock, SpendLog
@@ -142,6 +143,8 @@ def _record_batch(events: list[dict[str, Any]]) -> int:
         for owner in sorted(totals[kind]):
             model.objects.filter(pk=owner).update(spend=F("spend") + totals[kind][owner])
     SpendLog.objects.filter(pk__in=[row[0] for row in fresh]).update(booked=True)
+    # The owners' rows are locked by the UPDATEs above: the spend alerts read back is exact.
+    budget_alerts_check(booked=totals)
     return len(fresh)
 
 

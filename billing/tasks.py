@@ -36,3 +36,7 @@ def budget_reset() -> int:
     if reset and redis_configured():
         sync_redis().delete(*(budget_key(kind, pk) for kind, pk in reset))
     return len(reset)
+
+
+# Celery discovers tasks.py modules only; the alert tasks live beside the alerts they deliver.
+from billing.alert_tasks import alert_deliver, alert_sweep  # noqa: E402,F401

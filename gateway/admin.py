@@ -139,3 +139,38 @@ class ModelDeploymentAdmin(admin.ModelAdmin):
     def delete_queryset(self, request, queryset):
         for obj in queryset:
             self.delete_model(request, obj)
+
+
+# --------------------------------------------------------------------------- request log
+
+from django.http import HttpRequest  # noqa: E402
+
+from gateway.models import RequestLog  # noqa: E402
+
+
+@admin.register(RequestLog)
+class RequestLogAdmin(admin.ModelAdmin):
+    """Prompts and answers (redacted) of keys, projects and teams that log them: proxy admins only, read-only."""
+
+    list_display = ["created_at", "request_id", "key_display", "team", "project", "model", "http_status", "stream"]
+    list_filter = [("created_at", admin.DateFieldListFilter), "http_status", "stream", "call_type"]
+    search_fields = ["=request_id"]
+    date_hierarchy = "created_at"
+    list_select_related = ["team", "project"]
+    show_full_result_count = False
+    readonly_fields = [f.name for f in RequestLog._meta.fields]
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_active and request.user.is_staff and actor_of(request).is_proxy_admin
+
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        return self.has_module_permission(request)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False

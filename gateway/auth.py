@@ -264,7 +264,10 @@ def _aliases(*owners: Any) -> dict[str, str]:
     """The owners' alias maps merged, later ones winning (team first, then the key)."""
     merged: dict[str, str] = {}
     for owner in owners:
-        for name, target in ((getattr(owner, "aliases", None) or {}) if owner is not None else {}).items():
+        table = getattr(owner, "aliases", None)
+        if not isinstance(table, dict):
+            continue   # unset, or not a mapping (the admin stores whatever JSON it was given)
+        for name, target in table.items():
             if isinstance(name, str) and isinstance(target, str) and target:
                 merged[name] = target
     return merged

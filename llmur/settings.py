@@ -154,6 +154,22 @@ CELERY_BEAT_SCHEDULE = {
     "daily-spend-rollup": {"task": "billing.daily_spend_rollup", "schedule": 60.0, "options": {"expires": 120}},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(LLMUR.var_dir / "celerybeat-schedule")
+# Budget alerts whose delivery was never queued or lost, and the request log's retention.
+CELERY_BEAT_SCHEDULE["alert-sweep"] = {"task": "billing.alert_sweep", "schedule": 60.0, "options": {"expires": 120}}
+CELERY_BEAT_SCHEDULE["request-log-purge"] = {"task": "gateway.request_log_purge", "schedule": 3600.0,
+                                             "options": {"expires": 1800}}
+
+# E-mail of budget alerts (the config's alerting: block).
+EMAIL_BACKEND = CONFIG.alerting.email_backend
+EMAIL_HOST = CONFIG.alerting.email_host
+EMAIL_PORT = CONFIG.alerting.email_port
+EMAIL_HOST_USER = CONFIG.alerting.email_host_user
+EMAIL_HOST_PASSWORD = CONFIG.alerting.email_host_password.get_secret_value() if CONFIG.alerting.email_host_password else ""
+EMAIL_USE_TLS = CONFIG.alerting.email_use_tls
+EMAIL_TIMEOUT = 10
+if CONFIG.alerting.email_file_path:
+    EMAIL_FILE_PATH = CONFIG.alerting.email_file_path
+DEFAULT_FROM_EMAIL = CONFIG.alerting.email_from
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
