@@ -173,3 +173,7 @@ def tree_rss_kib(pid: int) -> int:
             except (OSError, RuntimeError):
                 pass
     return total
+
+
+# The management API's world (organizations, teams, one person per role) for the authorization matrix.
+from tests.api.conftest import master_key, world  # noqa: E402,F401
