@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import signal
 import sys
 import tempfile
 import time
@@ -141,6 +142,7 @@ class Run:
         self.rows: list[dict] = []
         self.skipped: dict[str, str] = {}
         self.warmups: dict[str, dict] = {}
+        self.database_used = False
         self.result: dict = {}
         self.llmur: LlmurServer | None = None
 
@@ -242,6 +244,7 @@ class Run:
 
     def start_llmur(self, mock_url: str) -> LlmurServer:
         self.log("starting llmur: fresh database, migrations, virtual key, gunicorn + Celery")
+        self.database_used = True
         server = llmur_start(cores=self.cores, workdir=self.workdir, mock_url=mock_url,
                              database_url=self.args.database_url, redis_url=self.args.redis_url,
                              spend_worker=not self.args.records_only)
@@ -358,9 +361,9 @@ class Run:
     def close(self) -> None:
         for proc in reversed(self.procs):
             proc.stop()
-        if self.llmur and not self.args.keep_database:
+        if self.database_used and not self.args.keep_database:
             try:
-                database_drop(self.llmur.database_url)
+                database_drop(self.args.database_url)
             except Exception as exc:  # noqa: BLE001 - cleanup must not hide the run's result
                 self.log(f"could not drop the bench database: {exc}")
 
@@ -370,8 +373,14 @@ def _never(counts: dict) -> bool:
     return False
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # A terminated run stops what it started, as Ctrl-C does, rather than leaving servers behind.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         settings = _settings(args)
         bench = Run(args, settings)
@@ -382,6 +391,9 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("bench: interrupted; every process it started was stopped", file=sys.stderr)
+        return 130
     path = report.write(result, args.output_dir, datetime.fromisoformat(result["started_at"]))
     print(report.render(result))
     print(f"\nwritten: {path}")
