@@ -34,8 +34,9 @@ PRICES = {
 
 def seed(apps, schema_editor):
     ModelPrice = apps.get_model("billing", "ModelPrice")
+    prices = ModelPrice.objects.using(schema_editor.connection.alias)
     for model, (provider, prompt, completion) in PRICES.items():
-        ModelPrice.objects.get_or_create(model=model, defaults={
+        prices.get_or_create(model=model, defaults={
             "provider": provider,
             "input_cost_per_token": Decimal(prompt) * PER_MILLION,
             "output_cost_per_token": Decimal(completion) * PER_MILLION,
