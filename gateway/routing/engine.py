@@ -147,7 +147,7 @@ class Router:
         tried: dict[str, int] = defaultdict(int)
         last: LlmurError | None = None
         for number in range(1 + retries):
-            deployment = await self._pick(ctx, model, group, tried, last)
+            deployment = await self._pick(ctx, model, group, tried)
             if deployment is None:
                 break
             if tried[deployment.id] and last is not None:
@@ -179,8 +179,7 @@ class Router:
             raise self._none_available(model)
         raise last
 
-    async def _pick(self, ctx: RequestContext, model: str, group: Group, tried: dict[str, int],
-                    last: LlmurError | None):
+    async def _pick(self, ctx: RequestContext, model: str, group: Group, tried: dict[str, int]):
         """The next deployment to try, or None when the group has none left for this request."""
         need = self.config.need if len(group) > 1 else None
         cooled, counters = await self.state.read([d.id for d in group], need)

@@ -150,3 +150,30 @@ def test_deployment_max_retries_caps_repeat_attempts(mock_upstream, state):
     (answer, _), = serve(Router(RouterConfig(num_retries=5), state=state), {"g": group}, 1)
     assert answer.status == 502
     assert mock_upstream.stats()["by_model"]["mock-500"] == 2
+
+
+def test_content_policy_fallback(mock_upstream, state):
+    """A content-policy refusal (the mock has no such fault, so this attempt raises what a provider sends)."""
+    groups = {"g": (deployment("strict", "strict", mock_upstream),),
+              "lenient": (deployment("lenient", "ok", mock_upstream, group="lenient"),)}
+
+    async def refusing(dep: Deployment) -> dict:
+        if dep.id == "strict":
+            raise LlmurError(400, "invalid_request_error", "The response was filtered due to the prompt "
+                             "triggering content management policy.", code="content_filter")
+        return await attempt(dep)
+
+    router = Router(RouterConfig(fallbacks={"content_policy_fallbacks": {"g": ["lenient"]}}), state=state)
+
+    async def scenario():
+        async def lookup(name):
+            return groups.get(name, ())
+        ctx = RequestContext(request_id="r", call_type="chat", model="g", body={})
+        result = await router.route(ctx, refusing, group=lookup)
+        router.release(ctx)
+        await router.state.close()
+        return result, ctx
+
+    result, ctx = asyncio.run(scenario())
+    assert ctx.deployment_id == "lenient" and ctx.request_id == "r"
+    assert result["choices"]

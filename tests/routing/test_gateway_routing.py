@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import start_mock_upstream
 from tests.routing.conftest import deployment
 
-COOLDOWN_S = 5
+COOLDOWN_S = 4
 
 
 @pytest.fixture(scope="module")
@@ -63,26 +63,51 @@ def by_model(upstream) -> Counter:
 
 # --------------------------------------------------------------------------- failures and cooldowns
 
+def cooldown_left(redis_client, deployment_id: str) -> float:
+    """Seconds of cooldown the shared set gives the deployment (0 when it is not cooling down)."""
+    until = redis_client.zscore("llmur:route:cooldowns", deployment_id)
+    return max(0.0, until - time.time()) if until else 0.0
+
+
+def wait_cooldown_over(redis_client, deployment_id: str) -> None:
+    deadline = time.monotonic() + COOLDOWN_S + 5
+    while cooldown_left(redis_client, deployment_id) > 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.3)               # every worker's cached view of the cooldown set has refreshed
+
+
 def test_failing_deployment_is_routed_around_and_cooled_down_on_both_workers(shuffle_gateway, mock_upstream,
-                                                                              second_upstream):
+                                                                              second_upstream, redis_url):
+    import redis
+
+    shared = redis.Redis.from_url(redis_url)
     before_bad, before_good = by_model(mock_upstream)["mock-500"], by_model(second_upstream)["cd-good"]
     answers = [shuffle_gateway.chat("cooldown") for _ in range(100)]
     assert [a.status for a in answers] == [200] * 100
     assert {a.deployment for a in answers} == {"cd-good"}
     assert by_model(second_upstream)["cd-good"] - before_good == 100
-    failures = by_model(mock_upstream)["mock-500"] - before_bad
-    assert failures >= 2          # allowed_fails=1: the second failure within a minute cools it down
+    assert by_model(mock_upstream)["mock-500"] - before_bad >= 2   # allowed_fails=1: cooled at the 2nd failure
 
-    # Cooling down: more requests, spread over both workers, and none reaches the failing deployment.
+    # A fresh cooldown, so the check below runs well inside it even on a slow machine.
+    wait_cooldown_over(shared, "cd-bad")
+    failures = by_model(mock_upstream)["mock-500"]
+    for _ in range(50):
+        if cooldown_left(shared, "cd-bad"):
+            break
+        assert shuffle_gateway.chat("cooldown").status == 200
+    assert cooldown_left(shared, "cd-bad") > COOLDOWN_S - 2
+    assert by_model(mock_upstream)["mock-500"] - failures == 2
     time.sleep(0.3)               # every worker's cached view of the cooldown set has refreshed
     during = by_model(mock_upstream)["mock-500"]
-    assert all(shuffle_gateway.chat("cooldown").status == 200 for _ in range(40))
-    assert by_model(mock_upstream)["mock-500"] == during
+    assert all(shuffle_gateway.chat("cooldown").status == 200 for _ in range(30))
+    assert cooldown_left(shared, "cd-bad") > 0, "the machine was too slow to check within the cooldown"
+    assert by_model(mock_upstream)["mock-500"] == during          # both workers kept away from it
 
     # After cooldown_time it gets traffic again (and fails, and is retried elsewhere).
-    time.sleep(COOLDOWN_S + 0.5)
+    wait_cooldown_over(shared, "cd-bad")
     assert all(shuffle_gateway.chat("cooldown").status == 200 for _ in range(20))
     assert by_model(mock_upstream)["mock-500"] > during
+    shared.close()
 
 
 # --------------------------------------------------------------------------- fallbacks
@@ -97,6 +122,23 @@ def test_fallbacks_when_every_deployment_returns_429_or_5xx(shuffle_gateway, moc
     assert after["mock-429"] - before["mock-429"] >= 1
     assert after["mock-500"] - before["mock-500"] >= 1
     assert after["fb-backup"] - before["fb-backup"] == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_request_id_and_one_spend_row_across_retries_and_fallback(shuffle_gateway):
+    from django.core.management import call_command
+
+    from billing.models import SpendLog
+
+    request_id = f"route-fallback-{uuid.uuid4().hex}"
+    answer = shuffle_gateway.chat("flaky", headers={"x-request-id": request_id})
+    assert answer.status == 200 and answer.headers["x-request-id"] == request_id
+    deadline = time.monotonic() + 10
+    while not SpendLog.objects.filter(request_id=request_id).exists() and time.monotonic() < deadline:
+        call_command("process_spend")
+        time.sleep(0.1)
+    rows = list(SpendLog.objects.filter(request_id=request_id))
+    assert [(row.deployment, row.http_status) for row in rows] == [("fb-backup", 200)]
 
 
 def test_context_window_fallback_on_context_length_exceeded(shuffle_gateway, mock_upstream):
@@ -233,9 +275,15 @@ def test_health_lists_healthy_and_unhealthy_deployments_for_master_key_only(shuf
     assert shuffle_gateway.request("GET", "/health?model=nope").status == 404
 
 
-def test_health_reports_a_cooling_deployment_without_calling_it(shuffle_gateway, mock_upstream):
-    for _ in range(6):                                           # cool "cd-bad" down (allowed_fails=1)
+def test_health_reports_a_cooling_deployment_without_calling_it(shuffle_gateway, mock_upstream, redis_url):
+    import redis
+
+    shared = redis.Redis.from_url(redis_url)
+    for _ in range(50):                                          # cool "cd-bad" down (allowed_fails=1)
+        if cooldown_left(shared, "cd-bad") > 1:
+            break
         shuffle_gateway.chat("cooldown")
+    shared.close()
     before = by_model(mock_upstream)["mock-500"]
     body = shuffle_gateway.request("GET", "/health?model=cooldown").json()
     unhealthy = {e["id"]: e for e in body["unhealthy_endpoints"]}
@@ -247,26 +295,23 @@ def test_health_reports_a_cooling_deployment_without_calling_it(shuffle_gateway,
 
 def test_least_busy_avoids_a_deployment_held_busy(start_router_gateway, mock_upstream):
     gateway = start_router_gateway({
-        "model_list": [deployment("lb-slow", "mock-slow-4000", mock_upstream, "busy"),
+        "model_list": [deployment("lb-slow", "mock-slow-6000", mock_upstream, "busy"),
                        deployment("lb-fast", "lb-fast", mock_upstream, "busy")],
         "router_settings": {"routing_strategy": "least-busy", "num_retries": 0},
     }, workers=2)
-    holders: list[threading.Thread] = []
-    # Ties are broken at random: keep sending until one request sits on the slow deployment.
+    # Ties are broken at random: keep sending until one request sits on the slow deployment. The
+    # holders are left running (daemon threads); the server's shutdown ends them.
     for _ in range(30):
-        if by_model(mock_upstream)["mock-slow-4000"]:
+        if by_model(mock_upstream)["mock-slow-6000"]:
             break
-        holders.append(threading.Thread(target=gateway.chat, args=("busy",)))
-        holders[-1].start()
+        threading.Thread(target=gateway.chat, args=("busy",), daemon=True).start()
         time.sleep(0.15)
-    slow = by_model(mock_upstream)["mock-slow-4000"]
+    slow = by_model(mock_upstream)["mock-slow-6000"]
     assert slow >= 1
     time.sleep(0.3)               # the other worker's view of the shared counters has refreshed
     picks = Counter(gateway.chat("busy").deployment for _ in range(20))
-    assert by_model(mock_upstream)["mock-slow-4000"] == slow
-    for thread in holders:
-        thread.join()
     assert picks == {"lb-fast": 20}
+    assert by_model(mock_upstream)["mock-slow-6000"] == slow
 
 
 def test_latency_based_prefers_the_faster_deployment(start_router_gateway, mock_upstream):
@@ -287,8 +332,8 @@ def test_usage_based_respects_rpm_headroom(start_router_gateway, mock_upstream):
                        deployment("ub-big", "ub-big", mock_upstream, "usage", rpm=1000)],
         "router_settings": {"routing_strategy": "usage-based-routing", "num_retries": 0},
     })
-    if time.time() % 60 > 50:                     # keep the burst inside one usage minute
-        time.sleep(61 - time.time() % 60)
+    if time.time() % 60 > 55:                     # keep the burst inside one usage minute
+        time.sleep(60.5 - time.time() % 60)
     picks = Counter(gateway.chat("usage").deployment for _ in range(30))
     assert picks["ub-small"] <= 2
     assert picks["ub-big"] >= 28
