@@ -380,8 +380,9 @@ class RedisState:
 
     async def close(self) -> None:
         """Give back this process's in-flight counts and wait for writes still on their way."""
-        if self._flusher is not None and not self._flusher.done():
-            await asyncio.gather(self._flusher, return_exceptions=True)
+        flusher = self._flusher
+        if flusher is not None and not flusher.done() and flusher.get_loop() is asyncio.get_running_loop():
+            await asyncio.gather(flusher, return_exceptions=True)
         # From now on this process writes nothing more: requests still finishing after shutdown
         # began must not take their slot back a second time.
         self._closed = True
@@ -464,8 +465,10 @@ class RedisState:
             fallback()
             return
         self._ops.append(build)
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.get_running_loop().create_task(self._flush(client))
+        loop = asyncio.get_running_loop()
+        # A flusher of another (finished) event loop never runs again: start one on this loop.
+        if self._flusher is None or self._flusher.done() or self._flusher.get_loop() is not loop:
+            self._flusher = loop.create_task(self._flush(client))
 
     async def _flush(self, client) -> None:
         while self._ops:
@@ -475,6 +478,10 @@ class RedisState:
                 build(pipe)
             try:
                 await pipe.execute()
+            except asyncio.CancelledError:
+                # Its event loop is ending (a test client's per-request loop): the next flush sends them.
+                self._ops[:0] = ops
+                raise
             except Exception as exc:  # noqa: BLE001 - a lost counter update only skews routing a little
                 self._went_down(exc)
                 return

@@ -162,3 +162,21 @@ def test_own_requests_count_at_once_and_other_workers_after_the_refresh(redis_ur
     assert own == {"dep-a": 1}
     assert shared == {"dep-a": 3}
     assert after == {"dep-a": 2}
+
+
+def test_writes_queued_on_a_finished_event_loop_still_reach_redis(redis_url, redis_client):
+    """Django's test client runs each request on a fresh event loop; no write may be stranded."""
+    state = RedisState(redis_url)
+
+    async def first_loop():
+        state.started("dep-a", "in_flight")       # the loop ends before its flusher has run
+
+    async def second_loop():
+        state.started("dep-a", "in_flight")
+        await asyncio.sleep(0.05)
+
+    run(first_loop())
+    run(second_loop())
+    assert int(redis_client.hget(state_module.IN_FLIGHT, "dep-a")) == 2
+    run(state.close())                            # gives the two slots back
+    assert int(redis_client.hget(state_module.IN_FLIGHT, "dep-a")) == 0
