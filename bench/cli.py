@@ -35,6 +35,7 @@ from bench.servers import (
     BENCH_MODEL,
     LLMUR_UPSTREAM,
     LlmurServer,
+    bare_start,
     database_check_url,
     database_drop,
     litellm_find,
@@ -62,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--compare-litellm", nargs="?", const="auto", default=None, metavar="LITELLM_BIN",
                         help="also run LiteLLM's proxy (no database) when it is installed; "
                              "optionally the path of its `litellm` command")
+    parser.add_argument("--compare-bare", action="store_true",
+                        help="also run a bare Django + ninja pass-through (bench/bare_app.py), the baseline llmur "
+                             "is held to")
     parser.add_argument("--scale-rows", type=int, default=None,
                         help="synthetic SpendLog rows for the records test (default 10,000,000; 0 skips it)")
     parser.add_argument("--profile", nargs="?", const="json:32", default=None, metavar="MODE:CONNECTIONS",
@@ -225,6 +229,8 @@ class Run:
         else:
             self.rows += self.drive(target="mock", base_url=mock_url, key="sk-mock", model="mock-gpt",
                                     server_pid=mock.process.pid, rss=False)
+            if self.args.compare_bare:
+                self.phase_bare(mock_url)
             if self.args.no_llmur:
                 self.skipped["llmur"] = "--no-llmur"
             else:
@@ -333,6 +339,16 @@ class Run:
         level = "" if not problems else "!!! "
         self.log(f"{level}spend check: {check['verdict']}")
         return check
+
+    def phase_bare(self, mock_url: str) -> None:
+        self.log("starting the bare Django + ninja pass-through (bench/bare_app.py)")
+        web = bare_start(cores=self.cores, workdir=self.workdir, mock_url=mock_url)
+        self.procs.append(web)
+        try:
+            self.rows += self.drive(target="bare", base_url=web.extra["url"], key="sk-bare", model="mock-gpt",
+                                    server_pid=web.process.pid)
+        finally:
+            web.stop()
 
     def phase_litellm(self, mock_url: str) -> None:
         if self.args.compare_litellm is None:

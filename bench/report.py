@@ -21,6 +21,10 @@ def add_ratios(rows: list[dict]) -> None:
         litellm = index.get(("litellm", row["mode"], row["connections"]))
         if row["target"] == "llmur" and litellm:
             row["rps_vs_litellm"] = _ratio(row.get("rps"), litellm.get("rps"))
+        bare = index.get(("bare", row["mode"], row["connections"]))
+        if row["target"] == "llmur" and bare:
+            row["rps_vs_bare"] = _ratio(row.get("rps"), bare.get("rps"))
+            row["cpu_vs_bare"] = _ratio(row.get("cpu_ms_per_req"), bare.get("cpu_ms_per_req"))
 
 
 def _ratio(a, b):
@@ -51,6 +55,7 @@ LOAD_COLUMNS = [
     ("+p50 ms", 7, lambda r: _fmt(r.get("added_p50_ms"), ".2f")),
     ("+TTFB ms", 8, lambda r: _fmt(r.get("added_ttfb_p50_ms"), ".2f")),
     ("x litellm", 9, lambda r: _fmt(r.get("rps_vs_litellm"), ".1f")),
+    ("x bare", 6, lambda r: _fmt(r.get("rps_vs_bare"), ".2f")),
     ("RSS MB", 6, lambda r: _fmt(r.get("rss_mb"), ".0f")),
     ("CPU ms/req", 10, lambda r: _fmt(r.get("cpu_ms_per_req"), ".3f")),
     ("req/CPU-s", 9, lambda r: _fmt(r.get("rps_per_core"), ",.0f")),

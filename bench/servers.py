@@ -183,6 +183,22 @@ def llmur_start(*, cores: Cores, workdir: Path, mock_url: str, database_url: str
                        database_url=database_url)
 
 
+# --------------------------------------------------------------------------- bare baseline
+
+def bare_start(*, cores: Cores, workdir: Path, mock_url: str) -> Managed:
+    """bench/bare_app.py under gunicorn with one uvicorn worker, pinned like llmur."""
+    port = free_port()
+    env = clean_env() | {"BENCH_UPSTREAM": f"{mock_url}/v1/chat/completions"}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    web = start("bare-gunicorn", cores.wrap([
+        sys.executable, "-m", "gunicorn", "bench.bare_app:application", "-k", "uvicorn_worker.UvicornWorker",
+        "-w", "1", "-b", f"127.0.0.1:{port}", "--log-level", "warning", "--keep-alive", "75"], role="server"),
+        workdir=workdir, env=env)
+    web.extra["url"] = f"http://127.0.0.1:{port}"
+    wait_http(f"{web.extra['url']}/v1/chat/completions", web, timeout=60)
+    return web
+
+
 # --------------------------------------------------------------------------- LiteLLM
 
 @dataclass
