@@ -14,6 +14,7 @@ see that module and README "Routing". Contract:
 """
 from __future__ import annotations
 
+import logging
 from typing import Any, Awaitable, Callable, TypeVar
 
 from django.conf import settings
@@ -24,6 +25,8 @@ from gateway.lifespan import on_shutdown, on_startup
 from gateway.routing.engine import Router, RouterConfig
 from gateway.routing.state import close_state
 
+logger = logging.getLogger("llmur.router")
+
 T = TypeVar("T")
 
 _router: Router | None = None
@@ -33,7 +36,10 @@ def get_router() -> Router:
     """This process's router, configured from router_settings on first use."""
     global _router
     if _router is None:
-        _router = Router(RouterConfig.from_settings(settings.LLMUR.config))
+        warnings: list[str] = []
+        _router = Router(RouterConfig.from_settings(settings.LLMUR.config, warnings))
+        for warning in warnings:
+            logger.warning("llmur: config warning in %s: %s", settings.LLMUR.source, warning)
     return _router
 
 
@@ -59,5 +65,5 @@ async def close_router() -> None:
 
 @on_startup
 async def open_router() -> None:
-    # Built at start so a malformed fallbacks setting stops the server with one clear line.
+    # Built at start, so a malformed fallback list is reported when the server starts.
     get_router()

@@ -55,31 +55,29 @@ class RouterConfig:
         return NEEDS.get(self.strategy)
 
     @classmethod
-    def from_settings(cls, config: Any) -> "RouterConfig":
+    def from_settings(cls, config: Any, warnings: list[str] | None = None) -> "RouterConfig":
+        """Resolve router_settings; a malformed litellm_settings fallback list is reported and ignored.
+
+        (router_settings is validated with the rest of the file; litellm_settings is free-form.)
+        """
         router, litellm = config.router_settings, config.litellm_settings or {}
         maps = {}
         for kind in fb.KINDS:
+            merged = fb.parse_fallback_map(getattr(router, kind, None) or None, where=f"router_settings.{kind}")
             try:
-                merged = fb.parse_fallback_map(getattr(router, kind, None) or None, where=f"router_settings.{kind}")
-                for model, targets in fb.parse_fallback_map(litellm.get(kind),
-                                                            where=f"litellm_settings.{kind}").items():
-                    merged.setdefault(model, targets)
+                extra = fb.parse_fallback_map(litellm.get(kind), where=f"litellm_settings.{kind}")
             except LlmurError as error:
-                from llmur.config import ConfigError
-
-                raise ConfigError(settings_source(), error.param or kind, error.message) from None
+                if warnings is not None:
+                    warnings.append(f"litellm_settings.{kind}: {error.message} It is ignored.")
+                extra = {}
+            for model, targets in extra.items():
+                merged.setdefault(model, targets)
             maps[kind] = merged
         num_retries = router.num_retries
         if "num_retries" not in router.model_fields_set and isinstance(litellm.get("num_retries"), int):
             num_retries = litellm["num_retries"]
         return cls(strategy=router.routing_strategy, num_retries=num_retries, retry_after=router.retry_after,
                    allowed_fails=router.allowed_fails, cooldown_time=router.cooldown_time, fallbacks=maps)
-
-
-def settings_source() -> str:
-    from django.conf import settings
-
-    return settings.LLMUR.source
 
 
 @dataclass(slots=True)

@@ -103,3 +103,21 @@ def test_malformed_request_options_are_a_400_naming_the_field(field, value):
     with pytest.raises(LlmurError) as caught:
         fallbacks.pop_request_options({field: value})
     assert caught.value.status == 400 and caught.value.param == field
+
+
+def test_router_config_merges_litellm_settings_and_reports_a_malformed_list():
+    from llmur.config import LlmurConfig
+
+    from gateway.routing.engine import RouterConfig
+
+    config = LlmurConfig.model_validate({
+        "router_settings": {"routing_strategy": "least-busy", "fallbacks": [{"a": ["b"]}], "cooldown_time": 9},
+        "litellm_settings": {"fallbacks": [{"a": ["ignored"]}, {"x": ["y"]}], "context_window_fallbacks": "big",
+                             "num_retries": 4},
+    })
+    warnings: list[str] = []
+    router = RouterConfig.from_settings(config, warnings)
+    assert router.fallbacks["fallbacks"] == {"a": ["b"], "x": ["y"]}     # router_settings wins for "a"
+    assert router.fallbacks["context_window_fallbacks"] == {}
+    assert router.num_retries == 4 and router.cooldown_time == 9 and router.need == "in_flight"
+    assert len(warnings) == 1 and warnings[0].startswith("litellm_settings.context_window_fallbacks:")
