@@ -210,3 +210,20 @@ def gateway(django_db_setup, mock_upstream):
                             "router_settings": {"num_retries": 0}})
     yield server
     server.stop()
+
+
+@pytest.fixture
+def make_key(transactional_db):
+    """Create a VirtualKey with the given fields (owners, allowed_models, ...) and return its plaintext.
+
+    Committed (transactional_db), so a server subprocess sees it.
+    """
+    from accounts.keys import key_digest, key_display, key_generate
+    from accounts.models import VirtualKey
+
+    def make(**fields) -> str:
+        plaintext = key_generate()
+        VirtualKey.objects.create(key_hash=key_digest(plaintext), display=key_display(plaintext), **fields)
+        return plaintext
+
+    return make
