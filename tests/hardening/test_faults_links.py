@@ -193,17 +193,17 @@ def test_postgres_cut_for_30_seconds_mid_load(own_redis, make_key, mock_upstream
         worker_args = ["-B", "-s", str(tmp_path / "beat-schedule")]
         worker.start(extra=worker_args)
         with Load(server.url, known, threads=3) as load:
-            time.sleep(2)
+            time.sleep(1)
             load.phase = "outage"
             proxy.refuse(True)
-            time.sleep(12)            # past the 10 s in-process cache: the key now comes from Redis
+            time.sleep(11)            # past the 10 s in-process cache: the key now comes from Redis
             stranger_status, _, stranger_body = _chat(server.url, stranger)
-            time.sleep(18)
+            time.sleep(19)
             load.phase = "recovering"
             proxy.heal()
-            time.sleep(2)
+            time.sleep(1)
             load.phase = "after"
-            time.sleep(2)
+            time.sleep(1)
         served = {rid for _, status, rid, _ in load.results if status == 200}
         deadline = time.monotonic() + 40
         while SpendLog.objects.filter(key_id=known_row.pk).count() < len(served) and time.monotonic() < deadline:
