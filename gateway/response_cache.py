@@ -35,6 +35,7 @@ from gateway.context import RequestContext
 from gateway.errors import LlmurError
 from gateway.lifespan import on_shutdown
 from gateway.routing.fallbacks import request_options
+from llmur import metrics
 
 logger = logging.getLogger("llmur.cache")
 
@@ -291,7 +292,9 @@ async def cache_lookup(ctx: RequestContext, cache_control_header: str | None = N
         return None
     request_options(ctx)            # the router's body fields: validated even when the answer is cached
     headers = {"cache-control": cache_control_header} if cache_control_header else None
-    return await cache.lookup(ctx, cache_control(ctx.body, headers))
+    hit = await cache.lookup(ctx, cache_control(ctx.body, headers))
+    metrics.cache_looked_up(ctx, hit is not None)
+    return hit
 
 
 def cache_store(ctx: RequestContext, body: bytes) -> None:

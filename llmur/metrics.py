@@ -48,9 +48,14 @@ OVERHEAD_SECONDS = Histogram("llmur_gateway_overhead_seconds",
 TTFT_SECONDS = Histogram("llmur_time_to_first_token_seconds", "Streams: time from arrival to the first part",
                          ["model"], buckets=LATENCY_BUCKETS)
 TOKENS = Counter("llmur_tokens", "Tokens by model group, team and direction", ["model", "team", "direction"])
-SPEND = Counter("llmur_spend_usd", "Spend in US dollars by model group and team", ["model", "team"])
+SPEND = Counter("llmur_spend_usd", "Spend in US dollars by model group, team and project", ["model", "team", "project"])
 IN_FLIGHT = Gauge("llmur_requests_in_flight", "Admitted requests not finished yet", multiprocess_mode="livesum")
 REFUSALS = Counter("llmur_refusals", "Requests refused by a rate limit or a budget", ["reason"])
+CACHE_LOOKUPS = Counter("llmur_response_cache_lookups", "Response-cache lookups by model group and result (hit, miss)",
+                        ["model", "result"])
+
+# Budget use is read at scrape time; a bound keeps a scrape cheap with thousands of teams.
+BUDGET_SERIES_PER_KIND = 200
 
 _REFUSAL_TYPES = {"rate_limit_error": "rate_limit", "budget_exceeded": "budget"}
 
@@ -134,9 +139,20 @@ def request_finished(ctx: Any) -> None:
         if ctx.usage.completion_tokens:
             _child(TOKENS, model, team, "completion").inc(ctx.usage.completion_tokens)
         if ctx.cost:
-            _child(SPEND, model, team).inc(float(ctx.cost))
+            project = str(ctx.principal.project_id) if ctx.principal is not None and ctx.principal.project_id else ""
+            _child(SPEND, model, team, project).inc(float(ctx.cost))
     except Exception:  # noqa: BLE001
         logger.exception("metrics: recording a finished request failed")
+
+
+def cache_looked_up(ctx: Any, hit: bool) -> None:
+    """One response-cache lookup (gateway/response_cache.py), for the cache hit rate."""
+    if not _recording():
+        return
+    try:
+        _child(CACHE_LOOKUPS, ctx.model, "hit" if hit else "miss").inc()
+    except Exception:  # noqa: BLE001
+        logger.exception("metrics: recording a cache lookup failed")
 
 
 # --------------------------------------------------------------------------- scrape-time state
@@ -157,12 +173,29 @@ class StateCollector:
             up.add_metric([name], 1.0 if ok else 0.0)
         yield up
         yield from self._database_pool()
+        try:
+            yield self._budget_use()
+        except Exception:  # noqa: BLE001 - an unreachable database is reported as dependency_up already
+            pass
         if settings.LLMUR.cache.engine != "redis":
             return
         try:
             yield from self._redis_state()
         except Exception:  # noqa: BLE001 - reported as dependency_up{dependency="cache"} already
             pass
+
+    def _budget_use(self) -> GaugeMetricFamily:
+        """Spend over max_budget of the organizations, teams and projects that have one (the most used first)."""
+        from accounts.models import Organization, Project, Team
+
+        family = GaugeMetricFamily("llmur_budget_used_ratio", "Spend in the current budget period over max_budget, "
+                                   "per organization, team and project with a max_budget", labels=["kind", "id", "name"])
+        for kind, model in (("organization", Organization), ("team", Team), ("project", Project)):
+            rows = (model.objects.filter(max_budget__gt=0).order_by("-spend")
+                    .values_list("pk", "name", "spend", "max_budget")[:BUDGET_SERIES_PER_KIND])
+            for pk, name, spend, max_budget in rows:
+                family.add_metric([kind, str(pk), str(name)], float(spend / max_budget))
+        return family
 
     def _database_pool(self) -> Iterable[GaugeMetricFamily]:
         """The PostgreSQL connection pool of the process answering the scrape (each worker has its own)."""
