@@ -6,26 +6,100 @@ follows their role (llmur.admin_site.spend_scope), as in the accounts admin.
 from __future__ import annotations
 
 from django.contrib import admin
+from django.core.paginator import Paginator
+from django.db import connection
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.functional import cached_property
 
-from billing.models import DailySpend, ModelPrice, SpendLog
+from billing.models import DailySpend, ModelPrice, SpendByModel, SpendLog
 from llmur.admin_site import actor_of, spend_scope
 
 
 class ModelNameFilter(admin.SimpleListFilter):
-    """Filter by the model group the caller asked for, among the models with priced or logged spend."""
+    """Filter by the model group the caller asked for, among the models with priced or rolled-up spend.
+
+    The names come from small tables (prices, deployments, the day × model rollup), never from a
+    DISTINCT over the ledger, which is a full scan of millions of rows.
+    """
 
     title = "model"
     parameter_name = "model"
 
     def lookups(self, request, model_admin):
+        from gateway.models import ModelDeployment
+
         names = set(ModelPrice.objects.values_list("model", flat=True))
-        names |= set(DailySpend.objects.order_by().values_list("model", flat=True).distinct()[:200])
+        names |= set(ModelDeployment.objects.values_list("model_name", flat=True))
+        names |= set(SpendByModel.objects.order_by().values_list("model", flat=True).distinct()[:500])
         return [(name, name) for name in sorted(names)]
 
     def queryset(self, request, queryset):
         return queryset.filter(model=self.value()) if self.value() else queryset
+
+
+class ProviderFilter(admin.SimpleListFilter):
+    """Filter by provider, with the providers of the configured deployments as choices."""
+
+    title = "provider"
+    parameter_name = "provider"
+
+    def lookups(self, request, model_admin):
+        from gateway.models import ModelDeployment
+
+        names = set(ModelDeployment.objects.order_by().values_list("provider", flat=True).distinct())
+        names |= set(ModelPrice.objects.exclude(provider="").order_by().values_list("provider", flat=True).distinct())
+        return [(name, name) for name in sorted(names)]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(provider=self.value()) if self.value() else queryset
+
+
+class ScopedOwnerFilter(admin.RelatedFieldListFilter):
+    """Owner choices from the owner's own table, within the viewer's role, not from the ledger's rows.
+
+    Django's RelatedOnlyFieldListFilter runs a DISTINCT over every ledger row to find the owners
+    that appear in it; here the choices are the owners the viewer may see (the biggest spenders
+    first for keys, capped), and the URL parameter (e.g. key__id__exact) filters on any id.
+    """
+
+    CAP = 100
+
+    def field_choices(self, field, request, model_admin):
+        actor = actor_of(request)
+        model = field.related_model
+        if model._meta.model_name == "virtualkey":
+            qs = actor.keys().order_by("-spend", "pk")
+        elif model._meta.model_name == "team":
+            qs = actor.teams().order_by("name")
+        elif model._meta.model_name == "project":
+            qs = actor.projects().order_by("name")
+        else:
+            return []
+        return [(obj.pk, str(obj)) for obj in qs[:self.CAP]]
+
+
+class EstimatedCountPaginator(Paginator):
+    """Counts a large table without reading it: PostgreSQL's estimate when unfiltered, else capped.
+
+    The admin shows "N rows" and the page links from this count; an exact COUNT(*) over 10 M ledger
+    rows takes seconds. Unfiltered, pg_class.reltuples (kept by autovacuum/ANALYZE) is close enough;
+    filtered, counting stops at COUNT_CAP rows, and the page links stop there too.
+    """
+
+    COUNT_CAP = 10_000
+
+    @cached_property
+    def count(self) -> int:
+        qs = self.object_list
+        if connection.vendor == "postgresql" and not qs.query.where:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
+                               [qs.model._meta.db_table])
+                row = cursor.fetchone()
+            if row and row[0] >= self.COUNT_CAP:
+                return int(row[0])
+        return qs.order_by()[:self.COUNT_CAP].count()
 
 
 class ScopedReadOnlyAdmin(admin.ModelAdmin):
@@ -52,21 +126,28 @@ class ScopedReadOnlyAdmin(admin.ModelAdmin):
         return qs if scope is None else qs.filter(scope)
 
 
-OWNER_FILTERS = [("key", admin.RelatedOnlyFieldListFilter), ("project", admin.RelatedOnlyFieldListFilter),
-                 ("team", admin.RelatedOnlyFieldListFilter)]
+OWNER_FILTERS = [("key", ScopedOwnerFilter), ("project", ScopedOwnerFilter), ("team", ScopedOwnerFilter)]
 
 
 @admin.register(SpendLog)
 class SpendLogAdmin(ScopedReadOnlyAdmin):
+    """The ledger's list stays fast at 10 M rows: every query it runs is an index walk with a LIMIT.
+
+    No date_hierarchy (its year links are a DISTINCT date_trunc over every row; the date filter
+    covers the same ground with started_at ranges), filter choices from small tables, an estimated
+    count, newest first on the started_at index, and exact-match search (a substring search would
+    scan the whole table).
+    """
+
     list_display = ["started_at", "request_id", "key_display", "team", "project", "model", "deployment",
                     "prompt_tokens", "completion_tokens", "cost", "status", "http_status", "latency_ms", "stream"]
     list_filter = [("started_at", admin.DateFieldListFilter), *OWNER_FILTERS, ModelNameFilter, "status",
-                   "provider", "stream", "cache_hit"]
-    date_hierarchy = "started_at"
-    search_fields = ["request_id", "key_display", "model", "deployment", "end_user"]
+                   ProviderFilter, "stream", "cache_hit"]
+    search_fields = ["=request_id", "=key_display", "=end_user"]
     list_select_related = ["team", "project"]
-    show_full_result_count = False   # COUNT(*) over a large ledger on every page is not worth it
-    ordering = ["-started_at"]
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    ordering = ["-started_at", "-id"]
 
 
 @admin.register(DailySpend)
@@ -74,9 +155,10 @@ class DailySpendAdmin(ScopedReadOnlyAdmin):
     list_display = ["day", "key", "user", "project", "team", "organization", "model", "requests", "failed_requests",
                     "prompt_tokens", "completion_tokens", "cost"]
     list_filter = [("day", admin.DateFieldListFilter), *OWNER_FILTERS, ModelNameFilter]
-    date_hierarchy = "day"
     list_select_related = ["key", "user", "project", "team", "organization"]
-    ordering = ["-day", "model"]
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    ordering = ["-day", "-id"]
 
 
 @admin.register(ModelPrice)

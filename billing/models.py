@@ -124,6 +124,88 @@ class DailySpend(models.Model):
         ]
 
 
+class SpendTotals(models.Model):
+    """The measures every rollup carries (abstract)."""
+
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    cost = models.DecimalField(**MONEY, default=Decimal(0))
+    requests = models.PositiveIntegerField(default=0)
+    failed_requests = models.PositiveIntegerField(default=0)
+    cache_hits = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+# The coarse rollups below are DailySpend summed to fewer columns, so reports and the dashboard
+# read 10-1000x fewer rows (10 M SpendLog rows: DailySpend ~1 M rows, these ~1 k / 40 k / 90 k).
+# billing.rollups keeps them equal to DailySpend; billing.reports picks the smallest that answers.
+
+
+class SpendByModel(SpendTotals):
+    """DailySpend per day and model: the chart, totals and top models of the dashboard."""
+
+    day = models.DateField()
+    model = models.CharField(max_length=200)
+
+    class Meta:
+        ordering = ["-day", "model"]
+        verbose_name_plural = "spend by model"
+        indexes = [models.Index(fields=["day", "model"], name="spend_model_day")]
+
+
+class SpendByTeam(SpendTotals):
+    """DailySpend per day, team (and its organization) and model: reports by team, organization, model."""
+
+    day = models.DateField()
+    team = models.ForeignKey("accounts.Team", null=True, blank=True, on_delete=models.DO_NOTHING,
+                             db_constraint=False, related_name="+")
+    organization = models.ForeignKey("accounts.Organization", null=True, blank=True, on_delete=models.DO_NOTHING,
+                                     db_constraint=False, related_name="+")
+    model = models.CharField(max_length=200)
+
+    class Meta:
+        ordering = ["-day"]
+        verbose_name_plural = "spend by team"
+        indexes = [models.Index(fields=["day", "team"], name="spend_team_day")]
+
+
+class SpendByOwner(SpendTotals):
+    """DailySpend per day and owner (key, user, project, team, organization) across models."""
+
+    day = models.DateField()
+    key = models.ForeignKey("accounts.VirtualKey", null=True, blank=True, on_delete=models.DO_NOTHING,
+                            db_constraint=False, related_name="+")
+    user = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.DO_NOTHING,
+                             db_constraint=False, related_name="+")
+    project = models.ForeignKey("accounts.Project", null=True, blank=True, on_delete=models.DO_NOTHING,
+                                db_constraint=False, related_name="+")
+    team = models.ForeignKey("accounts.Team", null=True, blank=True, on_delete=models.DO_NOTHING,
+                             db_constraint=False, related_name="+")
+    organization = models.ForeignKey("accounts.Organization", null=True, blank=True, on_delete=models.DO_NOTHING,
+                                     db_constraint=False, related_name="+")
+
+    class Meta:
+        ordering = ["-day"]
+        verbose_name_plural = "spend by owner"
+        indexes = [models.Index(fields=["day", "key"], name="spend_owner_day")]
+
+
+class RollupMark(models.Model):
+    """The highest DailySpend id the coarse rollups include; a higher one means days to recompute.
+
+    DailySpend rows are only ever replaced a day at a time (delete + insert, new ids), so every
+    changed day shows up as rows above the mark.
+    """
+
+    name = models.CharField(max_length=64, unique=True)
+    daily_spend_id = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.daily_spend_id}"
+
+
 class JobLock(models.Model):
     """A row that a periodic billing job locks (SELECT ... FOR UPDATE) so two runs never overlap."""
 

@@ -1,7 +1,9 @@
 """Spend reports for the management API (/spend/logs, /global/spend/report) and the admin dashboard.
 
-Totals over days read DailySpend (one row per day × owner × model), never SpendLog, so the dashboard
-stays fast on a large log; /spend/logs is the one report that lists individual requests.
+Totals over days read rollups, never SpendLog: the smallest of SpendByModel (day × model),
+SpendByTeam (day × team × organization × model), SpendByOwner (day × key × user × project × team ×
+organization) and DailySpend (all of those columns) that has every column the question groups,
+filters or scopes by. /spend/logs is the one report that lists individual requests.
 """
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ from typing import Any
 from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
-from billing.models import DailySpend, SpendLog
+from billing.models import DailySpend, SpendByModel, SpendByOwner, SpendByTeam, SpendLog
+from billing.rollups import spend_rollups_refresh
 from gateway.errors import LlmurError
 
 GROUPS = {
@@ -48,10 +51,43 @@ def _window(start: dt.date | None, end: dt.date | None, *, default_days: int = 3
     return start, end
 
 
-def daily_rows(*, scope: Q | None = None, start: dt.date | None = None, end: dt.date | None = None
-               ) -> QuerySet[DailySpend]:
+# Smallest first; each with the columns (besides day) it can group, filter and scope by.
+ROLLUPS: tuple[tuple[Any, frozenset[str]], ...] = (
+    (SpendByModel, frozenset({"model"})),
+    (SpendByTeam, frozenset({"team_id", "organization_id", "model"})),
+    (SpendByOwner, frozenset({"key_id", "user_id", "project_id", "team_id", "organization_id"})),
+    (DailySpend, frozenset({"key_id", "user_id", "project_id", "team_id", "organization_id", "model"})),
+)
+
+
+def _columns_of(q: Q) -> set[str]:
+    """The model columns a Q object filters on (team_id__in → team_id)."""
+    names: set[str] = set()
+    for child in q.children:
+        if isinstance(child, Q):
+            names |= _columns_of(child)
+        else:
+            names.add(child[0].split("__")[0])
+    return names
+
+
+def _rollup_for(needed: set[str]) -> Any:
+    needed = {"key_id" if c == "key" else c for c in needed} - {"day"}
+    for model, columns in ROLLUPS:
+        if needed <= columns:
+            return model
+    return DailySpend
+
+
+def daily_rows(*, scope: Q | None = None, start: dt.date | None = None, end: dt.date | None = None,
+               columns: set[str] | frozenset[str] = frozenset()) -> QuerySet:
+    """Rollup rows of the window (and scope) from the smallest rollup that has `columns`."""
     start, end = _window(start, end)
-    qs = DailySpend.objects.filter(day__gte=start, day__lte=end)
+    needed = set(columns) | (_columns_of(scope) if scope is not None else set())
+    model = _rollup_for(needed)
+    if model is not DailySpend:
+        spend_rollups_refresh()
+    qs = model.objects.filter(day__gte=start, day__lte=end)
     return qs.filter(scope) if scope is not None else qs
 
 
@@ -65,7 +101,8 @@ def spend_report(*, group_by: list[str], scope: Q | None = None, start: dt.date 
                          f"group_by must be one or more of {', '.join(sorted(GROUPS))}; got {got}.",
                          param="group_by", code="400")
     columns = list(dict.fromkeys(GROUPS[g] for g in group_by))
-    qs = daily_rows(scope=scope, start=start, end=end)
+    qs = daily_rows(scope=scope, start=start, end=end,
+                    columns=set(columns) | {name.split("__")[0] for name in (filters or {})})
     if filters:
         qs = qs.filter(**filters)
     rows = (qs.values(*columns)
@@ -89,7 +126,7 @@ def spend_over_time(*, scope: Q | None = None, start: dt.date | None = None, end
     """Every day of the window with its total cost (days without traffic as zero), for the chart."""
     start, end = _window(start, end)
     totals = {row["day"]: row["cost"] or Decimal(0) for row in
-              daily_rows(scope=scope, start=start, end=end).values("day").annotate(cost=Sum("cost"))}
+              daily_rows(scope=scope, start=start, end=end).order_by().values("day").annotate(cost=Sum("cost"))}
     days = (end - start).days + 1
     return [(start + dt.timedelta(days=i), totals.get(start + dt.timedelta(days=i), Decimal(0)))
             for i in range(days)]
@@ -99,18 +136,45 @@ def top(*, by: str, scope: Q | None = None, start: dt.date | None = None, end: d
         limit: int = 5) -> list[dict[str, Any]]:
     """The biggest spenders by key, team or model over the window."""
     column = {"key": "key_id", "team": "team_id", "model": "model"}[by]
-    qs = daily_rows(scope=scope, start=start, end=end)
+    qs = daily_rows(scope=scope, start=start, end=end, columns={column})
     if column != "model":
         qs = qs.filter(**{f"{column}__isnull": False})
     return list(qs.values(column).annotate(cost=Sum("cost"), requests=Sum("requests"))
                 .order_by("-cost", column)[:limit])
 
 
+def _midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time.min, tzinfo=dt.timezone.utc)
+
+
+def log_cursor(row: SpendLog) -> str:
+    """The position after `row` in /spend/logs order, for the next page."""
+    # "Z", not "+00:00": a "+" pasted unencoded into a query string would arrive as a space.
+    return f"{row.started_at.astimezone(dt.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}_{row.pk}"
+
+
+def _parse_cursor(cursor: str) -> tuple[dt.datetime, int]:
+    when, _, pk = cursor.rpartition("_")
+    try:
+        parsed = dt.datetime.fromisoformat(when)
+        if parsed.tzinfo is None:
+            raise ValueError
+        return parsed, int(pk)
+    except ValueError:
+        raise LlmurError(400, "invalid_request_error",
+                         "cursor must be the x-next-cursor header of a previous /spend/logs page.",
+                         param="cursor", code="400") from None
+
+
 def spend_logs(*, scope: Q | None = None, key_id: int | None = None, user_id: int | None = None,
                team_id: int | None = None, model: str | None = None, request_id: str | None = None,
-               start: dt.date | None = None, end: dt.date | None = None, limit: int = 1000
-               ) -> QuerySet[SpendLog]:
-    """Individual requests, newest first, filtered as /spend/logs allows."""
+               start: dt.date | None = None, end: dt.date | None = None, cursor: str | None = None,
+               limit: int = 100) -> QuerySet[SpendLog]:
+    """Individual requests, newest first, filtered as /spend/logs allows; `cursor` continues a page.
+
+    Dates are UTC days turned into a started_at range (midnight to midnight), not a __date lookup,
+    so PostgreSQL walks the (key|user|team|model, -started_at) index and stops after `limit` rows.
+    """
     qs = SpendLog.objects.all()
     if scope is not None:
         qs = qs.filter(scope)
@@ -125,16 +189,21 @@ def spend_logs(*, scope: Q | None = None, key_id: int | None = None, user_id: in
     if request_id:
         qs = qs.filter(request_id=request_id)
     if start:
-        qs = qs.filter(started_at__date__gte=start)
+        qs = qs.filter(started_at__gte=_midnight(start))
     if end:
-        qs = qs.filter(started_at__date__lte=end)
+        qs = qs.filter(started_at__lt=_midnight(end + dt.timedelta(days=1)))
+    if cursor:
+        when, pk = _parse_cursor(cursor)
+        qs = qs.filter(Q(started_at__lt=when) | Q(started_at=when, pk__lt=pk))
     return qs.order_by("-started_at", "-id")[:limit]
 
 
 def totals(*, scope: Q | None = None, start: dt.date | None = None, end: dt.date | None = None) -> dict[str, Any]:
     row = daily_rows(scope=scope, start=start, end=end).aggregate(
         cost=Sum("cost"), requests=Sum("requests"), failed=Sum("failed_requests"),
-        tokens_in=Sum("prompt_tokens"), tokens_out=Sum("completion_tokens"), keys=Count("key_id", distinct=True))
+        tokens_in=Sum("prompt_tokens"), tokens_out=Sum("completion_tokens"))
+    row |= daily_rows(scope=scope, start=start, end=end, columns={"key_id"}).aggregate(
+        keys=Count("key_id", distinct=True))
     return {k: (v or 0) for k, v in row.items()}
 
 

@@ -212,6 +212,11 @@ def daily_spend_rollup(*, max_rows: int = 200_000) -> list[date]:
                 _recompute_day(day)
             days |= batch_days
             done += len(pks)
+    if days:
+        # The coarse rollups follow the days just replaced (billing/rollups.py).
+        from billing.rollups import spend_rollups_refresh
+
+        spend_rollups_refresh()
     return sorted(days)
 
 

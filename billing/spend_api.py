@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import Q
+from django.http import HttpResponse
 from ninja import Router
 
 from accounts import selectors
@@ -41,20 +42,25 @@ def _log_out(row: SpendLog) -> dict[str, Any]:
     }
 
 
-@router.get("/spend/logs", summary="Individual requests, newest first (up to `limit`).")
-def spend_logs(request, api_key: str | None = None, user_id: str | None = None, team_id: str | None = None,
-               model: str | None = None, request_id: str | None = None, start_date: str | None = None,
-               end_date: str | None = None, limit: int = 1000):
+@router.get("/spend/logs", summary="Individual requests, newest first, a page of `limit` (default 100).")
+def spend_logs(request, response: HttpResponse, api_key: str | None = None, user_id: str | None = None,
+               team_id: str | None = None, model: str | None = None, request_id: str | None = None,
+               start_date: str | None = None, end_date: str | None = None, limit: int = 100,
+               cursor: str | None = None):
+    """A full page carries an `x-next-cursor` header; pass it back as `cursor` for the next page."""
     actor: Actor = request.auth
     key = selectors.key_get(key=api_key, queryset=actor.keys()) if api_key else None
     user = selectors.user_get(user_id=user_id, queryset=actor.users()) if user_id else None
     team = selectors.team_get(team_id=team_id, queryset=actor.teams()) if team_id else None
-    rows = reports.spend_logs(
+    limit = max(1, min(limit, 10000))
+    rows = list(reports.spend_logs(
         scope=_scope(actor), key_id=key.pk if key else None, user_id=user.pk if user else None,
         team_id=team.pk if team else None, model=model, request_id=request_id,
         start=reports.parse_date(start_date, param="start_date"), end=reports.parse_date(end_date, param="end_date"),
-        limit=max(1, min(limit, 10000)))
-    return [_log_out(r) for r in rows.select_related("key", "user")]
+        cursor=cursor, limit=limit).select_related("key", "user"))
+    if len(rows) == limit:
+        response["x-next-cursor"] = reports.log_cursor(rows[-1])
+    return [_log_out(r) for r in rows]
 
 
 @router.get("/global/spend/report", summary="Spend grouped by day, key, team, user, project, organization or model.")

@@ -166,26 +166,37 @@ def _date_param(request: HttpRequest, name: str) -> dt.date | None:
         return None
 
 
-def dashboard_context(request: HttpRequest) -> dict[str, Any]:
+DASHBOARD_CACHE_SECONDS = 60
+
+
+def _dashboard_spend(scope: Q | None, scope_id: str, start: dt.date, end: dt.date) -> dict[str, Any]:
+    """The rollup-derived part of the dashboard, cached per scope and window for a minute.
+
+    The cache key carries the rollups' mark (the last DailySpend id they include), so new spend
+    shows at the next page view after the rollup, never a minute late; the minute only bounds
+    how long an unchanged answer is kept.
+    """
+    import hashlib
+
     from accounts.models import Team, VirtualKey
     from billing import reports
+    from billing.rollups import spend_rollups_mark
 
-    actor = actor_of(request)
-    scope = spend_scope(actor)
-    end = _date_param(request, "end") or timezone.now().date()
-    start = _date_param(request, "start") or end - dt.timedelta(days=29)
-    if start > end:
-        start, end = end, start
+    mark = spend_rollups_mark()
+    digest = hashlib.sha256(scope_id.encode()).hexdigest()[:24]
+    cache_key = f"llmur:dashboard:{digest}:{start}:{end}:{mark}"
+    try:
+        cached = cache.get(cache_key)
+    except Exception:  # noqa: BLE001 - an unreachable cache costs a recomputation, not the page
+        cached = None
+    if cached is not None:
+        return cached
     series = reports.spend_over_time(scope=scope, start=start, end=end)
     top_keys = reports.top(by="key", scope=scope, start=start, end=end)
     top_teams = reports.top(by="team", scope=scope, start=start, end=end)
     keys = VirtualKey.objects.in_bulk([row["key_id"] for row in top_keys])
     teams = Team.objects.in_bulk([row["team_id"] for row in top_teams])
-    budget_teams = actor.teams().filter(max_budget__isnull=False).order_by("-spend")[:8]
-    budget_keys = actor.keys().filter(max_budget__isnull=False).order_by("-spend")[:8]
-    return {
-        "dash_start": start.isoformat(),
-        "dash_end": end.isoformat(),
+    context = {
         "dash_totals": reports.totals(scope=scope, start=start, end=end),
         # Floats only for drawing; the totals shown as text stay Decimal.
         "dash_chart": {"labels": [d.isoformat() for d, _ in series], "values": [float(v) for _, v in series]},
@@ -194,6 +205,33 @@ def dashboard_context(request: HttpRequest) -> dict[str, Any]:
         "dash_top_teams": [{"label": str(teams.get(r["team_id"]) or f"deleted team #{r['team_id']}"),
                             "id": r["team_id"] if r["team_id"] in teams else None, **r} for r in top_teams],
         "dash_top_models": reports.top(by="model", scope=scope, start=start, end=end),
+    }
+    try:
+        cache.set(cache_key, context, DASHBOARD_CACHE_SECONDS)
+    except Exception:  # noqa: BLE001 - see above
+        pass
+    return context
+
+
+def dashboard_context(request: HttpRequest) -> dict[str, Any]:
+    actor = actor_of(request)
+    scope = spend_scope(actor)
+    end = _date_param(request, "end") or timezone.now().date()
+    start = _date_param(request, "start") or end - dt.timedelta(days=29)
+    if start > end:
+        start, end = end, start
+    # The scope itself, not the user: a role change shows at once, and users who see the same
+    # spend (e.g. every proxy admin) share one entry.
+    scope_id = "all" if scope is None else (
+        f"teams={sorted(actor.admin_team_ids)};orgs={sorted(actor.admin_org_ids)};"
+        f"user={actor.user.pk if actor.user else None}")
+    # Budgets are read live: they move with every booked request and cost two small queries.
+    budget_teams = actor.teams().filter(max_budget__isnull=False).order_by("-spend")[:8]
+    budget_keys = actor.keys().filter(max_budget__isnull=False).order_by("-spend")[:8]
+    return {
+        "dash_start": start.isoformat(),
+        "dash_end": end.isoformat(),
+        **_dashboard_spend(scope, scope_id, start, end),
         "dash_budgets": [(f"team {t.name}", budget_bar(t.spend, t.max_budget, t.soft_budget)) for t in budget_teams]
         + [(f"key {k}", budget_bar(k.spend, k.max_budget, k.soft_budget)) for k in budget_keys],
     }
