@@ -326,10 +326,11 @@ async def _settle(ctx: RequestContext) -> None:
     ctx.ended_monotonic = time.monotonic()
     try:
         router.release(ctx)
+        # Before settling: a cancelled stream is cancelled again inside the shielded await below.
+        if ctx.principal is not None and ctx.principal.log_requests:
+            request_log.request_log_submit(ctx)   # queues for a background thread; never waits or raises
         # Shielded: a cancelled request (client gone) must still book what it used.
         await asyncio.shield(limits.settle(ctx))
-        if ctx.principal is not None and ctx.principal.log_requests:
-            request_log.request_log_submit(ctx)   # hands off to a worker thread; never waits here
     except Exception:  # noqa: BLE001 - accounting failure must not turn a served answer into an error
         logger.exception("request %s: settling failed", ctx.request_id)
     finally:

@@ -99,10 +99,15 @@ def request_log_submit(ctx: RequestContext) -> None:
         return
     with _lock:
         _pending += 1
-    response = ctx.metadata.get("response_body")
-    if response is None and ctx.stream:
-        response = "".join(ctx.metadata.get("_text", ()))
-    _pool().submit(_ship, ctx, response)
+    try:
+        response = ctx.metadata.get("response_body")
+        if response is None and ctx.stream:
+            response = "".join(ctx.metadata.get("_text", ()))
+        _pool().submit(_ship, ctx, response)
+    except Exception:  # noqa: BLE001 - the caller goes on to settle the request whatever happens here
+        with _lock:
+            _pending -= 1
+        logger.exception("request %s: queueing its log failed", ctx.request_id)
 
 
 def _ship(ctx: RequestContext, response: Any) -> None:
