@@ -74,16 +74,3 @@ def deployment(name: str, upstream_model: str, upstream, group: str, **params) -
             "litellm_params": {"model": f"openai/{upstream_model}", "api_base": upstream.url + "/v1",
                                "api_key": "sk-upstream-test", **params}}
 
-
-@pytest.fixture
-def make_key(transactional_db):
-    """A virtual key with the given fields (e.g. allowed_models), in the database the server reads."""
-    from accounts.keys import key_digest, key_display, key_generate
-    from accounts.models import VirtualKey
-
-    def make(**fields) -> str:
-        plaintext = key_generate()
-        VirtualKey.objects.create(key_hash=key_digest(plaintext), display=key_display(plaintext), **fields)
-        return plaintext
-
-    return make
