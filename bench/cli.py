@@ -270,8 +270,9 @@ class Run:
             # The records test writes DailySpend itself; beat's rollups must not race it.
             self.llmur.worker.stop()
 
-    def _wait_rows(self, done, *, settle_s: float = 3.0) -> tuple[dict, float]:
-        """Poll SpendLog until done(counts) holds, or the counts stop moving for settle_s, or the timeout."""
+    def _wait_rows(self, done, *, settle_s: float = 3.0, floor: int = 0) -> tuple[dict, float]:
+        """Poll SpendLog until done(counts) holds, or (at `floor` rows or more) the counts stop moving
+        for settle_s, or the timeout."""
         started = time.monotonic()
         counts = spend_rows(self.llmur.database_url)
         last_change, last = started, counts["rows"]
@@ -280,7 +281,7 @@ class Run:
             counts = spend_rows(self.llmur.database_url)
             if counts["rows"] != last:
                 last_change, last = time.monotonic(), counts["rows"]
-            elif time.monotonic() - last_change > settle_s and done is _never:
+            elif time.monotonic() - last_change > settle_s and done is _never and counts["rows"] >= floor:
                 break
         return counts, round(time.monotonic() - started, 1)
 
@@ -299,7 +300,9 @@ class Run:
         warm = self.warmups.get("llmur", {"ok": 0, "connections": 0})
         client_ok = sum(r["ok"] + r.get("ttfb_streams", 0) for r in rows) + warm["ok"]
         cut_off = sum(r["connections"] for r in rows) + warm["connections"]
-        counts, drain_s = self._wait_rows(_never)
+        # Rows for the requests the clients saw succeed must all come; only the cut-off ones may
+        # trail, so past that floor a short quiet spell means the drain is done.
+        counts, drain_s = self._wait_rows(_never, floor=client_ok, settle_s=1.5 if self.settings["quick"] else 3.0)
         load_part = {"upstream_requests": upstream, "client_ok": client_ok, "cut_off_at_most": cut_off,
                 "spend_rows": counts["rows"], "spend_success_rows": counts["success_rows"], "drain_s": drain_s}
         problems = []
