@@ -9,6 +9,7 @@ which also covers writes made by another process such as a management command.
 """
 from __future__ import annotations
 
+import io
 import logging
 import pickle
 import time
@@ -162,6 +163,28 @@ async def authenticate(key: str) -> Principal:
     return entry
 
 
+class _SnapshotUnpickler(pickle.Unpickler):
+    """Loads only the types a key snapshot is made of.
+
+    Redis is a cache, not a trusted code source: a plain pickle.loads of a value someone wrote
+    into it would run arbitrary code in every web worker. Anything else is refused (and the key
+    is looked up in the database instead).
+    """
+
+    ALLOWED = frozenset({("gateway.context", "Principal"), ("gateway.context", "EntityLimits"),
+                         ("decimal", "Decimal"), ("datetime", "datetime"), ("datetime", "timezone"),
+                         ("datetime", "timedelta")})
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"{module}.{name} is not part of a key snapshot")
+        return super().find_class(module, name)
+
+
+def _load_snapshot(raw: bytes) -> tuple:
+    return _SnapshotUnpickler(io.BytesIO(raw)).load()
+
+
 async def _lookup(digest: str, redis, version: str | None) -> Principal | str:
     # "p2": Principal gained fields (aliases, log_requests); snapshots pickled before that are not read.
     redis_key = f"llmur:auth:p2:{version}:{digest}"
@@ -169,7 +192,9 @@ async def _lookup(digest: str, redis, version: str | None) -> Principal | str:
         try:
             cached = await redis.get(redis_key)
             if cached is not None:
-                return _decode(pickle.loads(cached))
+                return _decode(_load_snapshot(cached))
+        except pickle.UnpicklingError as exc:
+            logger.error("auth cache entry refused (%s); looking the key up in the database", exc)
         except Exception:  # noqa: BLE001 - fall through to the database
             logger.warning("auth cache read failed: Redis unreachable")
     try:

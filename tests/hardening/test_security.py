@@ -334,3 +334,37 @@ def test_hostile_bodies_are_refused_before_being_read_whole(small_gateway, make_
                              bearer(key))
     assert status == 200, answer
     assert "Traceback" not in small_gateway.output()
+
+
+class _Exploit:
+    """A pickle that runs a shell command when loaded."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.path}",)
+
+
+def test_a_poisoned_auth_cache_entry_in_redis_runs_no_code(gateway, make_key, redis_client, tmp_path):
+    """Whoever can write to Redis must not get code execution in the web workers through the key cache."""
+    import pickle
+
+    from accounts.keys import key_digest
+
+    helper, _ = make_key(key_alias="helper")
+    target, _ = make_key(key_alias="target")
+    request = {"model": "mock-gpt", "messages": HELLO, "max_tokens": 1}
+    assert post(gateway.url, "/v1/chat/completions", request, bearer(helper))[0] == 200
+    helper_digest = key_digest(helper)
+    cached = [k.decode() for k in redis_client.scan_iter(match=f"llmur:auth:*{helper_digest}")]
+    assert cached, "the key cache entry was not found in Redis"
+    poisoned = cached[0].replace(helper_digest, key_digest(target))
+    marker = tmp_path / "pwned"
+    redis_client.set(poisoned, pickle.dumps(("ok", _Exploit(str(marker)))), ex=300)
+    status, _, body = post(gateway.url, "/v1/chat/completions", request, bearer(target))
+    assert not marker.exists(), "the gateway unpickled code from Redis"
+    assert status == 200, body            # looked up in the database instead
+    assert "auth cache entry refused" in gateway.output()
