@@ -36,13 +36,17 @@ def test_eval_shell_true_unsafe_yaml_and_bandit_high_findings_fail(tmp_path):
                           "def handle(body):\n"
                           "    value = eval(body)\n"
                           "    subprocess.run(body, shell=True)\n"
-                          "    return yaml.load(body, Loader=yaml.Loader), value\n",
+                          "    return yaml.load(body, Loader=yaml.Loader), value\n\n"
+                          "def cached(raw):\n"
+                          "    import pickle\n"
+                          "    return pickle.loads(raw)\n",
         "llmur/weak.py": "import requests\n\ndef fetch(url):\n    return requests.get(url, verify=False)\n",
     })
     result = _run(root)
     assert result.returncode == 1
     out = result.stderr
     assert "gateway/bad.py:4:" in out and "gateway/bad.py:5:" in out and "gateway/bad.py:6:" in out
+    assert "gateway/bad.py:10:" in out
     assert "bandit high-severity findings" in out and "llmur/weak.py" in out
 
 
