@@ -75,6 +75,7 @@ def test_logging_on_for_one_team_records_its_requests_redacted_and_nothing_for_o
     assert not RequestLog.objects.filter(team_id=quiet_team.pk).exists()
 
 
+@pytest.mark.db_matrix
 @pytest.mark.django_db
 def test_purge_task_removes_rows_past_the_retention_period():
     from django.conf import settings
