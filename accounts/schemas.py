@@ -44,7 +44,7 @@ class KeyGenerateIn(BudgetIn):
     organization_id: IdLike = None
     project_id: IdLike = None
     blocked: bool | None = None
-    aliases: dict[str, str] | None = Field(None, description='Model aliases for this key, e.g. {"fast": "gpt-4o-mini"}.')
+    aliases: dict[str, str] | None = Field(None, description='Model aliases for this key, e.g. {"fast": "gpt-4o"}.')
     log_requests: bool | None = Field(None, description="Store this key's prompts and answers (redacted).")
 
 
@@ -107,7 +107,7 @@ class TeamNewIn(BudgetIn):
     metadata: dict[str, Any] | None = None
     blocked: bool = False
     members_with_roles: list[MemberIn] = Field(default_factory=list)
-    aliases: dict[str, str] | None = Field(None, description='Model aliases for the team\'s keys, e.g. {"fast": "gpt-4o-mini"}.')
+    aliases: dict[str, str] | None = Field(None, description="Model aliases for the team's keys.")
     log_requests: bool | None = Field(None, description="Store the prompts and answers (redacted) of the team's keys.")
 
 

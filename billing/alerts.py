@@ -183,7 +183,7 @@ def _create(entity: dict[str, Any], label: str, amount: Decimal, setting: TeamAl
 
 
 def alert_message(alert: BudgetAlert) -> str:
-    who = f"{alert.entity_kind} {alert.entity_name!r}" if alert.entity_name else f"{alert.entity_kind} {alert.entity_id}"
+    who = f"{alert.entity_kind} " + (repr(alert.entity_name) if alert.entity_name else str(alert.entity_id))
     if alert.threshold == "soft":
         return f"{who} reached its soft_budget {money(alert.threshold_amount)}: spend {money(alert.spend)}"
     return (f"{who} reached {alert.threshold} of its max_budget {money(alert.max_budget)}: "
@@ -272,7 +272,8 @@ def alert_delivery_attempt(*, delivery_id: int) -> float | None:
         return None
     wait = min(MAX_BACKOFF_SECONDS, config.retry_backoff_seconds * 2 ** (delivery.attempts - 1))
     AlertDelivery.objects.filter(pk=delivery.pk).update(
-        status=AlertDelivery.Status.RETRYING, last_error=error, next_attempt_at=timezone.now() + timedelta(seconds=wait))
+        status=AlertDelivery.Status.RETRYING, last_error=error,
+        next_attempt_at=timezone.now() + timedelta(seconds=wait))
     logger.warning("alert delivery %s (%s) attempt %d failed, retrying in %.1f s: %s", delivery.pk, delivery.channel,
                    delivery.attempts, wait, error)
     return wait

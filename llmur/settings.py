@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import warnings
 
+from llmur import redis_clients
 from llmur.config import BASE_DIR, ResolvedDatabase, load_config
 
 LLMUR = load_config()
@@ -127,19 +128,14 @@ def _database(db: ResolvedDatabase) -> dict:
 DATABASES = {"default": _database(LLMUR.database)}
 
 if LLMUR.cache.engine == "redis":
-    CACHES = {
-        "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": LLMUR.cache.url,
-            "KEY_PREFIX": "llmur",
-            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
-        }
-    }
+    # A URL or Redis Sentinel (cache_configuration.sentinels): llmur/redis_clients.py.
+    CACHES = {"default": redis_clients.django_cache(LLMUR.cache, {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2})}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "llmur"}}
 
 # Celery: Redis is the broker when configured; otherwise tasks run in-process (embedded mode).
-CELERY_BROKER_URL = LLMUR.cache.url if LLMUR.cache.engine == "redis" else "memory://"
+# Under Redis Sentinel: sentinel://… URLs with the master's name in the transport options.
+CELERY_BROKER_URL, CELERY_BROKER_TRANSPORT_OPTIONS = redis_clients.celery_broker(LLMUR.cache)
 CELERY_TASK_ALWAYS_EAGER = LLMUR.cache.engine != "redis"
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -164,7 +160,8 @@ EMAIL_BACKEND = CONFIG.alerting.email_backend
 EMAIL_HOST = CONFIG.alerting.email_host
 EMAIL_PORT = CONFIG.alerting.email_port
 EMAIL_HOST_USER = CONFIG.alerting.email_host_user
-EMAIL_HOST_PASSWORD = CONFIG.alerting.email_host_password.get_secret_value() if CONFIG.alerting.email_host_password else ""
+EMAIL_HOST_PASSWORD = (CONFIG.alerting.email_host_password.get_secret_value()
+                       if CONFIG.alerting.email_host_password else "")
 EMAIL_USE_TLS = CONFIG.alerting.email_use_tls
 EMAIL_TIMEOUT = 10
 if CONFIG.alerting.email_file_path:
