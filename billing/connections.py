@@ -10,6 +10,8 @@ from typing import Any
 
 from django.conf import settings
 
+from llmur import redis_clients
+
 KEY_PREFIX = "llmur:rl:"               # rate-limit, reservation and budget counters
 STREAM = "llmur:spend:events"          # durable spend events, drained by Celery
 GROUP = "llmur-spend"                  # the consumer group of every drain worker
@@ -25,8 +27,6 @@ def redis_configured() -> bool:
 
 def async_redis():
     """The process's asyncio Redis client for the running event loop."""
-    import redis.asyncio as aioredis
-
     loop = asyncio.get_running_loop()
     client = _async_clients.get(id(loop))
     if client is None:
@@ -36,21 +36,18 @@ def async_redis():
         # Timeouts are generous because an overloaded event loop can make a healthy Redis look
         # slow; a Redis that is down refuses connections at once, and one that hangs is given up
         # on after socket_timeout, then bypassed (gateway.limits).
-        pool = aioredis.BlockingConnectionPool.from_url(
-            settings.LLMUR.cache.url, max_connections=64, timeout=30.0, socket_connect_timeout=2.0,
+        client = redis_clients.async_client(
+            max_connections=64, pool_timeout=30.0, socket_connect_timeout=2.0,
             socket_timeout=5.0, retry_on_timeout=False, health_check_interval=30)
-        client = aioredis.Redis(connection_pool=pool)
         _async_clients.clear()  # a new loop (tests, reloads): the old loop's pool is unusable
         _async_clients[id(loop)] = client
     return client
 
 
 def sync_redis():
-    import redis
-
     global _sync_client
     if _sync_client is None:
-        _sync_client = redis.Redis.from_url(settings.LLMUR.cache.url, socket_connect_timeout=2, socket_timeout=10)
+        _sync_client = redis_clients.sync_client(socket_connect_timeout=2, socket_timeout=10)
     return _sync_client
 
 

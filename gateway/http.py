@@ -14,6 +14,7 @@ import aiohttp
 from django.conf import settings
 
 from gateway.lifespan import on_shutdown, on_startup
+from llmur import redis_clients
 
 logger = logging.getLogger("llmur.gateway.http")
 
@@ -51,9 +52,7 @@ def redis():
     client = _redis
     loop = asyncio.get_running_loop()
     if client is None or client._llmur_loop is not loop:
-        import redis.asyncio as aioredis
-
-        client = aioredis.Redis.from_url(settings.LLMUR.cache.url, socket_connect_timeout=2, socket_timeout=2,
+        client = redis_clients.async_client(socket_connect_timeout=2, socket_timeout=2,
                                          health_check_interval=30)
         client._llmur_loop = loop
         _redis = client

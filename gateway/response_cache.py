@@ -35,7 +35,7 @@ from gateway.context import RequestContext
 from gateway.errors import LlmurError
 from gateway.lifespan import on_shutdown
 from gateway.routing.fallbacks import request_options
-from llmur import metrics
+from llmur import metrics, redis_clients
 
 logger = logging.getLogger("llmur.cache")
 
@@ -100,9 +100,7 @@ class RedisBackend:
     def _redis(self):
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop:
-            import redis.asyncio as aioredis
-
-            self._client = aioredis.Redis.from_url(self._url, socket_timeout=1, socket_connect_timeout=1)
+            self._client = redis_clients.async_client(url=self._url, socket_timeout=1, socket_connect_timeout=1)
             self._loop = loop
         return self._client
 

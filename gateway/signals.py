@@ -14,14 +14,14 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
+from llmur import redis_clients
+
 logger = logging.getLogger("llmur.gateway.signals")
 
 
 @lru_cache(maxsize=1)
 def _redis():
-    import redis
-
-    return redis.Redis.from_url(settings.LLMUR.cache.url, socket_connect_timeout=2, socket_timeout=2)
+    return redis_clients.sync_client(socket_connect_timeout=2, socket_timeout=2)
 
 
 def bump_version(name: str) -> None:

@@ -108,6 +108,12 @@ def _engine_from_url(url: str) -> str | None:
     return _SCHEMES.get(urlsplit(url).scheme.split("+", 1)[0].lower())
 
 
+class SentinelAddress(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    host: str = Field(min_length=1)
+    port: int = Field(default=26379, ge=1, le=65535)
+
+
 class CacheConfiguration(_Section):
     engine: Literal["redis", "local"] = "local"
     url: SecretStr | None = None
@@ -117,11 +123,27 @@ class CacheConfiguration(_Section):
     password: SecretStr | None = None
     db: int = Field(default=0, ge=0, le=15)
     ssl: bool = False
+    # Redis Sentinel (llmur/redis_clients.py): the master of service_name, as the sentinels report it.
+    # username/password/db/ssl above apply to the master; sentinel_password to the sentinels.
+    sentinels: list[SentinelAddress] = Field(default_factory=list)
+    service_name: str | None = None
+    sentinel_username: str | None = None
+    sentinel_password: SecretStr | None = None
 
     @model_validator(mode="after")
     def _engine_follows_url(self) -> "CacheConfiguration":
-        if self.url is not None and "engine" not in self.model_fields_set:
+        if (self.url is not None or self.sentinels) and "engine" not in self.model_fields_set:
             self.engine = "redis"
+        return self
+
+    @model_validator(mode="after")
+    def _sentinel_complete(self) -> "CacheConfiguration":
+        if self.sentinels and not self.service_name:
+            raise ValueError("sentinels need service_name (expected the master's name in the sentinels' "
+                             "configuration, e.g. mymaster)")
+        if self.sentinels and self.url is not None:
+            raise ValueError("set either url or sentinels, not both (expected sentinels with service_name "
+                             "for Redis Sentinel)")
         return self
 
 
@@ -359,13 +381,22 @@ class ResolvedDatabase:
 
 @dataclass
 class ResolvedCache:
+    """url: the Redis URL; under Sentinel, redis://[user:password@]SERVICE_NAME/DB, the master's name and
+    credentials (llmur/redis_clients.py asks the sentinels where it is)."""
+
     engine: str
     url: str = field(default="", repr=False)
+    sentinels: list[tuple[str, int]] = field(default_factory=list)
+    service_name: str = ""
+    sentinel_username: str = ""
+    sentinel_password: str = field(default="", repr=False)
 
     @property
     def address(self) -> str:
         if self.engine != "redis":
             return "local memory"
+        if self.sentinels:
+            return f"master {self.service_name} via sentinels " + ",".join(f"{h}:{p}" for h, p in self.sentinels)
         parts = urlsplit(self.url)
         return f"{parts.hostname}:{parts.port or 6379}"
 
@@ -718,6 +749,11 @@ def _resolve_cache(cfg: CacheConfiguration, source: str) -> ResolvedCache:
         from urllib.parse import quote
         auth = f"{quote(cfg.username or '')}:{quote(cfg.password.get_secret_value())}@"
     scheme = "rediss" if cfg.ssl else "redis"
+    if cfg.sentinels:
+        return ResolvedCache(engine="redis", url=f"{scheme}://{auth}{cfg.service_name}/{cfg.db}",
+                             sentinels=[(s.host, s.port) for s in cfg.sentinels], service_name=cfg.service_name or "",
+                             sentinel_username=cfg.sentinel_username or "",
+                             sentinel_password=cfg.sentinel_password.get_secret_value() if cfg.sentinel_password else "")
     return ResolvedCache(engine="redis", url=f"{scheme}://{auth}{cfg.host}:{cfg.port}/{cfg.db}")
 
 

@@ -12,6 +12,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db import DatabaseError, connection
 
+from llmur import redis_clients
+
 logger = logging.getLogger("llmur.startup")
 
 MIGRATION_LOCK_ID = 0x6C6C6D7572  # "llmur": the advisory-lock number every llmur process agrees on
@@ -66,10 +68,8 @@ def check_cache() -> None:
     cache_cfg = settings.LLMUR.cache
     if cache_cfg.engine != "redis":
         return
-    import redis
-
     try:
-        redis.Redis.from_url(cache_cfg.url, socket_connect_timeout=3, socket_timeout=3).ping()
+        redis_clients.sync_client(socket_connect_timeout=3, socket_timeout=3).ping()
     except Exception as exc:  # noqa: BLE001
         raise ServiceUnreachable(f"llmur: cache redis at {cache_cfg.address} is unreachable: {_reason(exc)}") from None
 

@@ -24,6 +24,8 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
+from llmur import redis_clients
+
 logger = logging.getLogger("llmur.routing")
 
 PREFIX = "llmur:route:"
@@ -412,10 +414,8 @@ class RedisState:
             return None
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop:
-            import redis.asyncio as aioredis
-
-            self._client = aioredis.Redis.from_url(self._url, decode_responses=True, socket_timeout=1,
-                                                   socket_connect_timeout=1)
+            self._client = redis_clients.async_client(url=self._url, decode_responses=True, socket_timeout=1,
+                                                      socket_connect_timeout=1)
             self._loop = loop
             self._fail_script = self._client.register_script(_FAIL_SCRIPT)
         return self._client
