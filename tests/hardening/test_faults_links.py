@@ -125,19 +125,18 @@ def test_redis_cut_mid_load_then_back(policy, own_redis, make_key, mock_upstream
                             "log_level": "info"}, workers=2, env={"REDIS_URL": redis_url})
     try:
         with Load(server.url, load_key) as load:
-            time.sleep(1.5)
+            time.sleep(1)
             load.phase = "outage"
             proxy.refuse(True)                       # every open connection dropped, new ones refused
-            time.sleep(3)
+            time.sleep(2)
             # Limits meanwhile: fail_open divides rpm 20 between the 2 workers (10 each), fail_closed refuses.
             outage = _burst_statuses(server.url, outage_key, 30)
             metrics_during = _metrics(server)
-            time.sleep(1)
             load.phase = "recovering"
             proxy.heal()
-            time.sleep(3)
+            time.sleep(3)                            # each worker retries Redis 1 s after its last failure
             load.phase = "after"
-            time.sleep(1.5)
+            time.sleep(1)
         after = _burst_statuses(server.url, after_key, 15)
     finally:
         server.stop()
