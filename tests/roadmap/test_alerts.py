@@ -49,7 +49,7 @@ def stack(django_db_setup, mock_upstream):
     receiver.close()
 
 
-async def wave(url: str, key: str, n: int, start: int) -> list[int]:
+async def wave(url: str, key: str, n: int, start: int, drain: bool = True) -> list[int]:
     """n requests at once; their statuses. Drains are queued meanwhile, so both workers book concurrently."""
     from billing.tasks import spend_drain
 
@@ -63,7 +63,7 @@ async def wave(url: str, key: str, n: int, start: int) -> list[int]:
                 return response.status
 
         async def drains() -> None:
-            for _ in range(4):
+            for _ in range(4 if drain else 0):
                 await asyncio.to_thread(spend_drain.delay, 5.0)
                 await asyncio.sleep(0.05)
 
@@ -215,3 +215,32 @@ def test_alerts_off_for_a_team_and_bad_settings_are_refused(tmp_path):
     with pytest.raises(ConfigError) as bad:
         load_config(path, env={"LLMUR_VAR_DIR": str(tmp_path)})
     assert "alerting.thresholds" in str(bad.value) and "-5" in str(bad.value)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_embedded_mode_alerts_from_the_in_process_writer(mock_upstream, receiver):
+    """Without Redis there is no Celery worker: the writer books spend and a thread delivers."""
+    from accounts.models import Team
+
+    team = Team.objects.create(name="embedded", max_budget=REQUEST_COST * 4)
+    key, _ = new_key(key_alias="embedded-key", team=team)
+    alerting = {"webhook_url": receiver.url, "webhook_secret": WEBHOOK_SECRET, "thresholds": [100]}
+    gateway = start_gateway({"alerting": alerting, "model_list": [{
+        "model_name": "priced", "litellm_params": {"model": "openai/mock-gpt", "api_base": f"{mock_upstream.url}/v1"},
+        "model_info": {"input_cost_per_token": str(IN_PRICE), "output_cost_per_token": str(OUT_PRICE)}}]},
+        env={"REDIS_URL": ""})
+    try:
+        statuses = []
+        for number in range(12):
+            statuses += asyncio.run(wave(gateway.url, key, 1, number, drain=False))
+            if statuses[-1] == 429:
+                break
+            time.sleep(0.3)   # the writer books every 250 ms; admission reads the booked spend
+        assert statuses[-1] == 429, statuses
+        hooks = receiver.wait_for(1, timeout=20)
+        time.sleep(1.0)
+    finally:
+        gateway.stop()
+    hooks = receiver.received()
+    assert [json.loads(body)["threshold"] for _, body in hooks] == ["100%"], gateway.output()[-2000:]
+    assert signed(*hooks[0])
