@@ -365,6 +365,50 @@ class _ScriptConnections:
         finally:
             self._give(conn)
 
+    async def evalsha_many(self, sha: str, script: str, batch: list[list[Any]]) -> list[Any]:
+        """EVALSHA once per args in batch, pipelined on one connection; each reply or its ResponseError."""
+        import redis
+
+        conn = await self._take()
+        try:
+            for attempt in (1, 2, 3):
+                reused, answered = conn.is_connected, False
+                try:
+                    results = await self._pipelined(conn, sha, batch)
+                    answered = True
+                    missing = [i for i, result in enumerate(results) if isinstance(result, redis.exceptions.NoScriptError)]
+                    if missing:
+                        # Redis restarted or SCRIPT FLUSH: those were not run; load the script, run them.
+                        await conn.send_packed_command(conn.pack_command("SCRIPT", "LOAD", script), check_health=False)
+                        await conn.read_response()
+                        for i, result in zip(missing, await self._pipelined(conn, sha, [batch[i] for i in missing])):
+                            results[i] = result
+                    return results
+                except (redis.ConnectionError, OSError):
+                    await conn.disconnect(nowait=True)
+                    # Only a dead connection found on reuse, before any reply, is worth a second try.
+                    if not reused or answered or attempt == 3:
+                        raise
+            raise redis.ConnectionError("EVALSHA was not answered")
+        finally:
+            self._give(conn)
+
+    @staticmethod
+    async def _pipelined(conn: Any, sha: str, batch: list[list[Any]]) -> list[Any]:
+        import redis
+
+        packed: list[bytes] = []
+        for args in batch:
+            packed += conn.pack_command("EVALSHA", sha, 0, *args)
+        await conn.send_packed_command(packed, check_health=False)
+        results: list[Any] = []
+        for _ in batch:
+            try:
+                results.append(await conn.read_response())
+            except redis.ResponseError as exc:
+                results.append(exc)
+        return results
+
     async def aclose(self) -> None:
         idle, self.idle = self.idle, []
         for conn in idle:
@@ -404,11 +448,14 @@ class _RedisState:
         if type(client.connection_pool).__name__ not in _PLAIN_POOLS:
             # Sentinel: redis-py's path finds the master and retries through a failover.
             return await script(keys=[], args=args)
+        return await self.connections_for(client).evalsha(script.sha, script.script, args)
+
+    def connections_for(self, client: Any) -> _ScriptConnections:
         connections = self.connections
         if connections is None or connections.client is not client:
             # A new loop or client (tests, reloads): the old loop's connections are unusable.
             connections = self.connections = _ScriptConnections(client)
-        return await connections.evalsha(script.sha, script.script, args)
+        return connections
 
     def usable(self) -> bool:
         return self.degraded_since is None or time.monotonic() >= self.retry_at
@@ -444,6 +491,65 @@ class _RedisState:
 
 
 state = _RedisState()
+
+
+class _Settlements:
+    """The settle scripts of concurrent requests, sent together by one flusher task per event loop.
+
+    A request queues its settlement synchronously and then waits for the batch it went out with,
+    so its answer still leaves only once its spend is booked; a request cancelled while waiting
+    (the client left) stops waiting, but its settlement is already queued and goes out exactly once
+    with the batch (no task per request, as asyncio.shield needed). Under load, one write and one
+    read carry many settlements. Should the batch fail, each settlement falls back as before
+    (per-process counters, spend event to the batch writer).
+    """
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[list[Any], Any, asyncio.Future]] = []
+        self.flusher: asyncio.Task | None = None
+
+    def submit(self, args: list[Any], fallback) -> asyncio.Future:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self.pending.append((args, fallback, future))
+        flusher = self.flusher
+        if flusher is None or flusher.done() or flusher.get_loop() is not loop:
+            self.flusher = loop.create_task(self._flush())
+        return future
+
+    async def _flush(self) -> None:
+        import redis
+
+        while self.pending:
+            batch, self.pending = self.pending, []
+            try:
+                script = state.script("settle")
+                connections = state.connections_for(async_redis())
+                results = await connections.evalsha_many(script.sha, script.script, [args for args, _, _ in batch])
+            except _redis_errors() as exc:
+                for _args, fallback, future in batch:
+                    fallback(exc)
+                    if not future.done():
+                        future.set_result(None)
+                continue
+            except BaseException as exc:
+                for _args, _fallback, future in batch:
+                    if not future.done():
+                        future.set_exception(exc if isinstance(exc, Exception) else asyncio.CancelledError())
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            state.succeeded()
+            for (_args, _fallback, future), result in zip(batch, results):
+                if future.done():
+                    continue
+                if isinstance(result, redis.ResponseError):
+                    future.set_exception(result)
+                else:
+                    future.set_result(None)
+
+
+settlements = _Settlements()
 
 
 def _redis_errors() -> tuple[type[BaseException], ...]:
@@ -744,6 +850,7 @@ async def settle(ctx: RequestContext) -> None:
     """Release what admit took, book the real cost and tokens, record the spend event."""
     reservation: Reservation | None = ctx.reservation
     if reservation is None:
+        # Not admitted through admit() (which loads prices): nothing was reserved to give back.
         await prices.ensure_loaded()
         reservation = Reservation(mode="none", entities=_entities(ctx),
                                   price=prices.price_for(model=ctx.model, deployment=ctx.deployment))
@@ -763,12 +870,30 @@ async def settle(ctx: RequestContext) -> None:
                            ctx.usage.total_tokens, STREAM, orjson.dumps(event), len(entities)]
         for entity in entities:
             args += [entity.ref, entity.flags]
-        try:
-            await state.run("settle", args)
-            state.succeeded()
+        if type(async_redis().connection_pool).__name__ in _PLAIN_POOLS:
+            def fallback(exc: BaseException) -> None:
+                state.failed("settle", exc)
+                _settle_without_redis(reservation, event)
+
+            # Queued now, before any await: a cancelled wait still settles, once (see _Settlements).
+            await settlements.submit(args, fallback)
             return
-        except _redis_errors() as exc:
-            state.failed("settle", exc)
+        # Sentinel: redis-py's own path, in a task of its own that a cancelled request cannot interrupt.
+        await asyncio.shield(_settle_through_redis_py(args, reservation, event))
+        return
+    _settle_without_redis(reservation, event)
+
+
+async def _settle_through_redis_py(args: list[Any], reservation: Reservation, event: dict[str, Any]) -> None:
+    try:
+        await state.run("settle", args)
+        state.succeeded()
+    except _redis_errors() as exc:
+        state.failed("settle", exc)
+        _settle_without_redis(reservation, event)
+
+
+def _settle_without_redis(reservation: Reservation, event: dict[str, Any]) -> None:
     if redis_configured():
         # The counters this cost should have reached in Redis are rebuilt once Redis is back.
         for entity in reservation.entities:

@@ -326,11 +326,12 @@ async def _settle(ctx: RequestContext) -> None:
     ctx.ended_monotonic = time.monotonic()
     try:
         router.release(ctx)
-        # Before settling: a cancelled stream is cancelled again inside the shielded await below.
+        # Before settling: a cancelled stream is cancelled again inside the settle's await below.
         if ctx.principal is not None and ctx.principal.log_requests:
             request_log.request_log_submit(ctx)   # queues for a background thread; never waits or raises
-        # Shielded: a cancelled request (client gone) must still book what it used.
-        await asyncio.shield(limits.settle(ctx))
+        # Not shielded: settle queues its booking before it first awaits, so a cancelled request
+        # (client gone) still books what it used, exactly once, without a task per request.
+        await limits.settle(ctx)
     except Exception:  # noqa: BLE001 - accounting failure must not turn a served answer into an error
         logger.exception("request %s: settling failed", ctx.request_id)
     finally:
