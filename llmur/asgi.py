@@ -10,6 +10,7 @@ themselves. The admin, the management API and health checks keep the full chain.
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 import os
 import re
@@ -226,3 +227,12 @@ async def application(scope, receive, send):
 from llmur import observability  # noqa: E402
 
 application = observability.asgi_tracing(application)
+
+# The cyclic garbage collector: every object loaded so far (Django, the URL map, ninja's schemas)
+# lives as long as the process, so it is moved out of the collector's sight, and the young
+# generation is collected every 10,000 allocations instead of 700. Requests free their objects by
+# reference counting; at the default threshold the collector ran every few requests and took about
+# 5 % of a request's CPU rescanning the same long-lived objects (bench --profile).
+gc.collect()
+gc.freeze()
+gc.set_threshold(10_000, 20, 20)
