@@ -92,6 +92,15 @@ class DatabaseConfiguration(_Section):
     ssl_key: str | None = None
     path: str | None = None
     echo: bool = False
+    # Read replicas (llmur/db_router.py): URLs or blocks of this shape, for admin pages and spend reports.
+    replicas: list["SecretStr | DatabaseConfiguration"] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _replicas_are_leaves(self) -> "DatabaseConfiguration":
+        if any(isinstance(r, DatabaseConfiguration) and r.replicas for r in self.replicas):
+            raise ValueError("a replica has no replicas of its own (expected replicas only under "
+                             "database_configuration)")
+        return self
 
     @model_validator(mode="after")
     def _engine_follows_url(self) -> "DatabaseConfiguration":
@@ -373,6 +382,7 @@ class ResolvedDatabase:
     pool_timeout: float = 30
     conn_max_lifetime: int = 0
     echo: bool = False
+    replicas: list["ResolvedDatabase"] = field(default_factory=list)
 
     @property
     def address(self) -> str:
@@ -728,6 +738,16 @@ def _resolve_database(cfg: DatabaseConfiguration, source: str, var_dir: Path) ->
         cfg = cfg.model_copy(update={"min_connections": cfg.max_connections})
     resolved.min_connections, resolved.max_connections = cfg.min_connections, cfg.max_connections
     resolved.pool_timeout, resolved.conn_max_lifetime, resolved.echo = cfg.pool_timeout, cfg.conn_max_lifetime, cfg.echo
+    for index, replica in enumerate(cfg.replicas):
+        where = f"{key}.replicas[{index}]"
+        if isinstance(replica, SecretStr):
+            copy = parse_database_url(replica.get_secret_value(), source, where, var_dir)
+        else:
+            copy = _resolve_database(replica, source, var_dir)
+        if copy.engine != resolved.engine:
+            raise ConfigError(source, where, f"a {copy.engine} replica of a {resolved.engine} database "
+                                             f"(expected a replica of the same engine)")
+        resolved.replicas.append(copy)
     return resolved
 
 

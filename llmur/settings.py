@@ -126,6 +126,14 @@ def _database(db: ResolvedDatabase) -> dict:
 
 
 DATABASES = {"default": _database(LLMUR.database)}
+# Read replicas (database_configuration.replicas): admin pages and spend reports read from them (llmur/db_router.py).
+for _index, _replica in enumerate(LLMUR.database.replicas, 1):
+    # MIRROR: the test runner points replica aliases at the test database instead of creating one.
+    DATABASES[f"replica_{_index}"] = _database(_replica) | {"TEST": {"MIRROR": "default"}}
+if LLMUR.database.replicas:
+    DATABASE_ROUTERS = ["llmur.db_router.ReplicaRouter"]
+    MIDDLEWARE.insert(MIDDLEWARE.index("django.contrib.sessions.middleware.SessionMiddleware"),
+                      "llmur.db_router.ReplicaReadsMiddleware")
 
 if LLMUR.cache.engine == "redis":
     # A URL or Redis Sentinel (cache_configuration.sentinels): llmur/redis_clients.py.

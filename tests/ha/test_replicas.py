@@ -1,0 +1,150 @@
+"""database_configuration.replicas: spend reports read a replica; the hot path reads and writes the primary.
+
+A second PostgreSQL database stands in for the replica: migrated, then given rows the primary does not
+have, so every answer shows which database it came from.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT, database_url_for_subprocess, mock_model_list, start_gateway
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+_SEED_REPLICA = """
+import datetime, django, os
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "llmur.settings")
+django.setup()
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+from billing.models import SpendLog
+now = datetime.datetime.now(datetime.timezone.utc)
+for n in range(3):
+    SpendLog.objects.create(request_id=f"replica-only-{n}", model="replica-only-model", cost="0.25",
+                            prompt_tokens=10, completion_tokens=5, total_tokens=15, started_at=now, ended_at=now)
+"""
+
+
+def _get(url: str, key: str) -> tuple[int, object]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"})
+    try:
+        with urllib.request.urlopen(request, timeout=20) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def _chat(url: str, key: str) -> int:
+    body = {"model": "mock-gpt", "messages": [{"role": "user", "content": "replica"}]}
+    request = urllib.request.Request(f"{url}/v1/chat/completions", data=json.dumps(body).encode(),
+                                     headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=20) as response:
+            response.read()
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+@pytest.fixture
+def replica_url(django_db_setup, tmp_path_factory):
+    """A migrated PostgreSQL database beside the test database, holding three SpendLog rows of its own."""
+    import psycopg
+    from django.conf import settings
+
+    primary = settings.DATABASES["default"]
+    if primary["ENGINE"] != "django.db.backends.postgresql":
+        pytest.skip("the replica stand-in is a second PostgreSQL database")
+    name = f"{primary['NAME']}_replica"
+    admin = dict(host=primary["HOST"] or "127.0.0.1", port=primary["PORT"] or 5432, user=primary["USER"],
+                 password=primary["PASSWORD"] or None, dbname="postgres", autocommit=True)
+    with psycopg.connect(**admin) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = database_url_for_subprocess().rsplit("/", 1)[0] + f"/{name}"
+    env = {k: v for k, v in os.environ.items() if k not in ("LLMUR_CONFIGURATION", "REDIS_URL")}
+    env.update({"DATABASE_URL": url, "LLMUR_DATABASE_POOL": "off", "LLMUR_VAR_DIR": str(tmp_path_factory.mktemp("replica"))})
+    seeded = subprocess.run([sys.executable, "-c", _SEED_REPLICA], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=180)
+    assert seeded.returncode == 0, seeded.stderr[-3000:]
+    yield url
+    with psycopg.connect(**admin) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _replica_rows(url: str, sql: str) -> list[tuple]:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def test_reports_read_the_replica_while_keys_and_spend_use_the_primary(replica_url, mock_upstream, redis_client,
+                                                                         tmp_path):
+    from accounts.keys import key_digest, key_display, key_generate
+    from accounts.models import VirtualKey
+    from billing.models import SpendLog
+
+    # Only the primary has this key: the hot path's principal lookup must read the primary.
+    key = key_generate()
+    VirtualKey.objects.create(key_hash=key_digest(key), display=key_display(key))
+    config = {"model_list": mock_model_list(mock_upstream.url),
+              "database_configuration": {"replicas": [replica_url]}}
+    server = start_gateway(config)
+    try:
+        assert _chat(server.url, key) == 200
+        assert _chat(server.url, key) == 200
+
+        # The spend writer (as a Celery worker would run it) writes to the primary.
+        env = {k: v for k, v in os.environ.items() if k != "LLMUR_CONFIGURATION"}
+        env.update({"DATABASE_URL": database_url_for_subprocess(), "LLMUR_VAR_DIR": str(tmp_path / "var"),
+                    "LLMUR_CONFIGURATION": str(server.config_path)})
+        drained = subprocess.run([sys.executable, "manage.py", "process_spend", "--no-rollup"], cwd=ROOT, env=env,
+                                 capture_output=True, text=True, timeout=120)
+        assert drained.returncode == 0, drained.stderr[-3000:]
+        primary_ids = set(SpendLog.objects.filter(model="mock-gpt").values_list("request_id", flat=True))
+        assert len(primary_ids) == 2
+        assert _replica_rows(replica_url, "SELECT count(*) FROM billing_spendlog WHERE model = 'mock-gpt'") == [(0,)]
+
+        # /spend/logs answers from the replica: its own rows, not the primary's.
+        status, logs = _get(f"{server.url}/spend/logs", server.master_key)
+        assert status == 200, logs
+        assert sorted(row["request_id"] for row in logs) == ["replica-only-0", "replica-only-1", "replica-only-2"]
+        status, one = _get(f"{server.url}/spend/logs?request_id=replica-only-1", server.master_key)
+        assert status == 200 and [row["model"] for row in one] == ["replica-only-model"]
+    finally:
+        server.stop()
+
+
+def test_a_replica_of_another_engine_is_a_config_error(tmp_path):
+    from llmur.config import ConfigError, load_config
+
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"database_configuration": {
+        "url": "postgresql://llmur@db:5432/llmur", "replicas": ["mysql://llmur:secret-pw@replica:3306/llmur"]}}))
+    with pytest.raises(ConfigError) as raised:
+        load_config(config, env={"LLMUR_VAR_DIR": str(tmp_path)})
+    message = str(raised.value)
+    assert "database_configuration.replicas[0]" in message and "same engine" in message
+    assert "secret-pw" not in message
+
+
+def test_replicas_resolve_from_urls_and_blocks(tmp_path):
+    from llmur.config import load_config
+
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"database_configuration": {
+        "url": "postgresql://llmur@db:5432/llmur",
+        "replicas": ["postgresql://reader:pw@replica-1:5433/llmur",
+                     {"engine": "postgres", "host": "replica-2", "database": "llmur", "username": "reader"}]}}))
+    database = load_config(config, env={"LLMUR_VAR_DIR": str(tmp_path)}).database
+    assert [(r.host, r.port, r.user, r.name) for r in database.replicas] == [
+        ("replica-1", 5433, "reader", "llmur"), ("replica-2", 5432, "reader", "llmur")]
