@@ -36,6 +36,7 @@ COUNTERS_REFRESH_S = 0.1                    # how stale its view of other worker
 FAIL_WINDOW_S = 60                          # allowed_fails counts failures within this window
 LATENCY_SAMPLES = 10                        # recent latencies kept per deployment
 LATENCY_TTL_S = 60                          # samples of a deployment nobody picked expire, so it is probed again
+REFRESH_WAIT_S = 1.0                        # a refresh on its way longer than this (a loop that ended) is not waited for
 REDIS_RETRY_S = 1.0                         # after a Redis error, do not try it again for this long
 
 # What each strategy reads before choosing; None means the cooldown set alone.
@@ -183,6 +184,9 @@ return 0
 """
 
 
+_NO_REFRESH = (float("-inf"), None)
+
+
 class RedisState:
     """Routing state in Redis, shared by every worker; see the module docstring for its costs."""
 
@@ -194,6 +198,8 @@ class RedisState:
         self._local = LocalState()
         self._cooled: dict[str, float] = {}        # last cooldown set read from Redis: id → end
         self._cooled_read_at = float("-inf")       # monotonic time of that read
+        self._cooled_refreshing: tuple = _NO_REFRESH    # (start, token) while a read of the set is on its way
+        self._snapshots_refreshing: dict[tuple, float] = {}  # group → start of its counters' read
         self._down_until = 0.0
         self._ops: list = []                        # writes waiting for the flusher, in order
         self._flusher: asyncio.Task | None = None
@@ -218,11 +224,16 @@ class RedisState:
         same pipeline, so the snapshot includes everything this process did before it.
         """
         now, mono = time.time(), time.monotonic()
-        stale_cooled = mono - self._cooled_read_at >= COOLDOWN_REFRESH_S
+        # One refresh at a time: while one is on its way, concurrent requests route on the last set
+        # and snapshot (a few ms older) instead of each sending the same read.
+        stale_cooled = (mono - self._cooled_read_at >= COOLDOWN_REFRESH_S
+                        and (mono - self._cooled_refreshing[0] >= REFRESH_WAIT_S
+                             or self._cooled_read_at == float("-inf")))
         key = (need, tuple(ids))
         snapshot = self._snapshots.get(key) if need is not None else None
-        stale_snapshot = need is not None and (snapshot is None or mono - snapshot.at >= COUNTERS_REFRESH_S
-                                               or snapshot.minute != _minute(now))
+        stale_snapshot = need is not None and (snapshot is None or snapshot.minute != _minute(now) or (
+            mono - snapshot.at >= COUNTERS_REFRESH_S
+            and mono - self._snapshots_refreshing.get(key, float("-inf")) >= REFRESH_WAIT_S))
         if not stale_cooled and not stale_snapshot:
             return self._cooled_ids(now) | self._local.cooled_ids(now), self._estimate(snapshot, ids, need)
         client = self._redis()
@@ -243,12 +254,22 @@ class RedisState:
                     pipe.lrange(f"{PREFIX}lat:{i}", 0, -1)
                     pipe.lrange(f"{PREFIX}ttft:{i}", 0, -1)
         own = self._own_now(need) if stale_snapshot else None
+        marker = (mono, object())
+        if stale_cooled:
+            self._cooled_refreshing = marker
+        if stale_snapshot:
+            self._snapshots_refreshing[key] = mono
         try:
             results = (await pipe.execute())[queued:]
         except Exception as exc:  # noqa: BLE001 - any Redis failure means "route without it for now"
             self._went_down(exc)
             cooled, counters = await self._local.read(ids, need)
             return cooled | self._cooled_ids(now), counters
+        finally:
+            if self._cooled_refreshing is marker:
+                self._cooled_refreshing = _NO_REFRESH
+            if stale_snapshot and self._snapshots_refreshing.get(key) == mono:
+                del self._snapshots_refreshing[key]
         if stale_cooled:
             self._cooled = {member: score for member, score in results.pop(0)}
             self._cooled_read_at = time.monotonic()
