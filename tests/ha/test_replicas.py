@@ -54,6 +54,24 @@ def _chat(url: str, key: str) -> int:
         return error.code
 
 
+def _admin_page(base: str, username: str, password: str, path: str) -> str:
+    """Log in to the admin like a browser (CSRF cookie and token) and return the page at path."""
+    import http.cookiejar
+    import re
+    from urllib.parse import urlencode
+
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    login = opener.open(f"{base}/admin/login/?next={path}", timeout=20).read().decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login).group(1)
+    form = urlencode({"csrfmiddlewaretoken": token, "username": username, "password": password, "next": path})
+    request = urllib.request.Request(f"{base}/admin/login/?next={path}", data=form.encode(),
+                                     headers={"Referer": f"{base}/admin/login/"})
+    with opener.open(request, timeout=20) as response:
+        assert response.geturl().endswith(path), response.geturl()
+        return response.read().decode()
+
+
 @pytest.fixture
 def replica_url(django_db_setup, tmp_path_factory):
     """A migrated PostgreSQL database beside the test database, holding three SpendLog rows of its own."""
@@ -90,7 +108,7 @@ def _replica_rows(url: str, sql: str) -> list[tuple]:
 def test_reports_read_the_replica_while_keys_and_spend_use_the_primary(replica_url, mock_upstream, redis_client,
                                                                          tmp_path):
     from accounts.keys import key_digest, key_display, key_generate
-    from accounts.models import VirtualKey
+    from accounts.models import User, VirtualKey
     from billing.models import SpendLog
 
     # Only the primary has this key: the hot path's principal lookup must read the primary.
@@ -120,6 +138,12 @@ def test_reports_read_the_replica_while_keys_and_spend_use_the_primary(replica_u
         assert sorted(row["request_id"] for row in logs) == ["replica-only-0", "replica-only-1", "replica-only-2"]
         status, one = _get(f"{server.url}/spend/logs?request_id=replica-only-1", server.master_key)
         assert status == 200 and [row["model"] for row in one] == ["replica-only-model"]
+
+        # The admin's ledger too, for a proxy admin who exists (with the session) only on the primary.
+        User.objects.create_superuser("ha-admin", "ha@example.com", "ha-admin-password-1")
+        page = _admin_page(server.url, "ha-admin", "ha-admin-password-1", "/admin/billing/spendlog/")
+        assert "replica-only-0" in page
+        assert not any(request_id in page for request_id in primary_ids)
     finally:
         server.stop()
 
