@@ -41,7 +41,7 @@ MASTER = Principal(is_master=True, display="master key")
 
 # digest → (expires at, Principal, or the refusal message for a known-bad digest)
 _cache: dict[str, tuple[float, Principal | str]] = {}
-_seen: dict[str, Any] = {"version": None, "deployments": None, "checked": 0.0}
+_seen: dict[str, Any] = {"version": None, "deployments": None, "checked": 0.0, "generation": 0}
 
 
 def unauthorized(message: str) -> LlmurError:
@@ -95,6 +95,7 @@ def cache_clear() -> None:
     re-read, the next request would find the old snapshot in Redis under the version it last saw.
     """
     _cache.clear()
+    _seen["generation"] += 1
     _seen["checked"] = 0.0
 
 
@@ -127,6 +128,7 @@ async def _check_versions(redis) -> str | None:
     # versions (the registry at start-up, say) may already be older than them.
     if version != _seen["version"]:
         _cache.clear()
+        _seen["generation"] += 1
         _seen["version"] = version
     deployments = deployments_raw.decode() if deployments_raw else "0"
     if deployments != _seen["deployments"]:
@@ -151,11 +153,15 @@ async def authenticate(key: str) -> Principal:
     if hit is not None and hit[0] > now:
         entry = hit[1]
     else:
+        generation = _seen["generation"]
         entry = await _lookup(digest, redis, version)
         if len(_cache) >= LOCAL_CACHE_MAX:
             _cache.clear()
-        ttl = _local_ttl() if isinstance(entry, Principal) else min(NEGATIVE_TTL, _local_ttl())
-        _cache[digest] = (now + ttl, entry)
+        # A key changed while this lookup was under way must not be cached from the older read:
+        # the clear that the change caused has already happened and would not happen again.
+        if generation == _seen["generation"]:
+            ttl = _local_ttl() if isinstance(entry, Principal) else min(NEGATIVE_TTL, _local_ttl())
+            _cache[digest] = (now + ttl, entry)
     if isinstance(entry, str):
         raise unauthorized(entry)
     if entry.expires_at is not None and entry.expires_at.timestamp() <= time.time():
