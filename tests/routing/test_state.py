@@ -173,7 +173,12 @@ def test_writes_queued_on_a_finished_event_loop_still_reach_redis(redis_url, red
 
     async def second_loop():
         state.started("dep-a", "in_flight")
-        await asyncio.sleep(0.05)
+        # The flusher runs in the background: give it until both writes land (not a fixed sleep,
+        # which a loaded machine outlasts), and fail below if they never do.
+        for _ in range(200):
+            if int(redis_client.hget(state_module.IN_FLIGHT, "dep-a") or 0) >= 2:
+                break
+            await asyncio.sleep(0.025)
 
     run(first_loop())
     run(second_loop())
