@@ -19,6 +19,8 @@ from typing import Any, Callable
 import orjson
 from django.conf import settings
 
+from llmur.processes import pid_alive
+
 logger = logging.getLogger("llmur.billing")
 
 FLUSH_INTERVAL = 0.25
@@ -75,19 +77,9 @@ def spool_replay() -> int:
     # Files a crashed replayer had claimed go back to the pool.
     for stale in spool_dir().glob("replaying-*.jsonl") if spool_dir().exists() else []:
         pid = stale.name.split("-")[1]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             stale.rename(stale.with_name(f"spool-{os.getpid()}-{time.time_ns()}.jsonl"))
     return replayed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class SpendWriter:

@@ -27,22 +27,14 @@ import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
+from llmur.processes import pid_alive
+
 # Set alongside PROMETHEUS_MULTIPROC_DIR when llmur chose it, so a process started by an llmur
 # process (tests, `manage.py` from a shell in a pod) takes its own directory instead of sharing
 # its parent's, while a directory the operator set explicitly is respected.
 OWNER_VARIABLE = "LLMUR_PROMETHEUS_OWNER"
 
 multiprocess = False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def prometheus_prepare(var_dir: Path) -> None:
@@ -61,7 +53,7 @@ def prometheus_prepare(var_dir: Path) -> None:
     try:
         if root.is_dir():
             for old in root.iterdir():
-                if old.name.isdigit() and int(old.name) != os.getpid() and not _alive(int(old.name)):
+                if old.name.isdigit() and int(old.name) != os.getpid() and not pid_alive(int(old.name)):
                     shutil.rmtree(old, ignore_errors=True)
         shutil.rmtree(directory, ignore_errors=True)
         directory.mkdir(parents=True)
