@@ -44,6 +44,20 @@ def wait_for_http(url: str, timeout: float = 30.0, process: subprocess.Popen | N
     raise TimeoutError(f"{url} did not answer within {timeout} s")
 
 
+def chat_status(url: str, key: str, model: str = "mock-gpt", *, stream: bool = False, content: str = "hello",
+                timeout: float = 20) -> int:
+    """POST one chat completion with the standard library and return the HTTP status."""
+    body = {"model": model, "messages": [{"role": "user", "content": content}], "stream": stream}
+    request = urllib.request.Request(f"{url}/v1/chat/completions", data=json.dumps(body).encode(),
+                                     headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            response.read()
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
 class MockUpstream:
     """Handle on a running mock_upstream.py: its base URL and its /stats counters."""
 

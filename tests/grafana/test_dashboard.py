@@ -11,7 +11,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import ROOT, mock_model_list, start_gateway
+from tests.conftest import ROOT, chat_status, mock_model_list, start_gateway
 
 DASHBOARD = ROOT / "docker" / "grafana" / "dashboards" / "llmur.json"
 HELM_COPY = ROOT / "helm" / "llmur" / "dashboards" / "llmur.json"
@@ -75,13 +75,13 @@ def served_metrics(django_db_setup, transactional_db, mock_upstream, redis_clien
                             "litellm_settings": {"cache": True, "cache_params": {"type": "local", "ttl": 60}},
                             "router_settings": {"allowed_fails": 0, "cooldown_time": 60}})
     try:
-        statuses = [_chat(server.url, keys["team"]), _chat(server.url, keys["team"]),   # a miss, then a hit
-                    _chat(server.url, keys["team"], stream=True),
-                    _chat(server.url, keys["limited"]), _chat(server.url, keys["limited"])]
+        statuses = [chat_status(server.url, keys["team"], content="grafana"), chat_status(server.url, keys["team"], content="grafana"),   # a miss, then a hit
+                    chat_status(server.url, keys["team"], stream=True, content="grafana"),
+                    chat_status(server.url, keys["limited"], content="grafana"), chat_status(server.url, keys["limited"], content="grafana")]
         assert statuses == [200, 200, 200, 200, 429]
         # The failing deployment cools down once the shuffle picks it (the request is retried on the other).
         for attempt in range(20):
-            assert _chat(server.url, server.master_key, "flaky", content=f"attempt {attempt}") == 200  # not cached
+            assert chat_status(server.url, server.master_key, "flaky", content=f"attempt {attempt}") == 200  # not cached
             text = _scrape(server)
             if re.search(r'^llmur_deployment_cooldown_seconds\{deployment="flaky-500"\}', text, re.M):
                 break
@@ -94,18 +94,6 @@ def _scrape(server) -> str:
     request = urllib.request.Request(f"{server.url}/metrics", headers={"Authorization": f"Bearer {server.master_key}"})
     with urllib.request.urlopen(request, timeout=20) as response:
         return response.read().decode()
-
-
-def _chat(url: str, key: str, model: str = "mock-gpt", stream: bool = False, content: str = "grafana") -> int:
-    body = {"model": model, "messages": [{"role": "user", "content": content}], "stream": stream}
-    request = urllib.request.Request(f"{url}/v1/chat/completions", data=json.dumps(body).encode(),
-                                     headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=20) as response:
-            response.read()
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
 
 
 def test_every_promql_expression_names_only_metrics_that_metrics_exports(served_metrics):

@@ -15,7 +15,7 @@ import urllib.request
 import pytest
 import yaml
 
-from tests.conftest import ROOT, database_url_for_subprocess, mock_model_list, start_gateway
+from tests.conftest import ROOT, chat_status, database_url_for_subprocess, mock_model_list, start_gateway
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -40,18 +40,6 @@ def _get(url: str, key: str) -> tuple[int, object]:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
-
-
-def _chat(url: str, key: str) -> int:
-    body = {"model": "mock-gpt", "messages": [{"role": "user", "content": "replica"}]}
-    request = urllib.request.Request(f"{url}/v1/chat/completions", data=json.dumps(body).encode(),
-                                     headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=20) as response:
-            response.read()
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
 
 
 def _admin_page(base: str, username: str, password: str, path: str) -> str:
@@ -118,8 +106,8 @@ def test_reports_read_the_replica_while_keys_and_spend_use_the_primary(replica_u
               "database_configuration": {"replicas": [replica_url]}}
     server = start_gateway(config)
     try:
-        assert _chat(server.url, key) == 200
-        assert _chat(server.url, key) == 200
+        assert chat_status(server.url, key, content="replica") == 200
+        assert chat_status(server.url, key, content="replica") == 200
 
         # The spend writer (as a Celery worker would run it) writes to the primary.
         env = {k: v for k, v in os.environ.items() if k != "LLMUR_CONFIGURATION"}

@@ -1,7 +1,6 @@
 """Redis Sentinel: the gateway follows a failover of the Redis master in the middle of traffic."""
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -13,22 +12,10 @@ import urllib.request
 import pytest
 import yaml
 
-from tests.conftest import ROOT, mock_model_list, start_gateway
+from tests.conftest import ROOT, chat_status, mock_model_list, start_gateway
 from tests.ha.conftest import SERVICE, _redis, _wait
 
 STREAM = "llmur:spend:events"
-
-
-def _chat(url: str, key: str, n: int) -> int:
-    body = {"model": "mock-gpt", "messages": [{"role": "user", "content": f"failover {n}"}]}
-    request = urllib.request.Request(f"{url}/v1/chat/completions", data=json.dumps(body).encode(),
-                                     headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            response.read()
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
 
 
 def _status(url: str) -> int:
@@ -59,7 +46,7 @@ def test_requests_keep_succeeding_when_the_redis_master_is_killed_and_sentinel_f
         while not stop.is_set():
             n += 1
             sent = time.monotonic()
-            status = _chat(server.url, key, worker * 100000 + n)
+            status = chat_status(server.url, key, content=f"failover {worker * 100000 + n}", timeout=30)
             results.append((sent, time.monotonic(), status))
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(4)]

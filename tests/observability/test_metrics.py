@@ -13,7 +13,7 @@ import pytest
 from prometheus_client import CollectorRegistry, multiprocess
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import mock_model_list, start_gateway
+from tests.conftest import chat_status, mock_model_list, start_gateway
 
 # The servers read the test database, so it must exist even when only these tests run.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -26,18 +26,6 @@ def _get(url: str, key: str | None = None) -> tuple[int, str]:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
-
-
-def _chat(url: str, key: str, model: str = "mock-gpt", stream: bool = False) -> int:
-    body = {"model": model, "messages": [{"role": "user", "content": "hello"}], "stream": stream}
-    request = urllib.request.Request(f"{url}/v1/chat/completions", data=json.dumps(body).encode(),
-                                     headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=20) as response:
-            response.read()
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
 
 
 def _samples(text: str, name: str, **labels: str) -> float:
@@ -86,7 +74,7 @@ def test_metrics_under_two_workers_report_the_sum_of_both_workers_requests(two_w
     # Concurrent requests on fresh connections spread over both workers; keep going until both served some.
     with ThreadPoolExecutor(max_workers=8) as pool:
         for _ in range(10):
-            statuses = list(pool.map(lambda _: _chat(url, key, "mock-slow"), range(16)))
+            statuses = list(pool.map(lambda _: chat_status(url, key, "mock-slow"), range(16)))
             assert statuses == [200] * 16
             sent += 16
             busy = [count for count in _per_worker_requests(directory).values() if count]
@@ -96,7 +84,7 @@ def test_metrics_under_two_workers_report_the_sum_of_both_workers_requests(two_w
     assert len([c for c in per_worker.values() if c]) >= 2, per_worker
     sent_plain = 0
     for _ in range(5):
-        assert _chat(url, key) == 200
+        assert chat_status(url, key) == 200
         sent_plain += 1
 
     # Whichever worker answers the scrape, it reports every worker's requests.
@@ -116,7 +104,7 @@ def test_metrics_under_two_workers_report_the_sum_of_both_workers_requests(two_w
 def test_spend_queue_and_cooldowns_are_reported_at_scrape_time(two_workers, redis_url):
     url, key = two_workers.url, two_workers.master_key
     for _ in range(20):
-        assert _chat(url, key, "flaky") == 200  # retried on the healthy deployment
+        assert chat_status(url, key, "flaky") == 200  # retried on the healthy deployment
         text = _get(f"{url}/metrics", key)[1]
         if _samples(text, "llmur_deployment_cooldown_seconds", deployment="flaky-500"):
             break
@@ -130,7 +118,7 @@ def test_spend_queue_and_cooldowns_are_reported_at_scrape_time(two_workers, redi
 def test_a_streamed_request_records_time_to_first_token(two_workers):
     url, key = two_workers.url, two_workers.master_key
     before = _samples(_get(f"{url}/metrics", key)[1], "llmur_time_to_first_token_seconds_count", model="mock-gpt")
-    assert _chat(url, key, stream=True) == 200
+    assert chat_status(url, key, stream=True) == 200
     after = _samples(_get(f"{url}/metrics", key)[1], "llmur_time_to_first_token_seconds_count", model="mock-gpt")
     assert after == before + 1
 
@@ -138,7 +126,7 @@ def test_a_streamed_request_records_time_to_first_token(two_workers):
 def test_rejected_requests_are_counted_by_status(two_workers):
     url, key = two_workers.url, two_workers.master_key
     before = _samples(_get(f"{url}/metrics", key)[1], "llmur_requests_total", status="401")
-    assert _chat(url, "sk-not-a-key") == 401
+    assert chat_status(url, "sk-not-a-key") == 401
     assert _samples(_get(f"{url}/metrics", key)[1], "llmur_requests_total", status="401") == before + 1
 
 
