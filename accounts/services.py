@@ -139,6 +139,23 @@ def _apply_budget(entity: Budgeted, values: dict[str, Any]) -> None:
                                   if entity.budget_duration else None)
 
 
+def _apply_common_fields(entity: Budgeted, fields: dict[str, Any]) -> None:
+    """The update fields every entity treats alike: models, metadata, aliases, log_requests and the budget.
+
+    Only the keys present in `fields` are touched; what differs per entity (name, flags, parents) stays
+    with its own `<entity>_update`.
+    """
+    if "models" in fields:
+        entity.allowed_models = parse_models(fields["models"])
+    if "metadata" in fields:
+        entity.metadata = fields["metadata"] or {}
+    if "aliases" in fields:
+        entity.aliases = parse_aliases(fields["aliases"])
+    if "log_requests" in fields:
+        entity.log_requests = bool(fields["log_requests"])
+    _apply_budget(entity, _budget_values({k: v for k, v in fields.items() if k in BUDGET_FIELDS}))
+
+
 def _check_within(entity: Any, parents: Iterable[Any], *, what: str) -> None:
     """The entity's models, budget and limits must fit inside every entity above it."""
     for parent in parents:
@@ -231,20 +248,12 @@ def key_update(*, by: Actor, key: VirtualKey, **fields: Any) -> VirtualKey:
     before = snapshot(key)
     if "key_alias" in fields:
         key.key_alias = fields["key_alias"] or ""
-    if "models" in fields:
-        key.allowed_models = parse_models(fields["models"])
-    if "metadata" in fields:
-        if fields["metadata"] is not None and not isinstance(fields["metadata"], dict):
-            raise invalid("metadata must be a JSON object.", "metadata")
-        key.metadata = fields["metadata"] or {}
-    if "aliases" in fields:
-        key.aliases = parse_aliases(fields["aliases"])
-    if "log_requests" in fields:
-        key.log_requests = bool(fields["log_requests"])
+    if "metadata" in fields and fields["metadata"] is not None and not isinstance(fields["metadata"], dict):
+        raise invalid("metadata must be a JSON object.", "metadata")
     for name in ("expires_at", "blocked", "team", "user", "project", "organization"):
         if name in fields:
             setattr(key, name, fields[name])
-    _apply_budget(key, _budget_values({k: v for k, v in fields.items() if k in BUDGET_FIELDS}))
+    _apply_common_fields(key, fields)
     _check_within(key, _key_parents(key), what="key")
     _save(key)
     audit_record(by=by, action="update", instance=key, before=before, after=snapshot(key))
@@ -337,16 +346,12 @@ def user_update(*, by: Actor, user: User, **fields: Any) -> User:
             raise invalid(f"Unknown user_role {fields['role']!r} (expected one of {', '.join(Role.values)}).",
                           "user_role")
         user.role = fields["role"]
-    if "models" in fields:
-        user.allowed_models = parse_models(fields["models"])
-    if "metadata" in fields:
-        user.metadata = fields["metadata"] or {}
     if fields.get("password"):
         user.set_password(fields["password"])
     for flag in ("is_active", "is_staff", "is_superuser"):
         if flag in fields:
             setattr(user, flag, bool(fields[flag]))
-    _apply_budget(user, _budget_values({k: v for k, v in fields.items() if k in BUDGET_FIELDS}))
+    _apply_common_fields(user, fields)
     _save(user)
     audit_record(by=by, action="update", instance=user, before=before, after=snapshot(user))
     return user
@@ -385,13 +390,9 @@ def organization_update(*, by: Actor, organization: Organization, **fields: Any)
     before = snapshot(org)
     if fields.get("name"):
         org.name = fields["name"]
-    if "models" in fields:
-        org.allowed_models = parse_models(fields["models"])
-    if "metadata" in fields:
-        org.metadata = fields["metadata"] or {}
     if "blocked" in fields:
         org.blocked = bool(fields["blocked"])
-    _apply_budget(org, _budget_values({k: v for k, v in fields.items() if k in BUDGET_FIELDS}))
+    _apply_common_fields(org, fields)
     _save(org)
     audit_record(by=by, action="update", instance=org, before=before, after=snapshot(org))
     return org
@@ -446,19 +447,11 @@ def team_update(*, by: Actor, team: Team, **fields: Any) -> Team:
     before = snapshot(team)
     if fields.get("name"):
         team.name = fields["name"].strip()
-    if "models" in fields:
-        team.allowed_models = parse_models(fields["models"])
-    if "metadata" in fields:
-        team.metadata = fields["metadata"] or {}
     if "blocked" in fields:
         team.blocked = bool(fields["blocked"])
-    if "aliases" in fields:
-        team.aliases = parse_aliases(fields["aliases"])
-    if "log_requests" in fields:
-        team.log_requests = bool(fields["log_requests"])
     if "organization" in fields:
         team.organization = fields["organization"]
-    _apply_budget(team, _budget_values({k: v for k, v in fields.items() if k in BUDGET_FIELDS}))
+    _apply_common_fields(team, fields)
     _check_within(team, [team.organization], what="team")
     _save(team)
     audit_record(by=by, action="update", instance=team, before=before, after=snapshot(team))
@@ -542,10 +535,6 @@ def project_update(*, by: Actor, project: Project, **fields: Any) -> Project:
     before = snapshot(project)
     if fields.get("name"):
         project.name = fields["name"].strip()
-    if "models" in fields:
-        project.allowed_models = parse_models(fields["models"])
-    if "metadata" in fields:
-        project.metadata = fields["metadata"] or {}
     if "is_active" in fields:
         project.is_active = bool(fields["is_active"])
     for name in ("team", "organization"):
@@ -553,7 +542,7 @@ def project_update(*, by: Actor, project: Project, **fields: Any) -> Project:
             setattr(project, name, fields[name])
     if project.team is None and project.organization is None:
         raise invalid("A project belongs to a team or an organization: give team_id or organization_id.", "team_id")
-    _apply_budget(project, _budget_values({k: v for k, v in fields.items() if k in BUDGET_FIELDS}))
+    _apply_common_fields(project, fields)
     _check_within(project, [project.team, project.organization], what="project")
     _save(project)
     audit_record(by=by, action="update", instance=project, before=before, after=snapshot(project))
