@@ -57,15 +57,42 @@ class ModelListField(forms.CharField):
         return [m.strip() for m in (value or "").split(",") if m.strip()]
 
 
+def _administered(actor, field: str) -> QuerySet:
+    """What a user below proxy admin may point a team, organization, project or user field at."""
+    if field == "team":
+        return Team.objects.filter(pk__in=actor.admin_team_ids)
+    if field == "organization":
+        return Organization.objects.filter(pk__in=actor.admin_org_ids)
+    if field == "project":
+        return actor.projects().filter(team_id__in=actor.admin_team_ids) | \
+            actor.projects().filter(organization_id__in=actor.admin_org_ids)
+    if field == "user":
+        return actor.users()
+    raise ValueError(f"no administered scope for {field!r}")
+
+
 class RoleScopedAdmin(admin.ModelAdmin):
     """Visibility and rights from the actor's role; every change leaves an audit entry."""
 
     llmur_audited = True       # audits its own writes (below and in accounts.services)
     scope_attr = ""            # Actor method giving the visible queryset, e.g. "teams"
     manage_check = ""          # Actor method taking an object, e.g. "can_manage_team"
+    scoped_foreign_keys: tuple[str, ...] = ()  # offered to a non-proxy-admin only as far as they administer it
 
     def _actor(self, request: HttpRequest):
         return actor_of(request)
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "allowed_models":
+            return ModelListField(label="Models")
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name in self.scoped_foreign_keys:
+            actor = self._actor(request)
+            if not actor.is_proxy_admin:
+                kwargs["queryset"] = _administered(actor, db_field.name)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return request.user.is_active and request.user.is_staff
@@ -160,11 +187,6 @@ class OrganizationAdmin(RoleScopedAdmin):
     def has_add_permission(self, request):
         return self._actor(request).is_proxy_admin
 
-    def formfield_for_dbfield(self, db_field, request, **kwargs):
-        if db_field.name == "allowed_models":
-            return ModelListField(label="Models")
-        return super().formfield_for_dbfield(db_field, request, **kwargs)
-
     @admin.display(description="teams")
     def team_count(self, obj: Organization) -> int:
         return obj.teams.count()
@@ -178,53 +200,46 @@ class TeamMembershipInline(admin.TabularInline):
     autocomplete_fields = ["user"]
 
 
-class TeamKeyInline(admin.TabularInline):
+class _ReadOnlyInline(admin.TabularInline):
+    """A parent's children listed for reading, each with a link to its own page where it is changed."""
+
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="spend vs budget")
+    def spend_vs_budget(self, obj):
+        return budget_bar(obj.spend, obj.max_budget, obj.soft_budget)
+
+
+class TeamKeyInline(_ReadOnlyInline):
     """The team's keys, read-only here: keys are created on their own page so the plaintext is shown once."""
 
     model = VirtualKey
     fk_name = "team"
-    extra = 0
-    can_delete = False
-    show_change_link = True
     fields = ["display", "key_alias", "user", "blocked", "spend_vs_budget", "expires_at", "last_used_at"]
     readonly_fields = fields
     verbose_name_plural = "keys"
 
-    def has_add_permission(self, request, obj=None):
-        return False
 
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    @admin.display(description="spend vs budget")
-    def spend_vs_budget(self, obj):
-        return budget_bar(obj.spend, obj.max_budget, obj.soft_budget)
-
-
-class TeamProjectInline(admin.TabularInline):
+class TeamProjectInline(_ReadOnlyInline):
     model = Project
     fk_name = "team"
-    extra = 0
-    can_delete = False
-    show_change_link = True
     fields = ["name", "is_active", "spend_vs_budget"]
     readonly_fields = fields
     verbose_name_plural = "projects"
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    @admin.display(description="spend vs budget")
-    def spend_vs_budget(self, obj):
-        return budget_bar(obj.spend, obj.max_budget, obj.soft_budget)
 
 
 @admin.register(Team)
 class TeamAdmin(RoleScopedAdmin):
     scope_attr, manage_check = "teams", "can_manage_team"
+    scoped_foreign_keys = ("organization",)
     list_display = ["name", "organization", "spend_vs_budget", "member_count", "key_count", "blocked", "created_at"]
     list_filter = ["blocked", "organization", ("created_at", admin.DateFieldListFilter)]
     search_fields = ["name", "organization__name"]
@@ -246,17 +261,6 @@ class TeamAdmin(RoleScopedAdmin):
             fields += ["organization", "allowed_models", "blocked", "max_budget", "soft_budget", "budget_duration",
                        "budget_reset_at", "rpm_limit", "tpm_limit", "max_parallel_requests", "log_requests"]
         return fields
-
-    def formfield_for_dbfield(self, db_field, request, **kwargs):
-        if db_field.name == "allowed_models":
-            return ModelListField(label="Models")
-        return super().formfield_for_dbfield(db_field, request, **kwargs)
-
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        actor = self._actor(request)
-        if db_field.name == "organization" and not actor.is_proxy_admin:
-            kwargs["queryset"] = Organization.objects.filter(pk__in=actor.admin_org_ids)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     @admin.display(description="members")
     def member_count(self, obj: Team) -> int:
@@ -313,11 +317,6 @@ class UserAdmin(RoleScopedAdmin, DjangoUserAdmin):
                        "budget_duration", "budget_reset_at", "rpm_limit", "tpm_limit", "max_parallel_requests"]
         return fields
 
-    def formfield_for_dbfield(self, db_field, request, **kwargs):
-        if db_field.name == "allowed_models":
-            return ModelListField(label="Models")
-        return super().formfield_for_dbfield(db_field, request, **kwargs)
-
 
 # --------------------------------------------------------------------------- projects
 
@@ -362,6 +361,7 @@ class ProjectKeyInline(TeamKeyInline):
 @admin.register(Project)
 class ProjectAdmin(RoleScopedAdmin):
     scope_attr, manage_check = "projects", "can_manage_project"
+    scoped_foreign_keys = ("team", "organization")
     list_display = ["name", "team", "organization", "is_active", "spend_vs_budget", "created_at"]
     list_filter = ["is_active", "team", "organization", ("created_at", admin.DateFieldListFilter)]
     search_fields = ["name", "team__name", "organization__name"]
@@ -370,20 +370,6 @@ class ProjectAdmin(RoleScopedAdmin):
     fieldsets = [(None, {"fields": ("name", "team", "organization", "is_active", "allowed_models", "metadata",
                                     "log_requests")}),
                  BUDGET_FIELDSET]
-
-    def formfield_for_dbfield(self, db_field, request, **kwargs):
-        if db_field.name == "allowed_models":
-            return ModelListField(label="Models")
-        return super().formfield_for_dbfield(db_field, request, **kwargs)
-
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        actor = self._actor(request)
-        if not actor.is_proxy_admin:
-            if db_field.name == "team":
-                kwargs["queryset"] = Team.objects.filter(pk__in=actor.admin_team_ids)
-            elif db_field.name == "organization":
-                kwargs["queryset"] = Organization.objects.filter(pk__in=actor.admin_org_ids)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def save_model(self, request, obj, form, change):
         try:
@@ -418,6 +404,7 @@ class VirtualKeyForm(forms.ModelForm):
 @admin.register(VirtualKey)
 class VirtualKeyAdmin(RoleScopedAdmin):
     scope_attr, manage_check = "keys", "can_manage_key"
+    scoped_foreign_keys = ("team", "project", "organization", "user")
     form = VirtualKeyForm
     list_display = ["display", "key_alias", "user", "team", "project", "blocked", "spend_vs_budget", "expires_at",
                     "last_used_at", "created_at"]
@@ -443,20 +430,6 @@ class VirtualKeyAdmin(RoleScopedAdmin):
 
     def has_add_permission(self, request):
         return not self._actor(request).read_only
-
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        actor = self._actor(request)
-        if not actor.is_proxy_admin:
-            if db_field.name == "team":
-                kwargs["queryset"] = Team.objects.filter(pk__in=actor.admin_team_ids)
-            elif db_field.name == "project":
-                kwargs["queryset"] = actor.projects().filter(team_id__in=actor.admin_team_ids) | \
-                    actor.projects().filter(organization_id__in=actor.admin_org_ids)
-            elif db_field.name == "organization":
-                kwargs["queryset"] = Organization.objects.filter(pk__in=actor.admin_org_ids)
-            elif db_field.name == "user":
-                kwargs["queryset"] = actor.users()
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def save_model(self, request, obj, form, change):
         actor = self._actor(request)
@@ -583,12 +556,7 @@ class TeamMembershipAdmin(_ChildAdmin):
     search_fields = ["user__username", "user__email", "team__name"]
     autocomplete_fields = ["user"]
     list_select_related = ["user", "team"]
-
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        actor = self._actor(request)
-        if db_field.name == "team" and not actor.is_proxy_admin:
-            kwargs["queryset"] = Team.objects.filter(pk__in=actor.admin_team_ids)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+    scoped_foreign_keys = ("team",)
 
 
 @admin.register(OrganizationMembership)
@@ -599,12 +567,7 @@ class OrganizationMembershipAdmin(_ChildAdmin):
     search_fields = ["user__username", "user__email", "organization__name"]
     autocomplete_fields = ["user"]
     list_select_related = ["user", "organization"]
-
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        actor = self._actor(request)
-        if db_field.name == "organization" and not actor.is_proxy_admin:
-            kwargs["queryset"] = Organization.objects.filter(pk__in=actor.admin_org_ids)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+    scoped_foreign_keys = ("organization",)
 
 
 @admin.register(ProjectCredential)
@@ -618,10 +581,4 @@ class ProjectCredentialAdmin(_ChildAdmin):
     search_fields = ["project__name"]
     readonly_fields = ["display", "updated_at"]
     fields = ["project", "provider", "api_key", "display", "updated_at"]
-
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        actor = self._actor(request)
-        if db_field.name == "project" and not actor.is_proxy_admin:
-            kwargs["queryset"] = actor.projects().filter(team_id__in=actor.admin_team_ids) | \
-                actor.projects().filter(organization_id__in=actor.admin_org_ids)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+    scoped_foreign_keys = ("project",)
