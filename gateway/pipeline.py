@@ -25,7 +25,7 @@ from gateway.context import RequestContext, Usage
 from gateway.errors import LlmurError
 from gateway.providers import provider_for
 from gateway.providers import anthropic as anthropic_translation
-from gateway.providers.base import CHAT, EMBEDDING, MESSAGES, Answer, Chunk, UpstreamStreamError, dumps
+from gateway.providers.base import CHAT, EMBEDDING, MESSAGES, Answer, Chunk, UpstreamStreamError, dumps, loads
 from llmur import metrics, observability
 
 logger = logging.getLogger("llmur.gateway.pipeline")
@@ -393,6 +393,8 @@ def _client_parts(ctx: RequestContext, call: _Call, upstream: aiohttp.ClientResp
     if call.provider.native == "anthropic" and call.call_type == MESSAGES:
         events = call.provider.parse_stream(dep, MESSAGES, streaming.sse_events(upstream.content.iter_any()))
         return _anthropic_passthrough(ctx, events)
+    if call.provider.openai_sse and not call.translate_messages:
+        return _openai_passthrough(ctx, upstream.content.iter_any(), _client_wants_usage(ctx))
     chunks = call.provider.parse_stream(dep, call.call_type, _upstream_events(call, upstream))
     if call.translate_messages:
         return anthropic_translation.openai_stream_to_anthropic(_count_openai(ctx, chunks, True), ctx.model)
@@ -492,6 +494,83 @@ async def _count_openai(ctx: RequestContext, chunks: AsyncIterator[Chunk], keep_
             if isinstance(piece, str):
                 text.append(piece)
         yield chunk
+
+
+async def _openai_passthrough(ctx: RequestContext, reads: AsyncIterator[bytes], keep_usage: bool) -> AsyncIterator[bytes]:
+    """OpenAI SSE from upstream to the client in one generator: what sse_events → openai_chunks →
+    _count_openai → _openai_out do, but one yield per upstream read instead of one per event, each
+    through four generator layers (and one ASGI send per event). Nothing is held back: the events
+    that arrived together leave together; an unfinished one waits for its rest, as before."""
+    text: list[str] = ctx.metadata.setdefault("_text", [])
+    buffer = b""
+    done = False
+    out: list[bytes] = []
+    try:
+        async for read in reads:
+            if b"\r" in read:
+                read = read.replace(b"\r\n", b"\n")
+            buffer = buffer + read if buffer else read
+            start = 0
+            while True:
+                end = buffer.find(b"\n\n", start)
+                if end < 0:
+                    break
+                raw = buffer[start:end + 2]
+                start = end + 2
+                if _openai_event(ctx, raw, out, text, keep_usage):
+                    done = True
+                    break
+            if done:
+                break
+            buffer = buffer[start:] if start else buffer
+            if out:
+                yield b"".join(out)
+                out.clear()
+        else:
+            if buffer.strip():
+                _openai_event(ctx, buffer + b"\n\n", out, text, keep_usage)
+    except Exception:
+        if out:   # the events before the failure still reach the client, then the error event
+            yield b"".join(out)
+        raise
+    out.append(streaming.DONE)
+    yield b"".join(out)
+
+
+def _openai_event(ctx: RequestContext, raw: bytes, out: list[bytes], text: list[str], keep_usage: bool) -> bool:
+    """Read one OpenAI SSE event as openai_chunks and _count_openai do; append what the client gets
+    to out. True at [DONE]."""
+    if raw.startswith(b"data: ") and raw.find(b"\n", 6) == len(raw) - 2:
+        data = raw[6:-2].strip()   # the usual event: one data line
+    else:
+        parsed_event = streaming.parse_event(raw)
+        if parsed_event is None:
+            return False
+        data = parsed_event[1]
+    if data == b"[DONE]":
+        return True
+    if not data:
+        return False
+    parsed = loads(data)
+    if not isinstance(parsed, dict):
+        raise ValueError("an OpenAI stream event that is not a JSON object")
+    if parsed.get("error") and "choices" not in parsed:
+        error = parsed["error"] if isinstance(parsed["error"], dict) else {"message": str(parsed["error"])}
+        raise UpstreamStreamError(str(error.get("message") or "upstream stream error"),
+                                  error.get("type") or "api_error", error.get("code"))
+    if parsed.get("usage"):
+        ctx.metadata["_usage_seen"] = _usage_from(parsed, ctx.usage)
+        if not parsed.get("choices") and not keep_usage:
+            return False
+    choices = parsed.get("choices")
+    if choices:
+        ctx.metadata["_content_chunks"] = ctx.metadata.get("_content_chunks", 0) + 1
+        choice = choices[0]
+        piece = (choice.get("delta") or {}).get("content") if "delta" in choice else choice.get("text")
+        if isinstance(piece, str):
+            text.append(piece)
+    out.append(raw)
+    return False
 
 
 async def _openai_out(chunks: AsyncIterator[Chunk]) -> AsyncIterator[bytes]:

@@ -26,16 +26,16 @@ async def sse_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[str | 
             if end < 0:
                 break
             raw, buffer = buffer[:end + 2], buffer[end + 2:]
-            parsed = _parse_event(raw)
+            parsed = parse_event(raw)
             if parsed is not None:
                 yield parsed
     if buffer.strip():
-        parsed = _parse_event(buffer + b"\n\n")
+        parsed = parse_event(buffer + b"\n\n")
         if parsed is not None:
             yield parsed
 
 
-def _parse_event(raw: bytes) -> tuple[str | None, bytes, bytes] | None:
+def parse_event(raw: bytes) -> tuple[str | None, bytes, bytes] | None:
     name = None
     data: list[bytes] = []
     for line in raw.split(b"\n"):

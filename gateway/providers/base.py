@@ -58,6 +58,9 @@ class Provider:
     # The client format the provider speaks natively for chat: "openai" or "anthropic".
     native = "openai"
     call_types = frozenset({CHAT, COMPLETION, EMBEDDING})
+    # True when streams are OpenAI SSE read exactly as gateway.providers.openai.openai_chunks reads them,
+    # so the pipeline may relay them through its fused pass-through (gateway.streaming.openai_passthrough).
+    openai_sse = False
 
     def build_request(self, dep: Deployment, call_type: str, body: dict[str, Any], *, api_key: str | None,
                       client_headers: dict[str, str]) -> UpstreamRequest:

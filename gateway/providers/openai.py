@@ -44,6 +44,7 @@ async def openai_chunks(events: AsyncIterator[tuple[str | None, bytes, bytes]]) 
 class OpenAIProvider(Provider):
     name = "openai"
     force_stream_usage = True
+    openai_sse = True
 
     def base_url(self, dep: Deployment) -> str:
         return dep.api_base or DEFAULT_API_BASE
