@@ -45,6 +45,12 @@ def _budget(body: s.BudgetIn) -> dict[str, Any]:
                                                    "rpm_limit", "max_parallel_requests") if name in sent}
 
 
+def _sent(body: s.BudgetIn, *names: str) -> dict[str, Any]:
+    """The budget fields and the named ones that the caller actually sent, for an `<entity>_update`."""
+    sent = body.model_fields_set
+    return {**_budget(body), **{name: getattr(body, name) for name in names if name in sent}}
+
+
 # --------------------------------------------------------------------------- keys
 
 def _key_owners(actor: Actor, body: s.KeyGenerateIn) -> dict[str, Any]:
@@ -104,10 +110,7 @@ def key_update(request, body: s.KeyUpdateIn):
     actor.require_write()
     key = _managed_key(actor, body.key)
     sent = body.model_fields_set
-    fields: dict[str, Any] = _budget(body)
-    for name in ("key_alias", "models", "metadata", "blocked", "aliases", "log_requests"):
-        if name in sent:
-            fields[name] = getattr(body, name)
+    fields = _sent(body, "key_alias", "models", "metadata", "blocked", "aliases", "log_requests")
     if "expires" in sent or "duration" in sent:
         fields["expires_at"] = services.parse_expiry(expires=body.expires, duration=body.duration)
     moves = {"team_id", "user_id", "organization_id", "project_id"} & sent
@@ -266,17 +269,12 @@ def user_update(request, body: s.UserUpdateIn):
             if body.user_id or body.user_email else actor.user)
     if user is None:
         raise services.invalid("Give user_id.", "user_id")
-    sent = body.model_fields_set
-    fields: dict[str, Any] = _budget(body)
-    if "models" in sent:
-        fields["models"] = body.models
-    if "metadata" in sent:
-        fields["metadata"] = body.metadata
+    fields = _sent(body, "models", "metadata")
     if body.user_role:
         fields["role"] = body.user_role
     if body.password:
         fields["password"] = body.password
-    if body.user_id and body.user_email and "user_email" in sent:
+    if body.user_id and body.user_email and "user_email" in body.model_fields_set:
         fields["email"] = body.user_email
     own = actor.user is not None and user.pk == actor.user.pk
     if not actor.is_proxy_admin:
@@ -368,13 +366,9 @@ def team_update(request, body: s.TeamUpdateIn):
     actor = _actor(request)
     actor.require_write()
     team = _managed_team(actor, body.team_id)
-    sent = body.model_fields_set
-    fields: dict[str, Any] = _budget(body)
-    if "team_alias" in sent and body.team_alias:
+    fields = _sent(body, "models", "metadata", "blocked", "aliases", "log_requests")
+    if "team_alias" in body.model_fields_set and body.team_alias:
         fields["name"] = body.team_alias
-    for name in ("models", "metadata", "blocked", "aliases", "log_requests"):
-        if name in sent:
-            fields[name] = getattr(body, name)
     above = actor.is_proxy_admin or (team.organization_id is not None and team.organization_id in actor.admin_org_ids)
     if not above and fields.keys() - {"name", "metadata"}:
         raise forbidden("A team admin cannot change the team's own budget, limits, models or blocked state; "
@@ -504,13 +498,9 @@ def project_update(request, body: s.ProjectUpdateIn):
     actor = _actor(request)
     actor.require_write()
     project = _managed_project(actor, body.project_id)
-    sent = body.model_fields_set
-    fields: dict[str, Any] = _budget(body)
+    fields = _sent(body, "models", "metadata", "is_active", "credentials")
     if body.project_alias or body.name:
         fields["name"] = body.project_alias or body.name
-    for name in ("models", "metadata", "is_active", "credentials"):
-        if name in sent:
-            fields[name] = getattr(body, name)
     return s.project_out(services.project_update(by=actor, project=project, **fields))
 
 
