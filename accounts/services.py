@@ -194,6 +194,26 @@ def _save(instance: Any, **kwargs: Any) -> None:
         raise invalid(f"{field}: {' '.join(messages)}" if field else " ".join(messages), field or None) from None
 
 
+def _membership_set(*, by: Actor, model: type[Any], role: str, **where: Any) -> Any:
+    """Adds the membership or changes its role; audited only when something changed."""
+    membership, created = model.objects.get_or_create(**where, defaults={"role": role})
+    if not created and membership.role == role:
+        return membership  # nothing changed, nothing to audit
+    before = None if created else snapshot(membership)
+    if not created:
+        membership.role = role
+        membership.save(update_fields=["role"])
+    audit_record(by=by, action="create" if created else "update", instance=membership, before=before,
+                 after=snapshot(membership))
+    return membership
+
+
+def _delete(*, by: Actor, instance: Any) -> None:
+    before, pk = snapshot(instance), instance.pk  # the pk is gone from the instance after delete()
+    instance.delete()
+    audit_record(by=by, action="delete", instance=instance, before=before, entity_id=str(pk))
+
+
 # --------------------------------------------------------------------------- keys
 
 def _key_parents(key: VirtualKey) -> list[Any]:
@@ -281,9 +301,7 @@ def key_unblock(*, by: Actor, key: VirtualKey) -> VirtualKey:
 
 @transaction.atomic
 def key_delete(*, by: Actor, key: VirtualKey) -> None:
-    before, pk = snapshot(key), key.pk
-    key.delete()
-    audit_record(by=by, action="delete", instance=key, before=before, entity_id=str(pk))
+    _delete(by=by, instance=key)
 
 
 @transaction.atomic
@@ -360,11 +378,9 @@ def user_update(*, by: Actor, user: User, **fields: Any) -> User:
 @transaction.atomic
 def user_delete(*, by: Actor, user: User) -> None:
     """Deletes the user and their personal keys (keys they hold for a team stay with the team)."""
-    before, pk = snapshot(user), user.pk
     for key in VirtualKey.objects.filter(user=user, team__isnull=True, project__isnull=True):
         key_delete(by=by, key=key)
-    user.delete()
-    audit_record(by=by, action="delete", instance=user, before=before, entity_id=str(pk))
+    _delete(by=by, instance=user)
 
 
 # --------------------------------------------------------------------------- organizations
@@ -402,17 +418,7 @@ def organization_update(*, by: Actor, organization: Organization, **fields: Any)
 def organization_member_set(*, by: Actor, organization: Organization, user: User, role: str) -> OrganizationMembership:
     if role not in OrganizationMembership.OrgRole.values:
         raise invalid(f"Unknown organization role {role!r} (expected org_admin or member).", "role")
-    membership, created = OrganizationMembership.objects.get_or_create(organization=organization, user=user,
-                                                                       defaults={"role": role})
-    if not created and membership.role == role:
-        return membership  # nothing changed, nothing to audit
-    before = None if created else snapshot(membership)
-    if not created:
-        membership.role = role
-        membership.save(update_fields=["role"])
-    audit_record(by=by, action="create" if created else "update", instance=membership, before=before,
-                 after=snapshot(membership))
-    return membership
+    return _membership_set(by=by, model=OrganizationMembership, role=role, organization=organization, user=user)
 
 
 # --------------------------------------------------------------------------- teams
@@ -465,9 +471,7 @@ def team_delete(*, by: Actor, team: Team) -> None:
         raise invalid(f"Team {team.name!r} still has projects; delete or move them first.", "team_id")
     for key in VirtualKey.objects.filter(team=team):
         key_delete(by=by, key=key)
-    before, pk = snapshot(team), team.pk
-    team.delete()
-    audit_record(by=by, action="delete", instance=team, before=before, entity_id=str(pk))
+    _delete(by=by, instance=team)
 
 
 @transaction.atomic
@@ -475,16 +479,7 @@ def team_member_add(*, by: Actor, team: Team, user: User, role: str = TeamMember
                     ) -> TeamMembership:
     if role not in TeamMembership.TeamRole.values:
         raise invalid(f"Unknown team member role {role!r} (expected admin or user).", "member.role")
-    membership, created = TeamMembership.objects.get_or_create(team=team, user=user, defaults={"role": role})
-    if not created and membership.role == role:
-        return membership  # nothing changed, nothing to audit
-    before = None if created else snapshot(membership)
-    if not created:
-        membership.role = role
-        membership.save(update_fields=["role"])
-    audit_record(by=by, action="create" if created else "update", instance=membership, before=before,
-                 after=snapshot(membership))
-    return membership
+    return _membership_set(by=by, model=TeamMembership, role=role, team=team, user=user)
 
 
 @transaction.atomic
@@ -493,9 +488,7 @@ def team_member_delete(*, by: Actor, team: Team, user: User) -> None:
     if membership is None:
         raise LlmurError(404, "not_found_error", f"{user.username!r} is not a member of team {team.name!r}.",
                          param="user_id", code="404")
-    before, pk = snapshot(membership), membership.pk
-    membership.delete()
-    audit_record(by=by, action="delete", instance=membership, before=before, entity_id=str(pk))
+    _delete(by=by, instance=membership)
 
 
 # --------------------------------------------------------------------------- projects
@@ -558,9 +551,7 @@ def project_update(*, by: Actor, project: Project, **fields: Any) -> Project:
 def project_delete(*, by: Actor, project: Project) -> None:
     for key in VirtualKey.objects.filter(project=project):
         key_delete(by=by, key=key)
-    before, pk = snapshot(project), project.pk
-    project.delete()
-    audit_record(by=by, action="delete", instance=project, before=before, entity_id=str(pk))
+    _delete(by=by, instance=project)
 
 
 @transaction.atomic
