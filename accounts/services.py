@@ -139,6 +139,20 @@ def _apply_budget(entity: Budgeted, values: dict[str, Any]) -> None:
                                   if entity.budget_duration else None)
 
 
+def _locked_for_update(instance: Any, fields: dict[str, Any], *, updatable: set[str], what: str) -> tuple[Any, dict]:
+    """The entity's row, locked for this transaction, and its snapshot before the update (for the audit)."""
+    unknown = set(fields) - updatable
+    if unknown:
+        raise TypeError(f"unknown {what} fields: {', '.join(sorted(unknown))}")
+    locked = type(instance).objects.select_for_update().get(pk=instance.pk)
+    return locked, snapshot(locked)
+
+
+def _save_update(*, by: Actor, instance: Any, before: dict) -> None:
+    _save(instance)
+    audit_record(by=by, action="update", instance=instance, before=before, after=snapshot(instance))
+
+
 def _apply_common_fields(entity: Budgeted, fields: dict[str, Any]) -> None:
     """The update fields every entity treats alike: models, metadata, aliases, log_requests and the budget.
 
@@ -261,11 +275,7 @@ KEY_UPDATABLE = {"key_alias", "models", "metadata", "expires_at", "blocked", "te
 
 @transaction.atomic
 def key_update(*, by: Actor, key: VirtualKey, **fields: Any) -> VirtualKey:
-    unknown = set(fields) - KEY_UPDATABLE
-    if unknown:
-        raise TypeError(f"unknown key fields: {', '.join(sorted(unknown))}")
-    key = VirtualKey.objects.select_for_update().get(pk=key.pk)
-    before = snapshot(key)
+    key, before = _locked_for_update(key, fields, updatable=KEY_UPDATABLE, what="key")
     if "key_alias" in fields:
         key.key_alias = fields["key_alias"] or ""
     if "metadata" in fields and fields["metadata"] is not None and not isinstance(fields["metadata"], dict):
@@ -275,8 +285,7 @@ def key_update(*, by: Actor, key: VirtualKey, **fields: Any) -> VirtualKey:
             setattr(key, name, fields[name])
     _apply_common_fields(key, fields)
     _check_within(key, _key_parents(key), what="key")
-    _save(key)
-    audit_record(by=by, action="update", instance=key, before=before, after=snapshot(key))
+    _save_update(by=by, instance=key, before=before)
     return key
 
 
@@ -352,11 +361,7 @@ USER_UPDATABLE = {"email", "role", "models", "metadata", "password", "is_active"
 
 @transaction.atomic
 def user_update(*, by: Actor, user: User, **fields: Any) -> User:
-    unknown = set(fields) - USER_UPDATABLE
-    if unknown:
-        raise TypeError(f"unknown user fields: {', '.join(sorted(unknown))}")
-    user = User.objects.select_for_update().get(pk=user.pk)
-    before = snapshot(user)
+    user, before = _locked_for_update(user, fields, updatable=USER_UPDATABLE, what="user")
     if "email" in fields:
         user.email = fields["email"] or ""
     if "role" in fields and fields["role"]:
@@ -370,8 +375,7 @@ def user_update(*, by: Actor, user: User, **fields: Any) -> User:
         if flag in fields:
             setattr(user, flag, bool(fields[flag]))
     _apply_common_fields(user, fields)
-    _save(user)
-    audit_record(by=by, action="update", instance=user, before=before, after=snapshot(user))
+    _save_update(by=by, instance=user, before=before)
     return user
 
 
@@ -400,17 +404,18 @@ def organization_create(*, by: Actor, name: str, models: Any = None, metadata: d
     return org
 
 
+ORGANIZATION_UPDATABLE = {"name", "models", "metadata", "blocked", *BUDGET_FIELDS}
+
+
 @transaction.atomic
 def organization_update(*, by: Actor, organization: Organization, **fields: Any) -> Organization:
-    org = Organization.objects.select_for_update().get(pk=organization.pk)
-    before = snapshot(org)
+    org, before = _locked_for_update(organization, fields, updatable=ORGANIZATION_UPDATABLE, what="organization")
     if fields.get("name"):
         org.name = fields["name"]
     if "blocked" in fields:
         org.blocked = bool(fields["blocked"])
     _apply_common_fields(org, fields)
-    _save(org)
-    audit_record(by=by, action="update", instance=org, before=before, after=snapshot(org))
+    _save_update(by=by, instance=org, before=before)
     return org
 
 
@@ -446,11 +451,7 @@ TEAM_UPDATABLE = {"name", "models", "metadata", "blocked", "organization", "alia
 
 @transaction.atomic
 def team_update(*, by: Actor, team: Team, **fields: Any) -> Team:
-    unknown = set(fields) - TEAM_UPDATABLE
-    if unknown:
-        raise TypeError(f"unknown team fields: {', '.join(sorted(unknown))}")
-    team = Team.objects.select_for_update().get(pk=team.pk)
-    before = snapshot(team)
+    team, before = _locked_for_update(team, fields, updatable=TEAM_UPDATABLE, what="team")
     if fields.get("name"):
         team.name = fields["name"].strip()
     if "blocked" in fields:
@@ -459,8 +460,7 @@ def team_update(*, by: Actor, team: Team, **fields: Any) -> Team:
         team.organization = fields["organization"]
     _apply_common_fields(team, fields)
     _check_within(team, [team.organization], what="team")
-    _save(team)
-    audit_record(by=by, action="update", instance=team, before=before, after=snapshot(team))
+    _save_update(by=by, instance=team, before=before)
     return team
 
 
@@ -521,11 +521,7 @@ PROJECT_UPDATABLE = {"name", "models", "metadata", "is_active", "team", "organiz
 
 @transaction.atomic
 def project_update(*, by: Actor, project: Project, **fields: Any) -> Project:
-    unknown = set(fields) - PROJECT_UPDATABLE
-    if unknown:
-        raise TypeError(f"unknown project fields: {', '.join(sorted(unknown))}")
-    project = Project.objects.select_for_update().get(pk=project.pk)
-    before = snapshot(project)
+    project, before = _locked_for_update(project, fields, updatable=PROJECT_UPDATABLE, what="project")
     if fields.get("name"):
         project.name = fields["name"].strip()
     if "is_active" in fields:
@@ -537,8 +533,7 @@ def project_update(*, by: Actor, project: Project, **fields: Any) -> Project:
         raise invalid("A project belongs to a team or an organization: give team_id or organization_id.", "team_id")
     _apply_common_fields(project, fields)
     _check_within(project, [project.team, project.organization], what="project")
-    _save(project)
-    audit_record(by=by, action="update", instance=project, before=before, after=snapshot(project))
+    _save_update(by=by, instance=project, before=before)
     for provider, secret in (fields.get("credentials") or {}).items():
         if secret:
             project_credential_set(by=by, project=project, provider=provider, api_key=secret)
