@@ -161,19 +161,8 @@ class DailySpendAdmin(ScopedReadOnlyAdmin):
     ordering = ["-day", "-id"]
 
 
-@admin.register(ModelPrice)
-class ModelPriceAdmin(admin.ModelAdmin):
-    """Prices are global: every staff user may read them, only proxy admins change them."""
-
-    list_display = ["model", "provider", "input_cost_per_token", "output_cost_per_token", "updated_at"]
-    list_filter = ["provider"]
-    search_fields = ["model"]
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return request.user.is_active and request.user.is_staff
-
-    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
-        return self.has_module_permission(request)
+class ProxyAdminEdits:
+    """Only a proxy admin who is not read-only adds, changes or deletes these rows."""
 
     def _may_edit(self, request: HttpRequest) -> bool:
         actor = actor_of(request)
@@ -187,6 +176,21 @@ class ModelPriceAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return self._may_edit(request)
+
+
+@admin.register(ModelPrice)
+class ModelPriceAdmin(ProxyAdminEdits, admin.ModelAdmin):
+    """Prices are global: every staff user may read them, only proxy admins change them."""
+
+    list_display = ["model", "provider", "input_cost_per_token", "output_cost_per_token", "updated_at"]
+    list_filter = ["provider"]
+    search_fields = ["model"]
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_active and request.user.is_staff
+
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        return self.has_module_permission(request)
 
 
 # --------------------------------------------------------------------------- budget alerts
@@ -297,22 +301,9 @@ class TeamAlertSettingForm(forms.ModelForm):
 
 
 @admin.register(TeamAlertSetting)
-class TeamAlertSettingAdmin(ProxyAdminOnly, admin.ModelAdmin):
+class TeamAlertSettingAdmin(ProxyAdminOnly, ProxyAdminEdits, admin.ModelAdmin):
     form = TeamAlertSettingForm
     list_display = ["team", "enabled", "thresholds", "webhook_url", "email_to"]
     list_select_related = ["team"]
     autocomplete_fields = ["team"]
     search_fields = ["team__name"]
-
-    def _may_edit(self, request: HttpRequest) -> bool:
-        actor = actor_of(request)
-        return actor.is_proxy_admin and not actor.read_only
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return self._may_edit(request)
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return self._may_edit(request)
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return self._may_edit(request)
