@@ -1,4 +1,4 @@
-"""`python -m bench`: measure llmur against the mock upstream (and LiteLLM's proxy) in one run.
+"""`python -m bench`: measure llmur against the fake provider (and LiteLLM's proxy) in one run.
 
 The run, in order: start the mock; drive it alone; start llmur in its production shape and drive
 it with the same load through a virtual key; wait for the Celery worker to drain every spend

@@ -1,4 +1,4 @@
-"""The processes a benchmark run owns: the mock upstream, llmur (gunicorn + Celery), LiteLLM's proxy.
+"""The processes a benchmark run owns: the fake provider, llmur (gunicorn + Celery), LiteLLM's proxy.
 
 Every process is started pinned to a core set with taskset (when the machine has two or more
 cores), its output goes to a log file under the run's work directory, and it is stopped by its own
@@ -21,7 +21,6 @@ from pathlib import Path
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
-MOCK_UPSTREAM = ROOT.parent / "shared" / "bench" / "mock_upstream.py"
 
 
 class BenchError(Exception):
@@ -131,7 +130,7 @@ def wait_http(url: str, proc: Managed, *, timeout: float = 60, headers: dict | N
 
 def start_mock(cores: Cores, workdir: Path) -> Managed:
     if not MOCK_UPSTREAM.exists():
-        raise BenchError(f"mock upstream not found at {MOCK_UPSTREAM} (expected ../shared/bench beside the repo)")
+        raise BenchError(f"fake provider not found at {MOCK_UPSTREAM} (expected ../shared/bench beside the repo)")
     port = free_port()
     proc = start("mock", cores.wrap([sys.executable, str(MOCK_UPSTREAM), "--host", "127.0.0.1",
                                      "--port", str(port)], role="load"), workdir=workdir)

@@ -1,4 +1,4 @@
-"""The gateways under test, started in their production shape against the run's mock upstream.
+"""The gateways under test, started in their production shape against the run's fake provider.
 
 llmur: a fresh PostgreSQL database and a flushed Redis database, migrations run once, then gunicorn
 with one uvicorn worker pinned to the server core, and a Celery worker (with beat) draining spend.

@@ -1,13 +1,14 @@
-"""Shared fixtures: real services (the database under test, Redis) and the shared mock upstream.
+"""Shared fixtures: real services (the database under test, Redis) and the project's fake provider.
 
 The database comes from DATABASE_URL (scripts/test runs the suite on PostgreSQL and the
 db_matrix tests again on SQLite and MariaDB). Redis, when REDIS_URL is set, is real too; only
-the model provider is faked, by ../shared/bench/mock_upstream.py.
+the model provider is faked, by the project's own fakeprovider package.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -18,7 +19,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-MOCK_UPSTREAM = ROOT.parent / "shared" / "bench" / "mock_upstream.py"
 
 
 def free_port() -> int:
@@ -58,8 +58,8 @@ def chat_status(url: str, key: str, model: str = "mock-gpt", *, stream: bool = F
         return error.code
 
 
-class MockUpstream:
-    """Handle on a running mock_upstream.py: its base URL and its /stats counters."""
+class FakeProviderProcess:
+    """Handle on a running fake provider (python -m fakeprovider): its base URL and its /stats counters."""
 
     def __init__(self, port: int, process: subprocess.Popen):
         self.port, self.process = port, process
@@ -74,18 +74,23 @@ class MockUpstream:
         urllib.request.urlopen(request, timeout=5).read()
 
 
-def start_mock_upstream(*extra_args: str) -> MockUpstream:
-    port = free_port()
-    process = subprocess.Popen([sys.executable, str(MOCK_UPSTREAM), "--port", str(port), *extra_args],
+def start_fake_provider(*extra_args: str) -> FakeProviderProcess:
+    """Start the fake provider on a port the system picks, read back from its first line of output."""
+    process = subprocess.Popen([sys.executable, "-m", "fakeprovider", "--port", "0", *extra_args], cwd=str(ROOT),
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    wait_for_http(f"http://127.0.0.1:{port}/health", process=process)
-    return MockUpstream(port, process)
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    listening = re.search(r"listening on http://[\d.]+:(\d+)", line)
+    if listening is None:
+        process.kill()
+        raise RuntimeError(f"the fake provider did not start: {line}{process.stdout.read()}")
+    return FakeProviderProcess(int(listening.group(1)), process)
 
 
 @pytest.fixture(scope="session")
-def mock_upstream():
-    """One mock provider for the whole session; tests reset its counters when they count."""
-    upstream = start_mock_upstream()
+def fake_provider():
+    """One fake provider for the whole session; tests reset its counters when they count."""
+    upstream = start_fake_provider()
     yield upstream
     upstream.process.terminate()
     upstream.process.wait(timeout=10)
@@ -200,7 +205,7 @@ def start_gateway(config: dict, workers: int = 1, env: dict | None = None) -> Ga
 
 
 def mock_model_list(upstream_url: str) -> list[dict]:
-    """model_list entries for the shared mock upstream: each provider family and each fault model."""
+    """model_list entries for the fake provider: each provider family and each fault model."""
     v1 = f"{upstream_url}/v1"
     entries = [
         {"model_name": "mock-gpt", "litellm_params": {"model": "openai/mock-gpt", "api_base": v1,
@@ -218,9 +223,9 @@ def mock_model_list(upstream_url: str) -> list[dict]:
 
 
 @pytest.fixture(scope="session")
-def gateway(django_db_setup, mock_upstream):
-    """One llmur server for the session, serving mock_model_list() on the shared mock upstream."""
-    server = start_gateway({"model_list": mock_model_list(mock_upstream.url),
+def gateway(django_db_setup, fake_provider):
+    """One llmur server for the session, serving mock_model_list() on the fake provider."""
+    server = start_gateway({"model_list": mock_model_list(fake_provider.url),
                             "router_settings": {"num_retries": 0}})
     yield server
     server.stop()

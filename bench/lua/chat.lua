@@ -1,6 +1,6 @@
 -- wrk script: POST one small chat completion per request, then print a JSON summary line.
 -- Environment: WRK_MODEL (model name), WRK_KEY (bearer key), WRK_STREAM=1 for "stream": true.
--- Derived from ../shared/bench/chat.lua; the done() hook is what bench/load.py parses.
+-- The done() hook is what bench/load.py parses.
 local model = os.getenv("WRK_MODEL") or "mock-gpt"
 local stream = os.getenv("WRK_STREAM") == "1"
 

@@ -27,9 +27,9 @@ pytestmark = [pytest.mark.django_db(transaction=True),
 
 
 @pytest.fixture(scope="module")
-def server(django_db_setup, django_db_blocker, mock_upstream):
+def server(django_db_setup, django_db_blocker, fake_provider):
     config = {"model_list": [{"model_name": "mock-gpt",
-                              "litellm_params": {"model": "openai/mock-gpt", "api_base": f"{mock_upstream.url}/v1"},
+                              "litellm_params": {"model": "openai/mock-gpt", "api_base": f"{fake_provider.url}/v1"},
                               "model_info": {"input_cost_per_token": 0.001, "output_cost_per_token": 0.002}}],
               "router_settings": {"num_retries": 0}}
     with django_db_blocker.unblock():

@@ -18,11 +18,11 @@ from tests.conftest import start_gateway
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _config(mock_upstream) -> dict:
+def _config(fake_provider) -> dict:
     """mock-gpt priced through model_info, so each call costs something."""
     return {
         "model_list": [{"model_name": "mock-gpt",
-                        "litellm_params": {"model": "openai/mock-gpt", "api_base": f"{mock_upstream.url}/v1",
+                        "litellm_params": {"model": "openai/mock-gpt", "api_base": f"{fake_provider.url}/v1",
                                            "api_key": "sk-upstream-unused"},
                         "model_info": {"input_cost_per_token": 0.001, "output_cost_per_token": 0.002}}],
         "router_settings": {"num_retries": 0},
@@ -30,18 +30,18 @@ def _config(mock_upstream) -> dict:
 
 
 @pytest.fixture(scope="module")
-def server(django_db_setup, django_db_blocker, mock_upstream):
+def server(django_db_setup, django_db_blocker, fake_provider):
     """One worker, as LiteLLM's proxy runs by default: a block takes effect on the very next call."""
     with django_db_blocker.unblock():
-        gateway = start_gateway(_config(mock_upstream))
+        gateway = start_gateway(_config(fake_provider))
     yield gateway
     gateway.stop()
 
 
 @pytest.fixture(scope="module")
-def two_workers(django_db_setup, django_db_blocker, mock_upstream):
+def two_workers(django_db_setup, django_db_blocker, fake_provider):
     with django_db_blocker.unblock():
-        gateway = start_gateway(_config(mock_upstream), workers=2)
+        gateway = start_gateway(_config(fake_provider), workers=2)
     yield gateway
     gateway.stop()
 
@@ -86,7 +86,7 @@ def test_a_litellm_management_script_passes_unchanged(server):
     assert 0 < info["spend"] < 1
 
 
-def test_model_new_is_served_by_every_worker_within_seconds(two_workers, mock_upstream):
+def test_model_new_is_served_by_every_worker_within_seconds(two_workers, fake_provider):
     server = two_workers
     headers = {"Authorization": f"Bearer {server.master_key}"}
     key = requests.post(f"{server.url}/key/generate", headers=headers, json={}).json()["key"]
@@ -100,7 +100,7 @@ def test_model_new_is_served_by_every_worker_within_seconds(two_workers, mock_up
 
     assert call() == 404
     created = requests.post(f"{server.url}/model/new", headers=headers, json={
-        "model_name": "ops-added", "litellm_params": {"model": "openai/mock-gpt", "api_base": f"{mock_upstream.url}/v1",
+        "model_name": "ops-added", "litellm_params": {"model": "openai/mock-gpt", "api_base": f"{fake_provider.url}/v1",
                                                      "api_key": "sk-upstream-db-secret"}})
     assert created.status_code == 200 and "sk-upstream-db-secret" not in created.text
 

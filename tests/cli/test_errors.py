@@ -29,6 +29,11 @@ def assert_one_line(result, status: int) -> str:
     return lines[0]
 
 
+def proxy_on_a_free_port(*args: str) -> list[str]:
+    """llmur-proxy on a port nobody uses: it checks the port before the services, and 8082 may be serving."""
+    return [LLMUR_PROXY, "--host", "127.0.0.1", "--port", str(free_port()), *args]
+
+
 BAD_CONFIGS = {
     "yaml syntax": (f"master_keys: [{SECRET}\nport: 1\n", "", "YAML syntax error"),
     "unknown engine": (f"database_configuration:\n  engine: oracle\n  password: {SECRET}\n",
@@ -116,7 +121,7 @@ def test_celery_bad_config_exits_2_with_one_line(subcommand, tmp_path, clean_env
 def test_unreachable_database_exits_3_naming_host_and_port(url, clean_env):
     port = free_port()  # nothing listens there
     env = clean_env | {"DATABASE_URL": url.format(secret=SECRET, port=port)}
-    line = assert_one_line(run([LLMUR_PROXY], env), 3)
+    line = assert_one_line(run(proxy_on_a_free_port(), env), 3)
     assert f"127.0.0.1:{port} is unreachable: " in line
     assert re.search(r"refused|can't connect|115|111", line, re.I), line
 
@@ -124,7 +129,7 @@ def test_unreachable_database_exits_3_naming_host_and_port(url, clean_env):
 def test_unreachable_cache_exits_3_naming_host_and_port(clean_env):
     port = free_port()
     env = clean_env | {"REDIS_URL": f"redis://:{SECRET}@127.0.0.1:{port}/4"}
-    line = assert_one_line(run([LLMUR_PROXY], env), 3)
+    line = assert_one_line(run(proxy_on_a_free_port(), env), 3)
     assert line.startswith(f"llmur: cache redis at 127.0.0.1:{port} is unreachable: ")
     assert "refused" in line.lower()
 
@@ -132,20 +137,20 @@ def test_unreachable_cache_exits_3_naming_host_and_port(clean_env):
 def test_required_tls_reaches_psycopg(clean_env):
     """The test PostgreSQL has no TLS, so sslmode=require must make the start fail, not fall back."""
     env = clean_env | {"DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/postgres?sslmode=require"}
-    line = assert_one_line(run([LLMUR_PROXY, "--no-migrate"], env), 3)
+    line = assert_one_line(run(proxy_on_a_free_port("--no-migrate"), env), 3)
     assert "127.0.0.1:5432 is unreachable" in line and "SSL" in line
 
 
 @pytest.mark.parametrize("query", ["ssl_mode=require", "ssl_mode=verify-ca"])
 def test_required_tls_reaches_mysqlclient(query, clean_env):
     env = clean_env | {"DATABASE_URL": f"mysql://root@127.0.0.1:3306/mysql?{query}"}
-    line = assert_one_line(run([LLMUR_PROXY, "--no-migrate"], env), 3)
+    line = assert_one_line(run(proxy_on_a_free_port("--no-migrate"), env), 3)
     assert "127.0.0.1:3306 is unreachable" in line and re.search("TLS|SSL", line)
 
 
 def test_unmigrated_database_without_auto_migrate_is_one_line(tmp_path, clean_env):
     env = clean_env | {"DATABASE_URL": f"sqlite:///{tmp_path}/empty.sqlite3", "DATABASE_AUTO_MIGRATE": "false"}
-    line = assert_one_line(run([LLMUR_PROXY], env), 3)
+    line = assert_one_line(run(proxy_on_a_free_port(), env), 3)
     assert "is not ready" in line and "manage.py migrate" in line
 
 

@@ -38,8 +38,8 @@ def _block_and_check(url: str, key: str, change) -> None:
 
 
 @pytest.fixture(scope="module")
-def two_workers(django_db_setup, mock_upstream):
-    server = start_gateway({"model_list": mock_model_list(mock_upstream.url)}, workers=2)
+def two_workers(django_db_setup, fake_provider):
+    server = start_gateway({"model_list": mock_model_list(fake_provider.url)}, workers=2)
     yield server
     server.stop()
 
@@ -91,7 +91,7 @@ def test_master_key_may_use_every_model(gateway):
     assert {"mock-gpt", "mock-claude", "mock-500"} <= {m["id"] for m in body["data"]}
 
 
-def test_project_credential_replaces_the_deployment_key(gateway, mock_upstream, make_key):
+def test_project_credential_replaces_the_deployment_key(gateway, fake_provider, make_key):
     from accounts.keys import secret_encrypt
     from accounts.models import Project, ProjectCredential, Team
 
@@ -99,19 +99,19 @@ def test_project_credential_replaces_the_deployment_key(gateway, mock_upstream, 
     ProjectCredential.objects.create(project=project, provider="openai", display="…1234",
                                      encrypted_api_key=secret_encrypt("sk-project-own-openai-1234"))
     key = make_key(project=project)
-    mock_upstream.reset()
+    fake_provider.reset()
     assert _status(gateway.url, key) == 200
-    assert mock_upstream.stats()["credentials_seen"] == ["Bearer sk-project-own-openai-1234"]
-    mock_upstream.reset()
+    assert fake_provider.stats()["credentials_seen"] == ["Bearer sk-project-own-openai-1234"]
+    fake_provider.reset()
     other = make_key()
     assert _status(gateway.url, other) == 200
-    assert mock_upstream.stats()["credentials_seen"] == ["Bearer sk-upstream-openai-secret"]
+    assert fake_provider.stats()["credentials_seen"] == ["Bearer sk-upstream-openai-secret"]
 
 
-def test_embedded_mode_without_redis_refuses_a_blocked_key_within_its_one_second_ttl(mock_upstream, make_key):
+def test_embedded_mode_without_redis_refuses_a_blocked_key_within_its_one_second_ttl(fake_provider, make_key):
     from accounts.models import VirtualKey
 
-    server = start_gateway({"model_list": mock_model_list(mock_upstream.url)}, env={"REDIS_URL": ""})
+    server = start_gateway({"model_list": mock_model_list(fake_provider.url)}, env={"REDIS_URL": ""})
     try:
         assert "local memory" in server.output()
         key = make_key(key_alias="embedded")

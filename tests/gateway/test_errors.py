@@ -66,7 +66,7 @@ def test_invalid_field_is_400_naming_the_field(gateway, key, payload, field):
 
 
 @pytest.mark.parametrize("field", ["api_base", "base_url", "api_key"])
-def test_clients_cannot_redirect_upstreams(gateway, key, mock_upstream, field):
+def test_clients_cannot_redirect_upstreams(gateway, key, fake_provider, field):
     payload = {"model": "mock-gpt", "messages": HELLO, field: "http://attacker.example/v1"}
     status, _, body = post(gateway.url, "/v1/chat/completions", payload, bearer(key))
     assert status == 400

@@ -26,11 +26,11 @@ def _post_in_process(path: str, body: str, key: str):
     return async_to_sync(call)()
 
 
-def test_warm_request_makes_no_database_query(mock_upstream, make_key, django_assert_num_queries):
+def test_warm_request_makes_no_database_query(fake_provider, make_key, django_assert_num_queries):
     from gateway.models import ModelDeployment
 
     ModelDeployment.objects.create(deployment_id="db-hot-path", model_name="hot-path-gpt", provider="openai",
-                                   litellm_params={"model": "openai/mock-gpt", "api_base": f"{mock_upstream.url}/v1"})
+                                   litellm_params={"model": "openai/mock-gpt", "api_base": f"{fake_provider.url}/v1"})
     key = make_key()
     body = json.dumps({"model": "hot-path-gpt", "messages": HELLO, "max_tokens": 2})
     first = _post_in_process("/v1/chat/completions", body, key)
@@ -43,7 +43,7 @@ def test_warm_request_makes_no_database_query(mock_upstream, make_key, django_as
     assert json.loads(second.content)["choices"][0]["message"]["content"] == "lorem lorem "
 
 
-def test_database_deployment_is_served_after_it_is_added(gateway, mock_upstream, make_key):
+def test_database_deployment_is_served_after_it_is_added(gateway, fake_provider, make_key):
     from accounts.keys import secret_encrypt
     from gateway.models import ModelDeployment
 
@@ -52,14 +52,14 @@ def test_database_deployment_is_served_after_it_is_added(gateway, mock_upstream,
     assert post(gateway.url, "/v1/chat/completions", payload, bearer(key))[0] == 404
     ModelDeployment.objects.create(
         deployment_id="db-added", model_name="added-at-runtime", provider="openai",
-        litellm_params={"model": "openai/mock-gpt", "api_base": f"{mock_upstream.url}/v1",
+        litellm_params={"model": "openai/mock-gpt", "api_base": f"{fake_provider.url}/v1",
                         "api_key": {"encrypted": secret_encrypt("sk-db-deployment-secret")}})
-    mock_upstream.reset()
+    fake_provider.reset()
     deadline = time.monotonic() + 3
     while (status := post(gateway.url, "/v1/chat/completions", payload, bearer(key))[0]) != 200:
         assert time.monotonic() < deadline, f"still {status}"
         time.sleep(0.05)
-    assert "Bearer sk-db-deployment-secret" in mock_upstream.stats()["credentials_seen"]
+    assert "Bearer sk-db-deployment-secret" in fake_provider.stats()["credentials_seen"]
     ModelDeployment.objects.filter(deployment_id="db-added").update(is_active=False)
     from gateway.registry import deployments_changed
 

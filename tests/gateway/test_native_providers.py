@@ -1,6 +1,6 @@
 """Azure and Ollama deployments through the whole pipeline, against a small fake of their native APIs.
 
-The shared mock upstream speaks the OpenAI and Anthropic paths only; this fake answers Azure's
+The fake provider speaks the OpenAI and Anthropic paths only; this fake answers Azure's
 deployment-scoped URLs and Ollama's /api/chat (NDJSON streams) and /api/embed with payloads in the
 shapes those services send, and records what it was sent.
 """

@@ -1,6 +1,6 @@
 """Unit tests of the Azure and Ollama adapters with payloads in their recorded shapes.
 
-The shared mock upstream speaks only the OpenAI and Anthropic wire formats, so these adapters are
+The fake provider speaks only the OpenAI and Anthropic wire formats, so these adapters are
 tested here at the request-building and answer-parsing level.
 """
 from __future__ import annotations

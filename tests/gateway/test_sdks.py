@@ -1,4 +1,4 @@
-"""The real openai and anthropic SDKs against a real llmur server, in front of the mock upstream."""
+"""The real openai and anthropic SDKs against a real llmur server, in front of the fake provider."""
 from __future__ import annotations
 
 import asyncio

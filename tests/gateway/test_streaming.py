@@ -80,26 +80,26 @@ def _wait_for(predicate, timeout: float = 5.0):
     ("/v1/chat/completions", {"model": "mock-drip-50", "messages": HELLO, "stream": True, "max_tokens": 200}),
     ("/v1/messages", {"model": "mock-drip-50", "messages": HELLO, "stream": True, "max_tokens": 200}),
 ])
-def test_client_disconnect_closes_the_upstream_connection(gateway, mock_upstream, key, path, payload):
-    mock_upstream.reset()
-    before = mock_upstream.stats()["open_connections"]
+def test_client_disconnect_closes_the_upstream_connection(gateway, fake_provider, key, path, payload):
+    fake_provider.reset()
+    before = fake_provider.stats()["open_connections"]
     parts = urlsplit(gateway.url)
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
     connection.request("POST", path, body=json.dumps(payload), headers={**bearer(key), "x-api-key": key})
     response = connection.getresponse()
     assert response.status == 200
     assert response.readline().startswith((b"data: ", b"event: "))  # the stream is flowing
-    assert mock_upstream.stats()["open_connections"] >= 1
+    assert fake_provider.stats()["open_connections"] >= 1
     connection.sock.close()
     connection.close()
     # The gateway cancels the upstream call: the mock sees its client go away mid-stream.
-    assert _wait_for(lambda: mock_upstream.stats()["streams_aborted"] == 1), mock_upstream.stats()
-    stats = mock_upstream.stats()
+    assert _wait_for(lambda: fake_provider.stats()["streams_aborted"] == 1), fake_provider.stats()
+    stats = fake_provider.stats()
     assert stats["streams_completed"] == 0
-    assert _wait_for(lambda: mock_upstream.stats()["open_connections"] <= before), mock_upstream.stats()
+    assert _wait_for(lambda: fake_provider.stats()["open_connections"] <= before), fake_provider.stats()
 
 
-def test_stream_the_client_left_before_it_started_still_closes_upstream(mock_upstream, make_key):
+def test_stream_the_client_left_before_it_started_still_closes_upstream(fake_provider, make_key):
     """The ASGI handler's close hook ends a relay that was never iterated: upstream closed, no leak."""
     from asgiref.sync import async_to_sync
     from django.test import AsyncRequestFactory
@@ -108,9 +108,9 @@ def test_stream_the_client_left_before_it_started_still_closes_upstream(mock_ups
     from gateway.models import ModelDeployment
 
     ModelDeployment.objects.create(deployment_id="db-drip", model_name="drip", provider="openai", litellm_params={
-        "model": "openai/mock-drip-50", "api_base": f"{mock_upstream.url}/v1"})
+        "model": "openai/mock-drip-50", "api_base": f"{fake_provider.url}/v1"})
     key = make_key()
-    mock_upstream.reset()
+    fake_provider.reset()
 
     async def scenario():
         try:
@@ -123,10 +123,10 @@ def test_stream_the_client_left_before_it_started_still_closes_upstream(mock_ups
             await response.llmur_close()   # what llmur.asgi does when the client is gone before sending began
             # Checked while the upstream session is still open: only closing the call itself ends the stream.
             for _ in range(100):
-                if mock_upstream.stats()["streams_aborted"]:
+                if fake_provider.stats()["streams_aborted"]:
                     break
                 await asyncio.sleep(0.05)
-            return mock_upstream.stats()
+            return fake_provider.stats()
         finally:
             await http.close_clients()
 

@@ -50,7 +50,7 @@ def test_metric_names_are_read_from_promql_without_functions_labels_or_ranges():
 
 
 @pytest.fixture
-def served_metrics(django_db_setup, transactional_db, mock_upstream, redis_client):
+def served_metrics(django_db_setup, transactional_db, fake_provider, redis_client):
     """The exposition of a live server after plain, streamed, cached, refused and failed-over requests."""
     from accounts.keys import key_digest, key_display, key_generate
     from accounts.models import Project, Team, VirtualKey
@@ -62,8 +62,8 @@ def served_metrics(django_db_setup, transactional_db, mock_upstream, redis_clien
         keys[name] = key_generate()
         VirtualKey.objects.create(key_hash=key_digest(keys[name]), display=key_display(keys[name]), **fields)
 
-    v1 = f"{mock_upstream.url}/v1"
-    models = mock_model_list(mock_upstream.url)
+    v1 = f"{fake_provider.url}/v1"
+    models = mock_model_list(fake_provider.url)
     models[0]["model_info"] = {"input_cost_per_token": 0.001, "output_cost_per_token": 0.002}   # mock-gpt has a price
     models += [
         {"model_name": "flaky", "litellm_params": {"model": "openai/mock-500", "api_base": v1},

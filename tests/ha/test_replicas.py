@@ -93,7 +93,7 @@ def _replica_rows(url: str, sql: str) -> list[tuple]:
         return conn.execute(sql).fetchall()
 
 
-def test_reports_read_the_replica_while_keys_and_spend_use_the_primary(replica_url, mock_upstream, redis_client,
+def test_reports_read_the_replica_while_keys_and_spend_use_the_primary(replica_url, fake_provider, redis_client,
                                                                          tmp_path):
     from accounts.keys import key_digest, key_display, key_generate
     from accounts.models import User, VirtualKey
@@ -102,7 +102,7 @@ def test_reports_read_the_replica_while_keys_and_spend_use_the_primary(replica_u
     # Only the primary has this key: the hot path's principal lookup must read the primary.
     key = key_generate()
     VirtualKey.objects.create(key_hash=key_digest(key), display=key_display(key))
-    config = {"model_list": mock_model_list(mock_upstream.url),
+    config = {"model_list": mock_model_list(fake_provider.url),
               "database_configuration": {"replicas": [replica_url]}}
     server = start_gateway(config)
     try:

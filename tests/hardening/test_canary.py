@@ -104,7 +104,7 @@ def _cancelled_stream(url: str, key: str) -> None:
     conn.close()
 
 
-def test_canary_keys_leak_nowhere(own_redis, make_key, mock_upstream, django_db_setup):
+def test_canary_keys_leak_nowhere(own_redis, make_key, fake_provider, django_db_setup):
     from billing.models import SpendLog
     from billing.queue import drain
 
@@ -119,7 +119,7 @@ def test_canary_keys_leak_nowhere(own_redis, make_key, mock_upstream, django_db_
                         allowed_models=["mock-gpt", "priced", "mock-500", "mock-hang", "mock-drip-50"])
     budget_key, _ = make_key(plaintext=f"sk-canary{marker}Budget", key_alias="canary-budget",
                              max_budget=Decimal("0.00001"))
-    v1 = f"{mock_upstream.url}/v1"
+    v1 = f"{fake_provider.url}/v1"
     models = [
         {"model_name": "mock-gpt", "litellm_params": {"model": "openai/mock-gpt", "api_base": v1,
                                                       "api_key": provider_key}},
@@ -132,7 +132,7 @@ def test_canary_keys_leak_nowhere(own_redis, make_key, mock_upstream, django_db_
         {"model_name": "mock-drip-50", "litellm_params": {"model": "openai/mock-drip-50", "api_base": v1,
                                                           "api_key": provider_key}},
         {"model_name": "mock-claude", "litellm_params": {"model": "anthropic/mock-claude",
-                                                         "api_base": mock_upstream.url, "api_key": provider_key}},
+                                                         "api_base": fake_provider.url, "api_key": provider_key}},
     ]
     otlp = OtlpCapture()
     server = start_gateway({"model_list": models, "router_settings": {"num_retries": 0}, "log_level": "debug",

@@ -55,7 +55,7 @@ def _get(url: str, headers: dict | None = None):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_behind_tls_cookies_are_secure_hsts_is_sent_and_probes_are_not_redirected(django_db_setup, mock_upstream):
+def test_behind_tls_cookies_are_secure_hsts_is_sent_and_probes_are_not_redirected(django_db_setup, fake_provider):
     config = {**PRODUCTION, "master_keys": [TEST_MASTER_KEY], "allowed_hosts": ["*"]}
     config.pop("application_secret")
     server = start_gateway(config)

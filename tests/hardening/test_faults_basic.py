@@ -33,18 +33,18 @@ def drain(redis_url: str) -> None:
 
 
 def test_an_upstream_that_stalls_after_the_first_chunk_is_ended_billed_and_frees_its_worker(
-        redis_client, make_key, mock_upstream, django_db_setup):
+        redis_client, make_key, fake_provider, django_db_setup):
     from billing.models import SpendLog
 
     key, row = make_key(key_alias="stall", max_parallel_requests=1)
-    v1 = f"{mock_upstream.url}/v1"
+    v1 = f"{fake_provider.url}/v1"
     server = start_gateway({"model_list": [
         {"model_name": "stalls", "litellm_params": {"model": "openai/mock-drip-600000", "api_base": v1,
                                                     "stream_timeout": 1}},
         {"model_name": "mock-gpt", "litellm_params": {"model": "openai/mock-gpt", "api_base": v1}}],
         "router_settings": {"num_retries": 0}})
     try:
-        mock_upstream.reset()
+        fake_provider.reset()
         parts = urlsplit(server.url)
         conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
         started = time.monotonic()
@@ -105,7 +105,7 @@ async def _burst(url: str, key: str, bodies: list[dict]) -> list[tuple[int, str,
         return await asyncio.gather(*(one(b) for b in bodies))
 
 
-def test_fifty_at_once_on_two_workers_against_a_budget_for_ten(redis_client, make_key, mock_upstream,
+def test_fifty_at_once_on_two_workers_against_a_budget_for_ten(redis_client, make_key, fake_provider,
                                                                django_db_setup):
     from billing.models import SpendLog
     from billing.pricing import Price, estimate_cost_units, from_units
@@ -113,7 +113,7 @@ def test_fifty_at_once_on_two_workers_against_a_budget_for_ten(redis_client, mak
     # One request costs 99 prompt + 16 completion tokens = $0.000131: the budget fits exactly ten.
     budget = Decimal("0.000131") * 10
     key, row = make_key(key_alias="burst", max_budget=budget)
-    server = start_gateway({"model_list": _priced(mock_upstream.url)}, workers=2)
+    server = start_gateway({"model_list": _priced(fake_provider.url)}, workers=2)
     try:
         bodies = [_body(i) for i in range(50)]
         results = asyncio.run(_burst(server.url, key, bodies))

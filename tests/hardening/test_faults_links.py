@@ -113,7 +113,7 @@ def _burst_statuses(url: str, key: str, n: int) -> list[int]:
 
 
 @pytest.mark.parametrize("policy", ["fail_open", "fail_closed"])
-def test_redis_cut_mid_load_then_back(policy, own_redis, make_key, mock_upstream, django_db_setup):
+def test_redis_cut_mid_load_then_back(policy, own_redis, make_key, fake_provider, django_db_setup):
     from billing.models import SpendLog
 
     proxy = FaultProxy(own_redis.port)
@@ -121,7 +121,7 @@ def test_redis_cut_mid_load_then_back(policy, own_redis, make_key, mock_upstream
     load_key, load_row = make_key(key_alias="load", max_budget=Decimal("100"))
     outage_key, _ = make_key(key_alias="outage-rpm", rpm_limit=20)
     after_key, _ = make_key(key_alias="after-rpm", rpm_limit=10)
-    server = start_gateway({"model_list": _models(mock_upstream.url), "cache_failure_policy": policy,
+    server = start_gateway({"model_list": _models(fake_provider.url), "cache_failure_policy": policy,
                             "log_level": "info"}, workers=2, env={"REDIS_URL": redis_url})
     try:
         with Load(server.url, load_key) as load:
@@ -170,7 +170,7 @@ def test_redis_cut_mid_load_then_back(policy, own_redis, make_key, mock_upstream
     assert sorted(rows.values_list("request_id", flat=True)) == served
 
 
-def test_postgres_cut_for_30_seconds_mid_load(own_redis, make_key, mock_upstream, django_db_setup, tmp_path):
+def test_postgres_cut_for_30_seconds_mid_load(own_redis, make_key, fake_provider, django_db_setup, tmp_path):
     """Known keys keep working from cache; spend waits in Redis and lands exactly once afterwards."""
     from django.db import connection
 
@@ -184,7 +184,7 @@ def test_postgres_cut_for_30_seconds_mid_load(own_redis, make_key, mock_upstream
     assert str(proxy.port) in through_proxy
     known, known_row = make_key(key_alias="known")
     stranger, _ = make_key(key_alias="stranger")
-    server = start_gateway({"model_list": _models(mock_upstream.url), "log_level": "info"},
+    server = start_gateway({"model_list": _models(fake_provider.url), "log_level": "info"},
                            env={"REDIS_URL": own_redis.url, "DATABASE_URL": through_proxy})
     worker = CeleryWorker(worker_env(own_redis.url, tmp_path / "worker", through_proxy,
                                      LLMUR_SPEND_CLAIM_IDLE_MS="1000"), tmp_path / "worker.log")

@@ -18,7 +18,7 @@ from tests.hardening.test_faults_links import Load, _models
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_celery_worker_killed_mid_batch_records_each_request_once(own_redis, make_key, mock_upstream,
+def test_celery_worker_killed_mid_batch_records_each_request_once(own_redis, make_key, fake_provider,
                                                                   django_db_setup, tmp_path):
     import asyncio
 
@@ -27,7 +27,7 @@ def test_celery_worker_killed_mid_batch_records_each_request_once(own_redis, mak
     from tests.hardening.test_faults_basic import _burst
 
     key, row = make_key(key_alias="celery-kill")
-    server = start_gateway({"model_list": _models(mock_upstream.url)}, env={"REDIS_URL": own_redis.url})
+    server = start_gateway({"model_list": _models(fake_provider.url)}, env={"REDIS_URL": own_redis.url})
     try:
         bodies = [{"model": "priced", "messages": [{"role": "user", "content": f"n {i}"}], "max_tokens": 2}
                   for i in range(400)]
@@ -73,14 +73,14 @@ def test_celery_worker_killed_mid_batch_records_each_request_once(own_redis, mak
 
 
 def test_budget_reset_run_twice_at_the_period_boundary_with_requests_in_flight(redis_client, make_key,
-                                                                              mock_upstream, django_db_setup):
+                                                                              fake_provider, django_db_setup):
     from billing.models import SpendLog
     from billing.queue import drain
     from billing.tasks import budget_reset
 
     key, row = make_key(key_alias="reset", max_budget=Decimal("1000"), budget_duration="1h")
     type(row).objects.filter(pk=row.pk).update(budget_reset_at=timezone.now() + timedelta(seconds=3))
-    server = start_gateway({"model_list": _models(mock_upstream.url)})
+    server = start_gateway({"model_list": _models(fake_provider.url)})
     draining = threading.Event()
     draining.set()
     stop = threading.Event()

@@ -24,7 +24,7 @@ def _config(upstream_url: str) -> dict:
 
 
 @pytest.fixture(scope="module", params=["redis", "embedded"])
-def server(request, django_db_setup, mock_upstream):
+def server(request, django_db_setup, fake_provider):
     if request.param == "redis":
         url = os.environ.get("REDIS_URL")
         if not url:
@@ -32,9 +32,9 @@ def server(request, django_db_setup, mock_upstream):
         import redis
 
         redis.Redis.from_url(url).flushdb()
-        gateway = start_gateway(_config(mock_upstream.url))
+        gateway = start_gateway(_config(fake_provider.url))
     else:
-        gateway = start_gateway(_config(mock_upstream.url), env={"REDIS_URL": ""})
+        gateway = start_gateway(_config(fake_provider.url), env={"REDIS_URL": ""})
     gateway.mode = request.param
     yield gateway
     gateway.stop()
@@ -61,11 +61,11 @@ def _spend_rows(server, key_id: int) -> int:
     return SpendLog.objects.filter(key_id=key_id).count()
 
 
-def test_a_repeated_request_is_replayed_without_a_second_call_or_charge(server, make_key, mock_upstream):
+def test_a_repeated_request_is_replayed_without_a_second_call_or_charge(server, make_key, fake_provider):
     key, row = make_key(key_alias="idem")
     token = {"Idempotency-Key": f"order-{uuid.uuid4()}"}
     body = {"model": "mock-gpt", "messages": HELLO, "max_tokens": 3}
-    mock_upstream.reset()
+    fake_provider.reset()
     status, headers, first = post(server.url, "/v1/chat/completions", body, {**bearer(key), **token})
     assert status == 200 and "idempotent-replayed" not in headers
     for _ in range(2):
@@ -73,12 +73,12 @@ def test_a_repeated_request_is_replayed_without_a_second_call_or_charge(server, 
         assert status == 200 and again == first
         assert again_headers["idempotent-replayed"] == "true"
         assert again_headers["x-request-id"] == headers["x-request-id"]
-    assert mock_upstream.stats()["requests"] == 1
+    assert fake_provider.stats()["requests"] == 1
     # The same token on another key is another request: keys never see each other's answers.
     other, _ = make_key(key_alias="idem-other")
     status, other_headers, _ = post(server.url, "/v1/chat/completions", body, {**bearer(other), **token})
     assert status == 200 and "idempotent-replayed" not in other_headers
-    assert mock_upstream.stats()["requests"] == 2
+    assert fake_provider.stats()["requests"] == 2
     assert _spend_rows(server, row.pk) == 1
 
 
@@ -94,17 +94,17 @@ def test_the_same_key_with_another_body_is_400(server, make_key):
     assert body["error"]["param"] == "Idempotency-Key" and "different request body" in body["error"]["message"]
 
 
-def test_a_concurrent_duplicate_is_409_and_only_one_reaches_upstream(server, make_key, mock_upstream):
+def test_a_concurrent_duplicate_is_409_and_only_one_reaches_upstream(server, make_key, fake_provider):
     key, _ = make_key(key_alias="idem-race")
     token = {"Idempotency-Key": f"race-{uuid.uuid4()}"}
     body = {"model": "slow", "messages": HELLO, "max_tokens": 1}
-    mock_upstream.reset()
+    fake_provider.reset()
     results = []
     first = threading.Thread(target=lambda: results.append(post(server.url, "/v1/chat/completions", body,
                                                                 {**bearer(key), **token})))
     first.start()
     deadline = time.monotonic() + 10
-    while mock_upstream.stats()["requests"] == 0 and time.monotonic() < deadline:
+    while fake_provider.stats()["requests"] == 0 and time.monotonic() < deadline:
         time.sleep(0.02)
     status, _, answer = post(server.url, "/v1/chat/completions", body, {**bearer(key), **token})
     first.join(timeout=30)
@@ -114,18 +114,18 @@ def test_a_concurrent_duplicate_is_409_and_only_one_reaches_upstream(server, mak
     # Once finished, the answer is replayed.
     status, headers, replayed = post(server.url, "/v1/chat/completions", body, {**bearer(key), **token})
     assert status == 200 and headers["idempotent-replayed"] == "true" and replayed == results[0][2]
-    assert mock_upstream.stats()["requests"] == 1
+    assert fake_provider.stats()["requests"] == 1
 
 
-def test_an_error_is_not_stored_so_the_client_may_retry(server, make_key, mock_upstream):
+def test_an_error_is_not_stored_so_the_client_may_retry(server, make_key, fake_provider):
     key, _ = make_key(key_alias="idem-error")
     token = {"Idempotency-Key": f"err-{uuid.uuid4()}"}
     body = {"model": "mock-500", "messages": HELLO, "max_tokens": 1}
-    mock_upstream.reset()
+    fake_provider.reset()
     for _ in range(2):
         status, headers, _ = post(server.url, "/v1/chat/completions", body, {**bearer(key), **token})
         assert status == 502 and "idempotent-replayed" not in headers
-    assert mock_upstream.stats()["requests"] == 2
+    assert fake_provider.stats()["requests"] == 2
 
 
 def test_a_malformed_idempotency_key_is_400(server, make_key):

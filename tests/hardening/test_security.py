@@ -85,9 +85,9 @@ def fuzz_values(marker: str) -> list[bytes]:
     ]
 
 
-def test_auth_header_fuzz_is_always_a_fast_401_or_400(gateway, mock_upstream):
+def test_auth_header_fuzz_is_always_a_fast_401_or_400(gateway, fake_provider):
     """SQL tautologies, pg_sleep, quotes, NUL, non-UTF-8, 10 KB, empty bearer: 401/400, never 5xx, never slow."""
-    mock_upstream.reset()
+    fake_provider.reset()
     results = []
     for value in fuzz_values(uuid.uuid4().hex[:8]):
         status, answer, seconds = raw_request(gateway.url, chat_head(gateway.url, [b"Authorization: " + value],
@@ -97,7 +97,7 @@ def test_auth_header_fuzz_is_always_a_fast_401_or_400(gateway, mock_upstream):
         # pg_sleep(5) would show as 5 s; an answer takes milliseconds.
         assert seconds < 3, (value[:60], seconds)
         assert b"pg_sleep" not in answer and b"UNION" not in answer
-    assert mock_upstream.stats()["requests"] == 0
+    assert fake_provider.stats()["requests"] == 0
     log = gateway.output()
     assert "Traceback" not in log and "pg_sleep" not in log
 
@@ -155,10 +155,10 @@ def ssrf_bodies(target: str) -> list[tuple[dict, str]]:
 
 
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages", "/v1/embeddings", "/chat/completions"])
-def test_client_supplied_upstream_fields_are_400_before_any_egress(gateway, make_key, capture_server, mock_upstream,
+def test_client_supplied_upstream_fields_are_400_before_any_egress(gateway, make_key, capture_server, fake_provider,
                                                                  path):
     key, _ = make_key(key_alias="ssrf")
-    mock_upstream.reset()
+    fake_provider.reset()
     for body, field in ssrf_bodies(capture_server.url):
         if body is None:
             raw = b'{"model": "mock-gpt", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1, ' \
@@ -178,10 +178,10 @@ def test_client_supplied_upstream_fields_are_400_before_any_egress(gateway, make
             assert error.get("param", field) == field and f"'{field}' cannot be set by clients" in error["message"] \
                 and "configured by the operator" in error["message"], (field, error)
     assert capture_server.connections == []
-    assert mock_upstream.stats()["requests"] == 0
+    assert fake_provider.stats()["requests"] == 0
 
 
-def test_tool_schemas_may_describe_an_api_key_property(gateway, make_key, mock_upstream):
+def test_tool_schemas_may_describe_an_api_key_property(gateway, make_key, fake_provider):
     """The SSRF check must not refuse a legitimate tool whose JSON Schema has a property named api_key."""
     key, _ = make_key(key_alias="tools")
     tool = {"type": "function", "function": {"name": "login", "parameters": {
@@ -191,7 +191,7 @@ def test_tool_schemas_may_describe_an_api_key_property(gateway, make_key, mock_u
     assert status == 200, answer
 
 
-def test_client_headers_cannot_point_the_call_elsewhere(gateway, make_key, capture_server, mock_upstream):
+def test_client_headers_cannot_point_the_call_elsewhere(gateway, make_key, capture_server, fake_provider):
     """Headers a LiteLLM deployment might honour (api-base, x-forwarded-host, host) change nothing: the answer
     comes from the configured upstream and the capture server sees no connection."""
     key, _ = make_key(key_alias="ssrf-headers")
@@ -205,9 +205,9 @@ def test_client_headers_cannot_point_the_call_elsewhere(gateway, make_key, captu
 
 # --------------------------------------------------------------------------- what reaches the upstream
 
-def test_client_authorization_and_hop_by_hop_headers_never_reach_upstream(gateway, make_key, mock_upstream):
+def test_client_authorization_and_hop_by_hop_headers_never_reach_upstream(gateway, make_key, fake_provider):
     key, _ = make_key(key_alias="forwarding")
-    mock_upstream.reset()
+    fake_provider.reset()
     for path, body in [("/v1/chat/completions", {"model": "mock-gpt", "messages": HELLO, "max_tokens": 1}),
                        ("/v1/messages", {"model": "mock-claude", "messages": HELLO, "max_tokens": 1}),
                        ("/v1/chat/completions", {"model": "mock-gpt", "messages": HELLO, "max_tokens": 1,
@@ -216,16 +216,16 @@ def test_client_authorization_and_hop_by_hop_headers_never_reach_upstream(gatewa
             **bearer(key), "x-api-key": key, "api-key": key, "proxy-authorization": "Basic c2VjcmV0",
             "te": "trailers", "upgrade": "websocket", "keep-alive": "timeout=999", "x-forwarded-for": "10.0.0.1"})
         assert status == 200, answer
-    seen = mock_upstream.stats()["credentials_seen"]
+    seen = fake_provider.stats()["credentials_seen"]
     assert seen and all(key not in value for value in seen)
     # Only the operator's provider keys were used.
     assert set(seen) <= {"Bearer sk-upstream-openai-secret", "sk-ant-upstream-secret", "Bearer", ""}, seen
 
 
-def test_cr_lf_in_forwarded_headers_is_rejected(gateway, make_key, mock_upstream):
+def test_cr_lf_in_forwarded_headers_is_rejected(gateway, make_key, fake_provider):
     """A header value with CR/LF (response splitting / header injection toward the upstream) is refused."""
     key, _ = make_key(key_alias="crlf")
-    mock_upstream.reset()
+    fake_provider.reset()
     body = orjson.dumps({"model": "mock-claude", "messages": HELLO, "max_tokens": 1})
     for injected in (b"anthropic-version: 2023-06-01\r\nx-injected: 1", b"anthropic-beta: a\rx-injected: 1",
                      b"anthropic-beta: a\nAuthorization: Bearer sk-stolen"):
@@ -237,15 +237,15 @@ def test_cr_lf_in_forwarded_headers_is_rejected(gateway, make_key, mock_upstream
         # Either the HTTP layer refuses the malformed header (400), or the split line is just another
         # client header the gateway never forwards: nothing injected may reach the upstream.
         assert status in (200, 400), answer[:300]
-    assert all("sk-stolen" not in value for value in mock_upstream.stats()["credentials_seen"])
+    assert all("sk-stolen" not in value for value in fake_provider.stats()["credentials_seen"])
 
 
 # --------------------------------------------------------------------------- hostile bodies
 
 @pytest.fixture(scope="module")
-def small_gateway(django_db_setup, mock_upstream, tmp_path_factory):
+def small_gateway(django_db_setup, fake_provider, tmp_path_factory):
     """A server of our own, so its memory is not shared with other tests' traffic."""
-    server = start_gateway({"model_list": mock_model_list(mock_upstream.url), "router_settings": {"num_retries": 0}},
+    server = start_gateway({"model_list": mock_model_list(fake_provider.url), "router_settings": {"num_retries": 0}},
                            env={"REDIS_URL": ""})
     yield server
     server.stop()
@@ -256,12 +256,12 @@ def _server_rss(server) -> int:
     return sum(p.memory_info().rss for p in [process, *process.children(recursive=True)])
 
 
-def test_hostile_bodies_are_refused_before_being_read_whole(small_gateway, make_key, mock_upstream):
+def test_hostile_bodies_are_refused_before_being_read_whole(small_gateway, make_key, fake_provider):
     from billing.models import SpendLog
 
     key, row = make_key(key_alias="hostile")
     url = small_gateway.url
-    mock_upstream.reset()
+    fake_provider.reset()
     auth = [b"Authorization: Bearer " + key.encode()]
     fifty_mb = 50 * 1024 * 1024
     # Warm up the process (imports, first request) before measuring memory.
@@ -325,7 +325,7 @@ def test_hostile_bodies_are_refused_before_being_read_whole(small_gateway, make_
     after = _server_rss(small_gateway)
     # Flat memory: 50 MB bodies were never held; what was read is capped at max_request_body_bytes (10 MB).
     assert after - before < 48 * 1024 * 1024, (before, after)
-    assert mock_upstream.stats()["requests"] == 0
+    assert fake_provider.stats()["requests"] == 0
     assert not SpendLog.objects.filter(key_id=row.pk).exists()
     row.refresh_from_db()
     assert row.spend == 0

@@ -69,14 +69,14 @@ def drain_all(redis_url: str | None = None) -> None:
         client.close()
 
 
-def test_200_concurrent_requests_on_a_budget_for_about_100(redis_client, mock_upstream, django_db_setup):
+def test_200_concurrent_requests_on_a_budget_for_about_100(redis_client, fake_provider, django_db_setup):
     from billing.models import SpendLog
     from billing.pricing import Price, estimate_cost_units, from_units
 
     # One request: 99 prompt tokens (the mock counts 4 characters a token) + 16 completion tokens
     # = $0.000131, so the budget covers 100 requests.
     plaintext, key = new_key(key_alias="budget-200", max_budget=Decimal("0.0131"))
-    server = start_gateway({"model_list": priced_model_list(mock_upstream.url)})
+    server = start_gateway({"model_list": priced_model_list(fake_provider.url)})
     try:
         bodies = [body_for(i, stream=i % 2 == 0) for i in range(200)]
         results = asyncio.run(fire(server.url, plaintext, bodies))
@@ -110,9 +110,9 @@ def test_200_concurrent_requests_on_a_budget_for_about_100(redis_client, mock_up
     assert message.startswith("key 'budget-200' budget exceeded: spend $") and "max_budget $0.0131" in message
 
 
-def test_rpm_limit_60_and_a_burst_of_100_across_two_workers(redis_client, mock_upstream, django_db_setup):
+def test_rpm_limit_60_and_a_burst_of_100_across_two_workers(redis_client, fake_provider, django_db_setup):
     plaintext, _ = new_key(rpm_limit=60)
-    server = start_gateway({"model_list": priced_model_list(mock_upstream.url)}, workers=2)
+    server = start_gateway({"model_list": priced_model_list(fake_provider.url)}, workers=2)
     try:
         results = asyncio.run(fire(server.url, plaintext, [body_for(i, stream=False) for i in range(100)]))
     finally:
@@ -127,13 +127,13 @@ def test_rpm_limit_60_and_a_burst_of_100_across_two_workers(redis_client, mock_u
     assert served == list(range(60))           # admitted answers carry the headers too, one count each
 
 
-def test_redis_stopped_for_10_seconds_under_load_fails_no_request(mock_upstream, django_db_setup, tmp_path):
+def test_redis_stopped_for_10_seconds_under_load_fails_no_request(fake_provider, django_db_setup, tmp_path):
     from billing.models import SpendLog
 
     own = OwnRedis(tmp_path)
     own.start()
     plaintext, key = new_key(rpm_limit=100000, max_budget=Decimal("100"))
-    server = start_gateway({"model_list": priced_model_list(mock_upstream.url)}, env={"REDIS_URL": own.url})
+    server = start_gateway({"model_list": priced_model_list(fake_provider.url)}, env={"REDIS_URL": own.url})
     results: list[tuple[int, str]] = []
     stop = threading.Event()
 
@@ -185,12 +185,12 @@ def test_redis_stopped_for_10_seconds_under_load_fails_no_request(mock_upstream,
     assert sorted(rows.values_list("request_id", flat=True)) == sorted(ids)
 
 
-def test_a_stream_the_client_drops_is_billed_for_what_it_received(redis_client, mock_upstream, django_db_setup):
+def test_a_stream_the_client_drops_is_billed_for_what_it_received(redis_client, fake_provider, django_db_setup):
     from billing import tokens
     from billing.models import SpendLog
 
     plaintext, key = new_key()
-    server = start_gateway({"model_list": priced_model_list(mock_upstream.url)})
+    server = start_gateway({"model_list": priced_model_list(fake_provider.url)})
     try:
         parts = urlsplit(server.url)
         connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
@@ -221,12 +221,12 @@ def test_a_stream_the_client_drops_is_billed_for_what_it_received(redis_client, 
     assert row.prompt_tokens == tokens.count_prompt({"messages": [{"role": "user", "content": "tell me a story"}]})
 
 
-def test_embedded_mode_writes_every_request_by_a_graceful_shutdown(mock_upstream, django_db_setup):
+def test_embedded_mode_writes_every_request_by_a_graceful_shutdown(fake_provider, django_db_setup):
     """No Redis: spend goes through the in-process batch writer, flushed when the server stops."""
     from billing.models import SpendLog
 
     plaintext, key = new_key(rpm_limit=1000)
-    server = start_gateway({"model_list": priced_model_list(mock_upstream.url)}, env={"REDIS_URL": ""})
+    server = start_gateway({"model_list": priced_model_list(fake_provider.url)}, env={"REDIS_URL": ""})
     try:
         results = asyncio.run(fire(server.url, plaintext, [body_for(i, stream=i % 2 == 1) for i in range(20)]))
     finally:

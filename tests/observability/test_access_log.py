@@ -48,8 +48,8 @@ def _line(server, needle: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def json_server(django_db_setup, mock_upstream):
-    server = start_gateway({"model_list": mock_model_list(mock_upstream.url), "log_format": "json"})
+def json_server(django_db_setup, fake_provider):
+    server = start_gateway({"model_list": mock_model_list(fake_provider.url), "log_format": "json"})
     yield server
     server.stop()
 
@@ -75,8 +75,8 @@ def test_a_rejected_request_gets_a_line_with_its_status(json_server):
     assert "sk-wrong-key-0000" not in json_server.output()
 
 
-def test_text_access_line_and_prompts_only_when_turned_on(django_db_setup, mock_upstream, aliased_key):
-    server = start_gateway({"model_list": mock_model_list(mock_upstream.url), "log_prompts": True})
+def test_text_access_line_and_prompts_only_when_turned_on(django_db_setup, fake_provider, aliased_key):
+    server = start_gateway({"model_list": mock_model_list(fake_provider.url), "log_prompts": True})
     try:
         assert _chat(server.url, aliased_key, "trace-text-9")[0] == 200
         line = _line(server, "request_id=trace-text-9")
@@ -87,8 +87,8 @@ def test_text_access_line_and_prompts_only_when_turned_on(django_db_setup, mock_
         server.stop()
 
 
-def test_access_log_and_metrics_can_be_turned_off(django_db_setup, mock_upstream, aliased_key):
-    server = start_gateway({"model_list": mock_model_list(mock_upstream.url), "access_log": False,
+def test_access_log_and_metrics_can_be_turned_off(django_db_setup, fake_provider, aliased_key):
+    server = start_gateway({"model_list": mock_model_list(fake_provider.url), "access_log": False,
                             "metrics": {"enabled": False}})
     try:
         assert _chat(server.url, aliased_key, "trace-quiet-1")[0] == 200

@@ -51,9 +51,9 @@ def _per_worker_requests(directory: Path) -> dict[str, float]:
 
 
 @pytest.fixture(scope="module")
-def two_workers(django_db_setup, mock_upstream):
-    v1 = f"{mock_upstream.url}/v1"
-    models = mock_model_list(mock_upstream.url) + [
+def two_workers(django_db_setup, fake_provider):
+    v1 = f"{fake_provider.url}/v1"
+    models = mock_model_list(fake_provider.url) + [
         {"model_name": "mock-slow", "litellm_params": {"model": "openai/mock-slow-30", "api_base": v1}},
         # One failing and one healthy deployment: the failing one cools down after its first failure.
         {"model_name": "flaky", "litellm_params": {"model": "openai/mock-500", "api_base": v1},
@@ -150,8 +150,8 @@ def test_metrics_need_the_master_key_from_outside_the_allow_list(two_workers, vi
     assert virtual_key not in body
 
 
-def test_an_allowed_address_reads_metrics_without_a_key(django_db_setup, mock_upstream):
-    server = start_gateway({"model_list": mock_model_list(mock_upstream.url),
+def test_an_allowed_address_reads_metrics_without_a_key(django_db_setup, fake_provider):
+    server = start_gateway({"model_list": mock_model_list(fake_provider.url),
                             "metrics": {"allowed_ips": ["127.0.0.0/8"]}})
     try:
         status, text = _get(f"{server.url}/metrics")

@@ -28,7 +28,7 @@ def event(**fields) -> dict:
 
 
 @pytest.fixture(scope="module")
-def stack(django_db_setup, mock_upstream):
+def stack(django_db_setup, fake_provider):
     import redis
     from django.conf import settings
 
@@ -38,7 +38,7 @@ def stack(django_db_setup, mock_upstream):
                 "max_attempts": 3, "retry_backoff_seconds": 0.2}
     workers = CeleryWorkers({"application_secret": settings.SECRET_KEY, "log_level": "warning",
                              "alerting": alerting}, count=2)
-    v1 = f"{mock_upstream.url}/v1"
+    v1 = f"{fake_provider.url}/v1"
     gateway = start_gateway({"alerting": alerting, "model_list": [{
         "model_name": "priced", "litellm_params": {"model": "openai/mock-gpt", "api_base": v1},
         "model_info": {"input_cost_per_token": str(IN_PRICE), "output_cost_per_token": str(OUT_PRICE)}}]},
@@ -218,7 +218,7 @@ def test_alerts_off_for_a_team_and_bad_settings_are_refused(tmp_path):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_embedded_mode_alerts_from_the_in_process_writer(mock_upstream, receiver):
+def test_embedded_mode_alerts_from_the_in_process_writer(fake_provider, receiver):
     """Without Redis there is no Celery worker: the writer books spend and a thread delivers."""
     from accounts.models import Team
 
@@ -226,7 +226,7 @@ def test_embedded_mode_alerts_from_the_in_process_writer(mock_upstream, receiver
     key, _ = new_key(key_alias="embedded-key", team=team)
     alerting = {"webhook_url": receiver.url, "webhook_secret": WEBHOOK_SECRET, "thresholds": [100]}
     gateway = start_gateway({"alerting": alerting, "model_list": [{
-        "model_name": "priced", "litellm_params": {"model": "openai/mock-gpt", "api_base": f"{mock_upstream.url}/v1"},
+        "model_name": "priced", "litellm_params": {"model": "openai/mock-gpt", "api_base": f"{fake_provider.url}/v1"},
         "model_info": {"input_cost_per_token": str(IN_PRICE), "output_cost_per_token": str(OUT_PRICE)}}]},
         env={"REDIS_URL": ""})
     try:

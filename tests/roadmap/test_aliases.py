@@ -13,8 +13,8 @@ HELLO = [{"role": "user", "content": "Say hello"}]
 
 
 @pytest.fixture(scope="module")
-def server(django_db_setup, mock_upstream):
-    v1 = f"{mock_upstream.url}/v1"
+def server(django_db_setup, fake_provider):
+    v1 = f"{fake_provider.url}/v1"
     # The mock echoes the upstream model name, so each answer says which group served it.
     config = {
         "model_list": [

@@ -19,14 +19,14 @@ PROMPT = (f"My key is {SECRET_KEY}, mail me at jane.doe@example.com, card {CARD}
 
 
 @pytest.fixture(scope="module")
-def stack(django_db_setup, mock_upstream):
+def stack(django_db_setup, fake_provider):
     import redis
     from django.conf import settings
 
     redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()   # before any worker binds its queues
     workers = CeleryWorkers({"application_secret": settings.SECRET_KEY, "log_level": "warning"}, count=1)
     gateway = start_gateway({"model_list": [{"model_name": "mock-gpt", "litellm_params": {
-        "model": "openai/mock-gpt", "api_base": f"{mock_upstream.url}/v1"}}]})
+        "model": "openai/mock-gpt", "api_base": f"{fake_provider.url}/v1"}}]})
     yield gateway, workers
     gateway.stop()
     workers.stop()

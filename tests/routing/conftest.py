@@ -69,7 +69,7 @@ def start_router_gateway(django_db_setup):
 
 
 def deployment(name: str, upstream_model: str, upstream, group: str, **params) -> dict:
-    """A model_list entry pointing at the mock upstream, with a fixed id (the response header's value)."""
+    """A model_list entry pointing at the fake provider, with a fixed id (the response header's value)."""
     return {"model_name": group, "model_info": {"id": name},
             "litellm_params": {"model": f"openai/{upstream_model}", "api_base": upstream.url + "/v1",
                                "api_key": "sk-upstream-test", **params}}

@@ -1,4 +1,4 @@
-"""The retry/cooldown/fallback loop against the real mock upstream and real Redis (no gateway server).
+"""The retry/cooldown/fallback loop against the fake provider and real Redis (no gateway server).
 
 The attempt function here does what the pipeline's does: POST to the deployment, map an error
 answer to LlmurError. Server-level behaviour is covered in test_gateway_routing.py.
@@ -74,88 +74,88 @@ def state(request):
     return RedisState(request.getfixturevalue("redis_url"))
 
 
-def test_failing_deployment_is_retried_elsewhere_then_cooled_down(mock_upstream, state):
-    mock_upstream.reset()
-    group = (deployment("bad", "mock-500", mock_upstream), deployment("good", "ok", mock_upstream))
+def test_failing_deployment_is_retried_elsewhere_then_cooled_down(fake_provider, state):
+    fake_provider.reset()
+    group = (deployment("bad", "mock-500", fake_provider), deployment("good", "ok", fake_provider))
     router = Router(RouterConfig(num_retries=2, allowed_fails=2, cooldown_time=60), state=state)
     results = serve(router, {"g": group}, 40)
     assert all(isinstance(answer, dict) for answer, _ in results)
     assert {ctx.deployment_id for _, ctx in results} == {"good"}
     # allowed_fails=2: the third failure cools it down, after which it gets nothing.
-    assert mock_upstream.stats()["by_model"].get("mock-500") == 3
+    assert fake_provider.stats()["by_model"].get("mock-500") == 3
 
 
-def test_only_deployment_is_never_cooled_down(mock_upstream, state):
-    mock_upstream.reset()
+def test_only_deployment_is_never_cooled_down(fake_provider, state):
+    fake_provider.reset()
     router = Router(RouterConfig(num_retries=0, allowed_fails=0, cooldown_time=60), state=state)
-    results = serve(router, {"g": (deployment("bad", "mock-500", mock_upstream),)}, 3)
+    results = serve(router, {"g": (deployment("bad", "mock-500", fake_provider),)}, 3)
     assert [answer.status for answer, _ in results] == [502, 502, 502]
-    assert mock_upstream.stats()["by_model"]["mock-500"] == 3
+    assert fake_provider.stats()["by_model"]["mock-500"] == 3
 
 
-def test_fallback_after_every_deployment_failed(mock_upstream, state):
-    mock_upstream.reset()
-    groups = {"g": (deployment("a", "mock-429", mock_upstream), deployment("b", "mock-500", mock_upstream)),
-              "backup": (deployment("c", "ok", mock_upstream, group="backup"),)}
+def test_fallback_after_every_deployment_failed(fake_provider, state):
+    fake_provider.reset()
+    groups = {"g": (deployment("a", "mock-429", fake_provider), deployment("b", "mock-500", fake_provider)),
+              "backup": (deployment("c", "ok", fake_provider, group="backup"),)}
     config = RouterConfig(num_retries=1, allowed_fails=10, fallbacks={"fallbacks": {"g": ["backup"]}})
     (answer, ctx), = serve(Router(config, state=state), groups, 1)
     assert isinstance(answer, dict)
     assert ctx.deployment_id == "c" and ctx.metadata["fallback_model"] == "backup"
-    assert mock_upstream.stats()["by_model"] == {"mock-429": 1, "mock-500": 1, "ok": 1}
+    assert fake_provider.stats()["by_model"] == {"mock-429": 1, "mock-500": 1, "ok": 1}
 
 
-def test_context_window_fallback_on_context_length_error(mock_upstream, state):
-    mock_upstream.reset()
-    groups = {"g": (deployment("small", "mock-400", mock_upstream),),
-              "big": (deployment("large", "ok", mock_upstream, group="big"),),
-              "other": (deployment("other", "ok", mock_upstream, group="other"),)}
+def test_context_window_fallback_on_context_length_error(fake_provider, state):
+    fake_provider.reset()
+    groups = {"g": (deployment("small", "mock-400", fake_provider),),
+              "big": (deployment("large", "ok", fake_provider, group="big"),),
+              "other": (deployment("other", "ok", fake_provider, group="other"),)}
     config = RouterConfig(num_retries=2, fallbacks={"context_window_fallbacks": {"g": ["big"]},
                                                     "fallbacks": {"g": ["other"]}})
     (answer, ctx), = serve(Router(config, state=state), groups, 1)
     assert ctx.deployment_id == "large"
     # A client error is not retried on the same group.
-    assert mock_upstream.stats()["by_model"] == {"mock-400": 1, "ok": 1}
+    assert fake_provider.stats()["by_model"] == {"mock-400": 1, "ok": 1}
 
 
-def test_client_error_without_its_fallback_list_is_returned_as_is(mock_upstream, state):
-    groups = {"g": (deployment("small", "mock-400", mock_upstream),), "other": (deployment("o", "ok", mock_upstream),)}
+def test_client_error_without_its_fallback_list_is_returned_as_is(fake_provider, state):
+    groups = {"g": (deployment("small", "mock-400", fake_provider),), "other": (deployment("o", "ok", fake_provider),)}
     config = RouterConfig(fallbacks={"fallbacks": {"g": ["other"]}})
     (answer, ctx), = serve(Router(config, state=state), groups, 1)
     assert answer.status == 400 and answer.code == "context_length_exceeded"
 
 
-def test_request_fallbacks_and_allow_list(mock_upstream, state):
-    mock_upstream.reset()
-    groups = {"g": (deployment("bad", "mock-500", mock_upstream),),
-              "secret": (deployment("s", "ok", mock_upstream, group="secret"),),
-              "open": (deployment("o", "ok-open", mock_upstream, group="open"),)}
+def test_request_fallbacks_and_allow_list(fake_provider, state):
+    fake_provider.reset()
+    groups = {"g": (deployment("bad", "mock-500", fake_provider),),
+              "secret": (deployment("s", "ok", fake_provider, group="secret"),),
+              "open": (deployment("o", "ok-open", fake_provider, group="open"),)}
     (answer, ctx), = serve(Router(RouterConfig(num_retries=0), state=state), groups, 1,
                            body={"fallbacks": ["secret", "open"]}, allowed=lambda m: m != "secret")
     assert ctx.deployment_id == "o"
     assert "fallbacks" not in ctx.body
-    assert "ok" not in mock_upstream.stats()["by_model"]
+    assert "ok" not in fake_provider.stats()["by_model"]
 
 
-def test_all_fallbacks_failing_returns_the_original_error_naming_them(mock_upstream, state):
-    groups = {"g": (deployment("a", "mock-500", mock_upstream),), "b": (deployment("b", "mock-429", mock_upstream),)}
+def test_all_fallbacks_failing_returns_the_original_error_naming_them(fake_provider, state):
+    groups = {"g": (deployment("a", "mock-500", fake_provider),), "b": (deployment("b", "mock-429", fake_provider),)}
     config = RouterConfig(num_retries=0, fallbacks={"fallbacks": {"g": ["b"]}})
     (answer, ctx), = serve(Router(config, state=state), groups, 1)
     assert answer.status == 502
     assert "fallbacks tried: b" in answer.message
 
 
-def test_deployment_max_retries_caps_repeat_attempts(mock_upstream, state):
-    mock_upstream.reset()
-    group = (deployment("bad", "mock-500", mock_upstream, max_retries=1),)
+def test_deployment_max_retries_caps_repeat_attempts(fake_provider, state):
+    fake_provider.reset()
+    group = (deployment("bad", "mock-500", fake_provider, max_retries=1),)
     (answer, _), = serve(Router(RouterConfig(num_retries=5), state=state), {"g": group}, 1)
     assert answer.status == 502
-    assert mock_upstream.stats()["by_model"]["mock-500"] == 2
+    assert fake_provider.stats()["by_model"]["mock-500"] == 2
 
 
-def test_content_policy_fallback(mock_upstream, state):
+def test_content_policy_fallback(fake_provider, state):
     """A content-policy refusal (the mock has no such fault, so this attempt raises what a provider sends)."""
-    groups = {"g": (deployment("strict", "strict", mock_upstream),),
-              "lenient": (deployment("lenient", "ok", mock_upstream, group="lenient"),)}
+    groups = {"g": (deployment("strict", "strict", fake_provider),),
+              "lenient": (deployment("lenient", "ok", fake_provider, group="lenient"),)}
 
     async def refusing(dep: Deployment) -> dict:
         if dep.id == "strict":

@@ -1,4 +1,4 @@
-"""Routing through a real llmur server and the real mock upstream: the issue's "done when" list.
+"""Routing through a real llmur server and the fake provider: the issue's "done when" list.
 
 Each test uses model groups of its own, so a cooldown or a cached answer of one test cannot leak
 into another on the module's shared servers.
@@ -12,7 +12,7 @@ from collections import Counter
 
 import pytest
 
-from tests.conftest import start_mock_upstream
+from tests.conftest import start_fake_provider
 from tests.routing.conftest import deployment
 
 COOLDOWN_S = 4
@@ -20,16 +20,16 @@ COOLDOWN_S = 4
 
 @pytest.fixture(scope="module")
 def second_upstream():
-    upstream = start_mock_upstream()
+    upstream = start_fake_provider()
     yield upstream
     upstream.process.terminate()
     upstream.process.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
-def shuffle_gateway(start_router_gateway, mock_upstream, second_upstream):
+def shuffle_gateway(start_router_gateway, fake_provider, second_upstream):
     """Two workers, simple-shuffle, response cache on, fallbacks configured."""
-    up, other = mock_upstream, second_upstream
+    up, other = fake_provider, second_upstream
     return start_router_gateway({
         "model_list": [
             deployment("cd-bad", "mock-500", up, "cooldown"),
@@ -76,46 +76,46 @@ def wait_cooldown_over(redis_client, deployment_id: str) -> None:
     time.sleep(0.3)               # every worker's cached view of the cooldown set has refreshed
 
 
-def test_failing_deployment_is_routed_around_and_cooled_down_on_both_workers(shuffle_gateway, mock_upstream,
+def test_failing_deployment_is_routed_around_and_cooled_down_on_both_workers(shuffle_gateway, fake_provider,
                                                                               second_upstream, redis_url):
     import redis
 
     shared = redis.Redis.from_url(redis_url)
-    before_bad, before_good = by_model(mock_upstream)["mock-500"], by_model(second_upstream)["cd-good"]
+    before_bad, before_good = by_model(fake_provider)["mock-500"], by_model(second_upstream)["cd-good"]
     answers = [shuffle_gateway.chat("cooldown") for _ in range(100)]
     assert [a.status for a in answers] == [200] * 100
     assert {a.deployment for a in answers} == {"cd-good"}
     assert by_model(second_upstream)["cd-good"] - before_good == 100
-    assert by_model(mock_upstream)["mock-500"] - before_bad >= 2   # allowed_fails=1: cooled at the 2nd failure
+    assert by_model(fake_provider)["mock-500"] - before_bad >= 2   # allowed_fails=1: cooled at the 2nd failure
 
     # A fresh cooldown, so the check below runs well inside it even on a slow machine.
     wait_cooldown_over(shared, "cd-bad")
-    failures = by_model(mock_upstream)["mock-500"]
+    failures = by_model(fake_provider)["mock-500"]
     for _ in range(50):
         if cooldown_left(shared, "cd-bad"):
             break
         assert shuffle_gateway.chat("cooldown").status == 200
     assert cooldown_left(shared, "cd-bad") > COOLDOWN_S - 2
-    assert by_model(mock_upstream)["mock-500"] - failures == 2
+    assert by_model(fake_provider)["mock-500"] - failures == 2
     time.sleep(0.3)               # every worker's cached view of the cooldown set has refreshed
-    during = by_model(mock_upstream)["mock-500"]
+    during = by_model(fake_provider)["mock-500"]
     assert all(shuffle_gateway.chat("cooldown").status == 200 for _ in range(30))
     assert cooldown_left(shared, "cd-bad") > 0, "the machine was too slow to check within the cooldown"
-    assert by_model(mock_upstream)["mock-500"] == during          # both workers kept away from it
+    assert by_model(fake_provider)["mock-500"] == during          # both workers kept away from it
 
     # After cooldown_time it gets traffic again (and fails, and is retried elsewhere).
     wait_cooldown_over(shared, "cd-bad")
     assert all(shuffle_gateway.chat("cooldown").status == 200 for _ in range(20))
-    assert by_model(mock_upstream)["mock-500"] > during
+    assert by_model(fake_provider)["mock-500"] > during
     shared.close()
 
 
 # --------------------------------------------------------------------------- fallbacks
 
-def test_fallbacks_when_every_deployment_returns_429_or_5xx(shuffle_gateway, mock_upstream, second_upstream):
-    before = by_model(mock_upstream) + by_model(second_upstream)
+def test_fallbacks_when_every_deployment_returns_429_or_5xx(shuffle_gateway, fake_provider, second_upstream):
+    before = by_model(fake_provider) + by_model(second_upstream)
     answer = shuffle_gateway.chat("flaky")
-    after = by_model(mock_upstream) + by_model(second_upstream)
+    after = by_model(fake_provider) + by_model(second_upstream)
     assert answer.status == 200
     assert answer.deployment == "fb-backup"
     assert answer.json()["choices"][0]["message"]["content"]
@@ -141,12 +141,12 @@ def test_one_request_id_and_one_spend_row_across_retries_and_fallback(shuffle_ga
     assert [(row.deployment, row.http_status) for row in rows] == [("fb-backup", 200)]
 
 
-def test_context_window_fallback_on_context_length_exceeded(shuffle_gateway, mock_upstream):
-    before = by_model(mock_upstream)
+def test_context_window_fallback_on_context_length_exceeded(shuffle_gateway, fake_provider):
+    before = by_model(fake_provider)
     answer = shuffle_gateway.chat("small-context")
     assert answer.status == 200
     assert answer.deployment == "cw-large"
-    after = by_model(mock_upstream)
+    after = by_model(fake_provider)
     assert after["mock-400"] - before["mock-400"] == 1     # a client error is not retried
     assert after["cw-large"] - before["cw-large"] == 1
 
@@ -171,15 +171,15 @@ def test_malformed_fallbacks_field_is_a_400_naming_it(shuffle_gateway):
 
 # --------------------------------------------------------------------------- streams
 
-def test_stream_cut_after_first_chunk_is_not_retried(shuffle_gateway, mock_upstream, second_upstream):
-    before_cut, before_spare = by_model(mock_upstream)["mock-cut"], by_model(second_upstream)["cut-spare"]
+def test_stream_cut_after_first_chunk_is_not_retried(shuffle_gateway, fake_provider, second_upstream):
+    before_cut, before_spare = by_model(fake_provider)["mock-cut"], by_model(second_upstream)["cut-spare"]
     answer = shuffle_gateway.chat("cut", stream=True)
     assert answer.status == 200
     text = answer.body.decode()
     assert text.startswith("data: ")
     assert '"error"' in text                                   # the client is told the stream broke
     assert answer.deployment == "cut"
-    assert by_model(mock_upstream)["mock-cut"] - before_cut == 1
+    assert by_model(fake_provider)["mock-cut"] - before_cut == 1
     assert by_model(second_upstream)["cut-spare"] == before_spare
 
 
@@ -194,23 +194,23 @@ def test_simple_shuffle_honours_weights(shuffle_gateway):
 
 # --------------------------------------------------------------------------- response cache
 
-def test_identical_request_is_served_from_cache_and_no_cache_bypasses_it(shuffle_gateway, mock_upstream):
+def test_identical_request_is_served_from_cache_and_no_cache_bypasses_it(shuffle_gateway, fake_provider):
     prompt = f"cache me {uuid.uuid4().hex}"
     first = shuffle_gateway.chat("cached", prompt, temperature=0)
     assert first.status == 200 and first.headers.get("x-llmur-cache-hit") is None
     time.sleep(0.2)                                            # the store is not awaited by the request
-    count = by_model(mock_upstream)["cache-1"]
+    count = by_model(fake_provider)["cache-1"]
     second = shuffle_gateway.chat("cached", prompt, temperature=0)
     assert second.status == 200
     assert second.headers["x-llmur-cache-hit"] == "true"
     assert second.json() == first.json()
-    assert by_model(mock_upstream)["cache-1"] == count        # upstream not called
+    assert by_model(fake_provider)["cache-1"] == count        # upstream not called
 
     bypass = shuffle_gateway.chat("cached", prompt, temperature=0, cache={"no-cache": True})
     assert bypass.status == 200 and bypass.headers.get("x-llmur-cache-hit") is None
     header = shuffle_gateway.chat("cached", prompt, temperature=0, headers={"Cache-Control": "no-cache"})
     assert header.headers.get("x-llmur-cache-hit") is None
-    assert by_model(mock_upstream)["cache-1"] == count + 2
+    assert by_model(fake_provider)["cache-1"] == count + 2
     other = shuffle_gateway.chat("cached", prompt, temperature=1)
     assert other.headers.get("x-llmur-cache-hit") is None
 
@@ -237,18 +237,18 @@ def test_cache_hit_is_marked_and_billed_zero_in_spendlog(shuffle_gateway):
     assert hit_row.cost == 0
 
 
-def test_cached_answer_never_crosses_a_keys_allow_list(shuffle_gateway, make_key, mock_upstream):
+def test_cached_answer_never_crosses_a_keys_allow_list(shuffle_gateway, make_key, fake_provider):
     may, may_not = make_key(allowed_models=["cached"]), make_key(allowed_models=["weighted"])
     prompt = f"private {uuid.uuid4().hex}"
     assert shuffle_gateway.chat("cached", prompt, key=may).status == 200
     time.sleep(0.2)
-    count = by_model(mock_upstream)["cache-1"]
+    count = by_model(fake_provider)["cache-1"]
     refused = shuffle_gateway.chat("cached", prompt, key=may_not)
     assert refused.status == 403
     assert refused.headers.get("x-llmur-cache-hit") is None
     assert "choices" not in refused.json()
     assert shuffle_gateway.chat("cached", prompt, key=may).headers["x-llmur-cache-hit"] == "true"
-    assert by_model(mock_upstream)["cache-1"] == count
+    assert by_model(fake_provider)["cache-1"] == count
 
 
 def test_fallback_the_key_may_not_use_is_skipped(shuffle_gateway, make_key, second_upstream):
@@ -275,7 +275,7 @@ def test_health_lists_healthy_and_unhealthy_deployments_for_master_key_only(shuf
     assert shuffle_gateway.request("GET", "/health?model=nope").status == 404
 
 
-def test_health_reports_a_cooling_deployment_without_calling_it(shuffle_gateway, mock_upstream, redis_url):
+def test_health_reports_a_cooling_deployment_without_calling_it(shuffle_gateway, fake_provider, redis_url):
     import redis
 
     shared = redis.Redis.from_url(redis_url)
@@ -284,40 +284,40 @@ def test_health_reports_a_cooling_deployment_without_calling_it(shuffle_gateway,
             break
         shuffle_gateway.chat("cooldown")
     shared.close()
-    before = by_model(mock_upstream)["mock-500"]
+    before = by_model(fake_provider)["mock-500"]
     body = shuffle_gateway.request("GET", "/health?model=cooldown").json()
     unhealthy = {e["id"]: e for e in body["unhealthy_endpoints"]}
     assert "cooling down" in unhealthy["cd-bad"]["error"]
-    assert by_model(mock_upstream)["mock-500"] == before
+    assert by_model(fake_provider)["mock-500"] == before
 
 
 # --------------------------------------------------------------------------- other strategies
 
-def test_least_busy_avoids_a_deployment_held_busy(start_router_gateway, mock_upstream):
+def test_least_busy_avoids_a_deployment_held_busy(start_router_gateway, fake_provider):
     gateway = start_router_gateway({
-        "model_list": [deployment("lb-slow", "mock-slow-6000", mock_upstream, "busy"),
-                       deployment("lb-fast", "lb-fast", mock_upstream, "busy")],
+        "model_list": [deployment("lb-slow", "mock-slow-6000", fake_provider, "busy"),
+                       deployment("lb-fast", "lb-fast", fake_provider, "busy")],
         "router_settings": {"routing_strategy": "least-busy", "num_retries": 0},
     }, workers=2)
     # Ties are broken at random: keep sending until one request sits on the slow deployment. The
     # holders are left running (daemon threads); the server's shutdown ends them.
     for _ in range(30):
-        if by_model(mock_upstream)["mock-slow-6000"]:
+        if by_model(fake_provider)["mock-slow-6000"]:
             break
         threading.Thread(target=gateway.chat, args=("busy",), daemon=True).start()
         time.sleep(0.15)
-    slow = by_model(mock_upstream)["mock-slow-6000"]
+    slow = by_model(fake_provider)["mock-slow-6000"]
     assert slow >= 1
     time.sleep(0.3)               # the other worker's view of the shared counters has refreshed
     picks = Counter(gateway.chat("busy").deployment for _ in range(20))
     assert picks == {"lb-fast": 20}
-    assert by_model(mock_upstream)["mock-slow-6000"] == slow
+    assert by_model(fake_provider)["mock-slow-6000"] == slow
 
 
-def test_latency_based_prefers_the_faster_deployment(start_router_gateway, mock_upstream):
+def test_latency_based_prefers_the_faster_deployment(start_router_gateway, fake_provider):
     gateway = start_router_gateway({
-        "model_list": [deployment("lat-slow", "mock-slow-200", mock_upstream, "latency"),
-                       deployment("lat-fast", "lat-fast", mock_upstream, "latency")],
+        "model_list": [deployment("lat-slow", "mock-slow-200", fake_provider, "latency"),
+                       deployment("lat-fast", "lat-fast", fake_provider, "latency")],
         "router_settings": {"routing_strategy": "latency-based-routing", "num_retries": 0},
     })
     warmup = Counter(gateway.chat("latency").deployment for _ in range(4))
@@ -326,10 +326,10 @@ def test_latency_based_prefers_the_faster_deployment(start_router_gateway, mock_
     assert picks == {"lat-fast": 20}
 
 
-def test_usage_based_respects_rpm_headroom(start_router_gateway, mock_upstream):
+def test_usage_based_respects_rpm_headroom(start_router_gateway, fake_provider):
     gateway = start_router_gateway({
-        "model_list": [deployment("ub-small", "ub-small", mock_upstream, "usage", rpm=2),
-                       deployment("ub-big", "ub-big", mock_upstream, "usage", rpm=1000)],
+        "model_list": [deployment("ub-small", "ub-small", fake_provider, "usage", rpm=2),
+                       deployment("ub-big", "ub-big", fake_provider, "usage", rpm=1000)],
         "router_settings": {"routing_strategy": "usage-based-routing", "num_retries": 0},
     })
     if time.time() % 60 > 55:                     # keep the burst inside one usage minute
@@ -341,22 +341,22 @@ def test_usage_based_respects_rpm_headroom(start_router_gateway, mock_upstream):
 
 # --------------------------------------------------------------------------- embedded mode
 
-def test_embedded_mode_routes_cools_down_and_caches_in_process(django_db_setup, mock_upstream):
+def test_embedded_mode_routes_cools_down_and_caches_in_process(django_db_setup, fake_provider):
     from tests.conftest import start_gateway
     from tests.routing.conftest import Client
 
     server = start_gateway({
-        "model_list": [deployment("emb-bad", "mock-500", mock_upstream, "embedded"),
-                       deployment("emb-good", "emb-good", mock_upstream, "embedded")],
+        "model_list": [deployment("emb-bad", "mock-500", fake_provider, "embedded"),
+                       deployment("emb-good", "emb-good", fake_provider, "embedded")],
         "router_settings": {"num_retries": 1, "allowed_fails": 0, "cooldown_time": 60},
         "litellm_settings": {"cache": True, "cache_params": {"type": "local"}},
     }, env={"REDIS_URL": ""})
     try:
         gateway = Client(server)
-        before = by_model(mock_upstream)["mock-500"]
+        before = by_model(fake_provider)["mock-500"]
         answers = [gateway.chat("embedded") for _ in range(20)]
         assert {(a.status, a.deployment) for a in answers} == {(200, "emb-good")}
-        assert by_model(mock_upstream)["mock-500"] - before <= 1      # allowed_fails=0: out after one failure
+        assert by_model(fake_provider)["mock-500"] - before <= 1      # allowed_fails=0: out after one failure
         first = gateway.chat("embedded", "same question")
         again = gateway.chat("embedded", "same question")
         assert first.headers.get("x-llmur-cache-hit") is None

@@ -1,0 +1,3 @@
+from fakeprovider.cli import main
+
+main()

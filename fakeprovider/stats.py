@@ -1,0 +1,47 @@
+"""The counters a test reads from GET /stats (and zeroes with POST /stats/reset)."""
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+CREDENTIAL_HEADERS = ("authorization", "x-api-key", "api-key")
+MAX_CREDENTIALS = 50
+RECENT = 20
+
+
+class Stats:
+    """requests, by_path, by_model, open_connections, streams_completed, streams_aborted (the client
+    went away mid-stream), streams_cut (cut by a -cut model), credentials_seen (distinct credential
+    header values, first 50) and recent (the last 20 requests: path, model, body)."""
+
+    def __init__(self) -> None:
+        self.open_connections = 0
+        self.reset()
+
+    def reset(self) -> None:
+        self.requests = 0
+        self.by_path: dict[str, int] = {}
+        self.by_model: dict[str, int] = {}
+        self.streams_completed = self.streams_aborted = self.streams_cut = 0
+        self.credentials_seen: list[str] = []
+        self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT)
+
+    def count(self, request: Any) -> None:
+        self.requests += 1
+        self.by_path[request.path] = self.by_path.get(request.path, 0) + 1
+        body = request.body or {}
+        model = body.get("model")
+        if model is not None:
+            self.by_model[str(model)] = self.by_model.get(str(model), 0) + 1
+        if len(self.credentials_seen) < MAX_CREDENTIALS:
+            for header in CREDENTIAL_HEADERS:
+                value = request.headers.get(header)
+                if value and value not in self.credentials_seen:
+                    self.credentials_seen.append(value)
+        self.recent.append({"path": request.path, "model": model, "body": body})
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"requests": self.requests, "by_path": self.by_path, "by_model": self.by_model,
+                "open_connections": self.open_connections, "streams_completed": self.streams_completed,
+                "streams_aborted": self.streams_aborted, "streams_cut": self.streams_cut,
+                "credentials_seen": self.credentials_seen, "recent": list(self.recent)}
