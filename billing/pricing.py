@@ -73,18 +73,18 @@ class PriceBook:
 
     async def ensure_loaded(self) -> None:
         """Load on first use; later, refresh in the background once the cache is stale."""
-        from asgiref.sync import sync_to_async
+        from llmur.core.db import db_call
 
         if self._prices is None:
             # One load for a whole burst of first requests, not one query each.
             if self._first_load is None or self._first_load.done():
-                self._first_load = asyncio.ensure_future(sync_to_async(self.load, thread_sensitive=True)())
+                self._first_load = asyncio.ensure_future(db_call(self.load))
             await asyncio.shield(self._first_load)
             return
         if time.monotonic() - self._loaded_at > REFRESH_SECONDS and self._refreshing is None:
             async def refresh() -> None:
                 try:
-                    await sync_to_async(self.load, thread_sensitive=True)()
+                    await db_call(self.load)
                 except Exception as exc:  # noqa: BLE001 - stale prices beat failed requests
                     logger.warning("price refresh failed, keeping cached prices: %s", exc.__class__.__name__)
                     self._loaded_at = time.monotonic()

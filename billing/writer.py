@@ -123,15 +123,15 @@ class SpendWriter:
 
     async def flush(self) -> int:
         """Write what is buffered now (database, else spool); replay spool files when due."""
-        from asgiref.sync import sync_to_async
+        from llmur.core.db import db_call
 
         events, self._buffer = self._buffer, []
         written = 0
         if events:
-            written = await sync_to_async(_write_or_spool, thread_sensitive=True)(events)
+            written = await db_call(_write_or_spool, events)
         if time.monotonic() >= self._next_spool_retry and spool_files():
             try:
-                written += await sync_to_async(spool_replay, thread_sensitive=True)()
+                written += await db_call(spool_replay)
             except Exception as exc:  # noqa: BLE001 - database still down: try again later
                 logger.warning("spend spool replay failed, retrying in %.0f s: %s", SPOOL_RETRY_SECONDS,
                                exc.__class__.__name__)

@@ -16,13 +16,12 @@ import time
 from functools import lru_cache
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
 
 from gateway import http, registry
 from gateway.context import EntityLimits, Principal
 from gateway.errors import LlmurError
+from llmur.core.db import db_call
 
 logger = logging.getLogger("llmur.gateway.auth")
 
@@ -204,7 +203,7 @@ async def _lookup(digest: str, redis, version: str | None) -> Principal | str:
         except Exception:  # noqa: BLE001 - fall through to the database
             logger.warning("auth cache read failed: Redis unreachable")
     try:
-        snapshot = await sync_to_async(principal_snapshot)(digest=digest)
+        snapshot = await db_call(principal_snapshot, digest=digest)
     except Exception:  # noqa: BLE001 - known keys keep working from the caches; this one cannot be checked
         logger.exception("key lookup failed: database unreachable?")
         raise LlmurError(503, "api_error", "The gateway cannot check this key right now (its database is "
@@ -250,18 +249,14 @@ def principal_snapshot(*, digest: str) -> tuple:
     """
     from accounts.models import VirtualKey
 
-    close_old_connections()
-    try:
-        key = (VirtualKey.objects
-               .select_related("user", "team", "team__organization", "project", "project__team",
-                               "project__organization", "organization")
-               .filter(key_hash=digest).first())
-        if key is None:
-            return ("unknown",)
-        credentials = ({c.provider: c.encrypted_api_key for c in key.project.credentials.all()}
-                       if key.project is not None else {})
-    finally:
-        close_old_connections()
+    key = (VirtualKey.objects
+           .select_related("user", "team", "team__organization", "project", "project__team",
+                           "project__organization", "organization")
+           .filter(key_hash=digest).first())
+    if key is None:
+        return ("unknown",)
+    credentials = ({c.provider: c.encrypted_api_key for c in key.project.credentials.all()}
+                   if key.project is not None else {})
     project = key.project
     team = key.team or (project.team if project else None)
     organization = key.organization or (team.organization if team else None) or (

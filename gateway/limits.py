@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from billing import tokens
@@ -56,6 +55,7 @@ from billing.writer import writer
 from gateway.context import RequestContext
 from gateway.errors import LlmurError
 from gateway.lifespan import on_shutdown, on_startup
+from llmur.core.db import db_call
 from llmur.health import readiness_check
 
 logger = logging.getLogger("llmur.limits")
@@ -252,8 +252,8 @@ async def _named(error: LlmurError) -> LlmurError:
         from billing.selectors import entity_name_get
 
         try:
-            name = await _single_flight(("name", entity.ref), lambda: sync_to_async(
-                entity_name_get, thread_sensitive=True)(kind=entity.kind, pk=entity.pk))
+            name = await _single_flight(("name", entity.ref), lambda: db_call(
+                entity_name_get, kind=entity.kind, pk=entity.pk))
         except Exception:  # noqa: BLE001 - the id will do
             return error
         cached = _names[(entity.kind, entity.pk)] = (time.monotonic(), name)
@@ -638,8 +638,7 @@ async def _rebuild_now(entity: Entity) -> bool:
 
     try:
         pending = await _pending_costs(entity.kind, entity.pk)
-        spend = await sync_to_async(budget_snapshot, thread_sensitive=True)(
-            kind=entity.kind, pk=entity.pk, pending=pending)
+        spend = await db_call(budget_snapshot, kind=entity.kind, pk=entity.pk, pending=pending)
     except _redis_errors():
         raise
     except Exception as exc:  # noqa: BLE001 - database down: known counters keep working
@@ -785,8 +784,8 @@ async def _load_local_bases(entities: list[Entity], *, from_redis_snapshot: bool
         if not redis_configured():
             await writer.flush()   # embedded: what this process settled must be in the database first
         try:
-            spend = await _single_flight(("spend", entity.ref), lambda: sync_to_async(
-                entity_spend_get, thread_sensitive=True)(kind=entity.kind, pk=entity.pk))
+            spend = await _single_flight(("spend", entity.ref), lambda: db_call(
+                entity_spend_get, kind=entity.kind, pk=entity.pk))
         except Exception as exc:  # noqa: BLE001 - no Redis and no database: admit, and say so
             logger.warning("spend of %s unknown (database: %s); admitting without its budget",
                            entity.label, exc.__class__.__name__)
@@ -966,13 +965,13 @@ async def _embedded_maintenance() -> None:
         _maintenance["reset"] = now
         from billing.services import budget_reset_due
 
-        for kind, pk in await sync_to_async(budget_reset_due, thread_sensitive=True)():
+        for kind, pk in await db_call(budget_reset_due):
             local.forget_budget(entity_ref(kind, pk))
     if now - _maintenance["rollup"] >= 60:
         _maintenance["rollup"] = now
         from billing.services import daily_spend_rollup
 
-        await sync_to_async(daily_spend_rollup, thread_sensitive=True)()
+        await db_call(daily_spend_rollup)
 
 
 _maintenance = {"reset": 0.0, "rollup": 0.0}

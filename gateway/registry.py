@@ -14,9 +14,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
+
+from llmur.core.db import db_call
 
 logger = logging.getLogger("llmur.gateway.registry")
 
@@ -131,12 +131,8 @@ def load() -> Registry:
                                             model_name=entry.model_name, params=params,
                                             model_info=entry.model_info, source="config")
         groups.setdefault(entry.model_name, []).append(deployment)
-    close_old_connections()
-    try:
-        rows = list(ModelDeployment.objects.filter(source=ModelDeployment.Source.DATABASE, is_active=True)
-                    .values_list("deployment_id", "model_name", "litellm_params", "model_info"))
-    finally:
-        close_old_connections()
+    rows = list(ModelDeployment.objects.filter(source=ModelDeployment.Source.DATABASE, is_active=True)
+                .values_list("deployment_id", "model_name", "litellm_params", "model_info"))
     for deployment_id, model_name, params, model_info in rows:
         params = dict(params or {})
         if not params.get("model"):
@@ -171,7 +167,7 @@ async def get() -> Registry:
     if (_stale and time.monotonic() >= _retry_at) or _current is None:
         _stale = False
         try:
-            _current = await sync_to_async(load)()
+            _current = await db_call(load)
         except Exception:
             _stale, _retry_at = True, time.monotonic() + RELOAD_RETRY_SECONDS
             if _current is None:

@@ -7,6 +7,8 @@ from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
 
+from llmur.core.db import watch
+
 logger = logging.getLogger("llmur.health")
 
 _readiness_checks: dict = {}
@@ -21,6 +23,12 @@ def readiness_check(name: str):
 
 
 def liveliness(request):
+    """Alive unless database connections leaked (never for an outage: see llmur.core.db.ConnectionWatch)."""
+    leaked = watch.leaked()
+    if leaked:
+        return JsonResponse({"status": "unhealthy", "reason": f"{leaked} pooled database connection(s) checked out "
+                             f"for more than {watch.leak_after_s:.0f} s and never returned (a connection leak); "
+                             "restart the process"}, status=503)
     return JsonResponse({"status": "alive"})
 
 
@@ -32,6 +40,9 @@ def _database() -> tuple[bool, str]:
     except Exception as exc:  # noqa: BLE001
         logger.warning("readiness: database unreachable: %s", exc.__class__.__name__)
         return False, f"unreachable ({exc.__class__.__name__})"
+    finally:
+        # Given back now, so the pool figures below do not count this probe's own connection.
+        connection.close()
 
 
 def _cache() -> tuple[bool, str]:
@@ -57,6 +68,9 @@ def readiness(request):
     db_ok, db_detail = _database()
     cache_ok, cache_detail = _cache()
     body: dict = {"database": db_detail, "cache": cache_detail}
+    pool = watch.pool_usage()
+    if pool is not None:
+        body["database_pool"] = pool
     down = [name for name, ok in (("database", db_ok), ("cache", cache_ok)) if not ok]
     for name, check in _readiness_checks.items():
         ok, detail = check()
