@@ -129,10 +129,9 @@ def wait_http(url: str, proc: Managed, *, timeout: float = 60, headers: dict | N
 
 
 def start_mock(cores: Cores, workdir: Path) -> Managed:
-    if not MOCK_UPSTREAM.exists():
-        raise BenchError(f"fake provider not found at {MOCK_UPSTREAM} (expected ../shared/bench beside the repo)")
+    """The project's fake provider (python -m fakeprovider), on the load core."""
     port = free_port()
-    proc = start("mock", cores.wrap([sys.executable, str(MOCK_UPSTREAM), "--host", "127.0.0.1",
+    proc = start("mock", cores.wrap([sys.executable, "-m", "fakeprovider", "--host", "127.0.0.1",
                                      "--port", str(port)], role="load"), workdir=workdir)
     proc.extra["url"] = f"http://127.0.0.1:{port}"
     wait_http(f"{proc.extra['url']}/health", proc, timeout=20)
