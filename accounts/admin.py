@@ -30,8 +30,8 @@ from accounts.models import (
     User,
     VirtualKey,
 )
-from gateway.errors import LlmurError
 from llmur.admin_site import actor_of, budget_bar
+from llmur.core.errors import LlmurError
 
 BUDGET_FIELDSET = ("Budget and limits", {"fields": ("spend_vs_budget", "max_budget", "soft_budget", "budget_duration",
                                                     "budget_reset_at", "rpm_limit", "tpm_limit",

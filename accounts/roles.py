@@ -16,7 +16,7 @@ from functools import cached_property
 from django.db.models import Q, QuerySet
 
 from accounts.models import Organization, OrganizationMembership, Project, Role, Team, TeamMembership, User, VirtualKey
-from gateway.errors import LlmurError
+from llmur.core.errors import LlmurError
 
 # How much each global role holds; a caller may grant a role only up to its own rank.
 ROLE_RANK = {Role.VIEWER: 0, Role.INTERNAL_USER: 1, Role.TEAM_ADMIN: 2, Role.ORG_ADMIN: 3, Role.PROXY_ADMIN: 4}

@@ -7,7 +7,7 @@ from django.db.models import QuerySet
 
 from accounts.keys import KEY_PREFIX, key_digest
 from accounts.models import Organization, Project, Team, User, VirtualKey
-from gateway.errors import LlmurError
+from llmur.core.errors import LlmurError
 
 
 def not_found(message: str, param: str | None = None) -> LlmurError:

@@ -31,7 +31,7 @@ from accounts.models import (
     VirtualKey,
 )
 from accounts.roles import Actor
-from gateway.errors import LlmurError
+from llmur.core.errors import LlmurError
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

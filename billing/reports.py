@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from billing.models import DailySpend, SpendByModel, SpendByOwner, SpendByTeam, SpendLog
 from billing.rollups import spend_rollups_refresh
-from gateway.errors import LlmurError
+from llmur.core.errors import LlmurError
 
 GROUPS = {
     "day": "day",

@@ -20,8 +20,8 @@ from django.conf import settings
 
 from gateway import http, registry
 from gateway.context import EntityLimits, Principal
-from gateway.errors import LlmurError
 from llmur.core.db import db_call
+from llmur.core.errors import LlmurError
 
 logger = logging.getLogger("llmur.gateway.auth")
 

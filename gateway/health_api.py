@@ -15,9 +15,9 @@ from django.http import HttpResponse
 
 from gateway import auth, pipeline, registry
 from gateway.context import RequestContext
-from gateway.errors import LlmurError
 from gateway.providers.base import dumps
 from gateway.routing.state import get_state
+from llmur.core.errors import LlmurError
 
 HEALTH_TIMEOUT_S = 10.0
 _PING = {"chat": {"messages": [{"role": "user", "content": "ping"}], "max_tokens": 1},

@@ -26,7 +26,7 @@ import orjson
 
 from gateway import http
 from gateway.context import RequestContext
-from gateway.errors import LlmurError
+from llmur.core.errors import LlmurError
 
 logger = logging.getLogger("llmur.gateway.idempotency")
 

@@ -53,7 +53,7 @@ from billing.pricing import (
 )
 from billing.writer import writer
 from gateway.context import RequestContext
-from gateway.errors import LlmurError
+from llmur.core.errors import LlmurError
 from gateway.lifespan import on_shutdown, on_startup
 from llmur.core.db import db_call
 from llmur.health import readiness_check
@@ -243,7 +243,7 @@ async def _named(error: LlmurError) -> LlmurError:
     Only refusals pay for this, and names are cached, so a client hammering a spent budget costs
     one query per entity every few minutes.
     """
-    entity: Entity | None = getattr(error, "entity", None)
+    entity: Entity | None = error.entity
     if entity is None or entity.kind not in ("user", "project", "team", "organization") or \
             entity.label != f"{entity.kind} {entity.pk}":
         return error

@@ -11,8 +11,8 @@ from accounts.api import management_auth
 from accounts.roles import Actor
 from gateway import model_services
 from gateway.deployments import config_deployment_id
-from gateway.errors import LlmurError
 from gateway.models import ModelDeployment
+from llmur.core.errors import LlmurError
 
 router = Router(auth=management_auth, tags=["Models"])
 

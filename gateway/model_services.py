@@ -15,9 +15,9 @@ from pydantic import ValidationError
 from accounts.audit import audit_record, snapshot
 from accounts.keys import secret_encrypt
 from gateway.deployments import SECRET_PARAMS, provider_of
-from gateway.errors import LlmurError
 from gateway.models import ModelDeployment
 from llmur.config import LitellmParams
+from llmur.core.errors import LlmurError
 
 if TYPE_CHECKING:
     from accounts.roles import Actor

@@ -22,7 +22,7 @@ from django.http import HttpResponse
 from gateway import aliases, auth, http, limits, registry, request_log, response_cache, router, schemas, streaming
 from gateway import idempotency
 from gateway.context import RequestContext, Usage
-from gateway.errors import LlmurError
+from llmur.core.errors import LlmurError
 from gateway.providers import provider_for
 from gateway.providers import anthropic as anthropic_translation
 from gateway.providers.base import CHAT, EMBEDDING, MESSAGES, Answer, Chunk, UpstreamStreamError, dumps, loads

@@ -32,10 +32,10 @@ from typing import Any, Mapping
 import orjson
 
 from gateway.context import RequestContext
-from gateway.errors import LlmurError
 from gateway.lifespan import on_shutdown
 from gateway.routing.fallbacks import request_options
 from llmur import metrics, redis_clients
+from llmur.core.errors import LlmurError
 
 logger = logging.getLogger("llmur.cache")
 

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from ninja import Schema
 
-from gateway.errors import LlmurError
+from llmur.core.errors import LlmurError
 
 # Only operators configure upstreams: a client may never redirect a call or supply provider keys.
 FORBIDDEN_FIELDS = ("api_base", "base_url", "api_key", "api_version", "azure_ad_token", "custom_llm_provider",

@@ -1,6 +1,6 @@
 """The one NinjaAPI: each app adds its router here; every error leaves in the OpenAI error shape.
 
-OpenAPI docs are served at /docs. Handlers raise gateway.errors.LlmurError; ninja's own errors
+OpenAPI docs are served at /docs. Handlers raise llmur.core.errors.LlmurError; ninja's own errors
 (invalid fields, unparsable JSON, failed auth) are rendered in the same shape, with a message
 that names the field to fix.
 """
@@ -12,7 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
-from gateway.errors import LlmurError
+from llmur.core.errors import LlmurError
 
 logger = logging.getLogger("llmur.api")
 

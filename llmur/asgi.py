@@ -31,7 +31,7 @@ from django.conf import settings  # noqa: E402
 # now rather than on the first request.
 import gateway.http  # noqa: E402,F401
 import llmur.urls  # noqa: E402,F401
-from gateway.errors import LlmurError  # noqa: E402
+from llmur.core.errors import LlmurError  # noqa: E402
 
 
 class BodyTooLarge(Exception):

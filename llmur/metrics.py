@@ -274,7 +274,7 @@ def render() -> bytes:
 async def metrics_view(request) -> HttpResponse:
     """GET /metrics for Prometheus: the master key as bearer token, or a client address in metrics.allowed_ips."""
     from gateway import auth
-    from gateway.errors import LlmurError
+    from llmur.core.errors import LlmurError
 
     config = settings.LLMUR.config.metrics
     if not config.enabled:

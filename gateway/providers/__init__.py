@@ -1,8 +1,8 @@
 """Provider adapters, one module per provider family, behind gateway.providers.base.Provider."""
 from __future__ import annotations
 
-from gateway.errors import LlmurError
 from gateway.providers.base import Provider
+from llmur.core.errors import LlmurError
 
 
 def _load() -> dict[str, Provider]:

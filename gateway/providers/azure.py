@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from gateway.errors import LlmurError
 from gateway.providers.base import CHAT, COMPLETION, EMBEDDING, join_url
 from gateway.providers.openai import OpenAIProvider
 from gateway.registry import Deployment
+from llmur.core.errors import LlmurError
 
 # LiteLLM's default when a deployment names none.
 DEFAULT_API_VERSION = "2024-10-21"

@@ -13,8 +13,8 @@ from typing import Any, AsyncIterator
 
 import orjson
 
-from gateway.errors import LlmurError
 from gateway.registry import Deployment
+from llmur.core.errors import LlmurError
 
 CHAT, COMPLETION, EMBEDDING, MESSAGES = "chat", "completion", "embedding", "messages"
 

@@ -10,7 +10,7 @@ that would turn a blip into an outage.
 """
 from __future__ import annotations
 
-from gateway.errors import LlmurError
+from llmur.core.errors import LlmurError
 
 # Statuses below 500 that count as the deployment's failure (and are worth retrying elsewhere).
 DEPLOYMENT_FAILURE_STATUSES = frozenset({408, 409, 429})
@@ -18,7 +18,7 @@ DEPLOYMENT_FAILURE_STATUSES = frozenset({408, 409, 429})
 
 def is_deployment_failure(error: LlmurError) -> bool:
     """True when the error is the deployment's fault: retry elsewhere and count it toward a cooldown."""
-    return (bool(getattr(error, "retryable", False)) or error.status >= 500
+    return (error.retryable or error.status >= 500
             or error.status in DEPLOYMENT_FAILURE_STATUSES)
 
 

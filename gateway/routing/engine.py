@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, TypeVar
 
 from gateway.context import RequestContext
-from gateway.errors import LlmurError
 from gateway.routing import fallbacks as fb
 from gateway.routing.cooldowns import is_deployment_failure, may_cool_down, retry_after_seconds
 from gateway.routing.state import NEEDS, get_state
 from gateway.routing.strategies import CHOOSERS
+from llmur.core.errors import LlmurError
 
 logger = logging.getLogger("llmur.router")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.errors import LlmurError
+from llmur.core.errors import LlmurError
 
 KINDS = ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks")
 # Body fields the router consumes; none of them may reach the provider.

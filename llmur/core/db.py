@@ -30,8 +30,11 @@ def _giving_connections_back(fn: Callable[..., T]) -> Callable[..., T]:
         finally:
             # Always, not close_old_connections(): with the pool (CONN_MAX_AGE 0) that would close
             # too, but on MySQL/SQLite a kept "persistent" connection belongs to a task context
-            # that is about to end, so nobody could reuse it.
-            connections.close_all()
+            # that is about to end, so nobody could reuse it. A connection inside a transaction
+            # belongs to a caller further out (async_to_sync within atomic()): that caller closes it.
+            for connection in connections.all(initialized_only=True):
+                if not connection.in_atomic_block:
+                    connection.close()
     return call
 
 

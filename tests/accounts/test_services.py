@@ -9,7 +9,7 @@ from accounts import services
 from accounts.keys import key_digest
 from accounts.models import AuditEntry, Team, VirtualKey
 from accounts.roles import Actor
-from gateway.errors import LlmurError
+from llmur.core.errors import LlmurError
 
 pytestmark = [pytest.mark.db_matrix, pytest.mark.django_db]
 BY = Actor.system("test")

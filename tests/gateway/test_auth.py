@@ -130,7 +130,7 @@ def test_a_change_made_in_the_serving_process_applies_to_its_very_next_request(m
 
     from accounts.models import VirtualKey
     from gateway import auth, http
-    from gateway.errors import LlmurError
+    from llmur.core.errors import LlmurError
 
     key = make_key(key_alias="blocked here")
 

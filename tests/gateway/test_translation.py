@@ -6,7 +6,7 @@ import json
 
 import orjson
 
-from gateway.errors import LlmurError
+from llmur.core.errors import LlmurError
 from gateway.providers.anthropic import (anthropic_stream_to_openai, anthropic_to_openai_request,
                                          anthropic_to_openai_response, openai_stream_to_anthropic,
                                          openai_to_anthropic_request, openai_to_anthropic_response)

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from gateway.context import Usage
-from gateway.errors import LlmurError
+from llmur.core.errors import LlmurError
 from tests.limits.conftest import make_ctx, make_key, principal_for, run
 
 pytestmark = pytest.mark.django_db

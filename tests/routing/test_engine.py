@@ -13,10 +13,10 @@ import urllib.request
 import pytest
 
 from gateway.context import RequestContext
-from gateway.errors import LlmurError
 from gateway.registry import Deployment
 from gateway.routing.engine import Router, RouterConfig
 from gateway.routing.state import LocalState, RedisState
+from llmur.core.errors import LlmurError
 
 
 def deployment(name: str, model: str, upstream, **params) -> Deployment:

@@ -6,8 +6,8 @@ import asyncio
 import pytest
 
 from gateway.context import RequestContext
-from gateway.errors import LlmurError
 from gateway.response_cache import HIT_HEADER, CacheControl, build_cache, cache_control
+from llmur.core.errors import LlmurError
 
 
 def ctx_for(body: dict, *, model: str = "gpt-x", stream: bool = False, call_type: str = "chat") -> RequestContext:

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from gateway.errors import LlmurError
+from llmur.core.errors import LlmurError
 from gateway.registry import Deployment
 from gateway.routing import fallbacks
 from gateway.routing.cooldowns import is_deployment_failure, retry_after_seconds

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from accounts import selectors, services
 from accounts.models import Project, Team
 from accounts.roles import Actor
-from gateway.errors import LlmurError
+from llmur.core.errors import LlmurError
 
 
 class OneLineParser(CommandParser):
