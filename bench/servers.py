@@ -173,7 +173,7 @@ def llmur_start(*, cores: Cores, workdir: Path, mock_url: str, database_url: str
         wait_http(f"{url}/health/liveliness", web, timeout=60)
         if spend_worker:
             worker = start("llmur-celery", cores.wrap([
-                sys.executable, "-m", "celery", "-A", "llmur", "worker", "-B", "-s",
+                sys.executable, "-m", "celery", "-A", "llmur.celery", "worker", "-B", "-s",
                 str(workdir / "celerybeat-schedule"), "-l", "warning", "--concurrency", "1",
                 "--without-gossip", "--without-mingle"], role="load"), workdir=workdir, env=env)
     except BaseException:

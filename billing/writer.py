@@ -19,7 +19,7 @@ from typing import Any, Callable
 import orjson
 from django.conf import settings
 
-from llmur.processes import pid_alive
+from llmur.core.processes import pid_alive
 
 logger = logging.getLogger("llmur.billing")
 

@@ -60,14 +60,14 @@ case "$command" in
     ;;
   worker)
     require_redis worker
-    exec celery -A llmur worker --loglevel "$log_level" --without-gossip --without-mingle "$@"
+    exec celery -A llmur.celery worker --loglevel "$log_level" --without-gossip --without-mingle "$@"
     ;;
   beat)
     require_redis beat
     # The schedule file is beat's only state; it lives beside the other writable data.
     schedule_dir=${LLMUR_VAR_DIR:-/tmp}
     mkdir -p "$schedule_dir"
-    exec celery -A llmur beat --loglevel "$log_level" --schedule "$schedule_dir/celerybeat-schedule" "$@"
+    exec celery -A llmur.celery beat --loglevel "$log_level" --schedule "$schedule_dir/celerybeat-schedule" "$@"
     ;;
   migrate)
     # Under llmur's migration lock (startup.migration_lock), so web processes that start at the

@@ -7,5 +7,8 @@ class GatewayConfig(AppConfig):
 
     def ready(self) -> None:
         from gateway import signals
+        from gateway.metrics import CooldownCollector
+        from llmur.core.collectors import register_collector
 
         signals.connect()
+        register_collector(CooldownCollector())

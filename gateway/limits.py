@@ -56,7 +56,7 @@ from gateway.context import RequestContext
 from llmur.core.errors import LlmurError
 from gateway.lifespan import on_shutdown, on_startup
 from llmur.core.db import db_call
-from llmur.health import readiness_check
+from llmur.core.health import readiness_check
 
 logger = logging.getLogger("llmur.limits")
 

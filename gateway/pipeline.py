@@ -26,7 +26,7 @@ from llmur.core.errors import LlmurError
 from gateway.providers import provider_for
 from gateway.providers import anthropic as anthropic_translation
 from gateway.providers.base import CHAT, EMBEDDING, MESSAGES, Answer, Chunk, UpstreamStreamError, dumps, loads
-from llmur import metrics, observability
+from llmur.core import metrics, observability
 
 logger = logging.getLogger("llmur.gateway.pipeline")
 

@@ -34,7 +34,8 @@ import orjson
 from gateway.context import RequestContext
 from gateway.lifespan import on_shutdown
 from gateway.routing.fallbacks import request_options
-from llmur import metrics, redis_clients
+from llmur import redis_clients
+from llmur.core import metrics
 from llmur.core.errors import LlmurError
 
 logger = logging.getLogger("llmur.cache")

@@ -1,5 +1,7 @@
-"""llmur: a self-hosted LLM gateway built on Django."""
-from llmur.celery import app as celery_app
+"""llmur: a self-hosted LLM gateway built on Django.
 
-__all__ = ("celery_app",)
+Importing the package loads nothing: the floor (llmur.core) must load without the roof above
+it. The Celery app is llmur.celery (`celery -A llmur.celery worker`).
+"""
+
 __version__ = "0.1.0"

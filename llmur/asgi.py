@@ -223,10 +223,13 @@ async def application(scope, receive, send):
     await handler(scope, receive, send)
 
 
-# OpenTelemetry server spans when otel.exporter_otlp_endpoint is set (llmur/observability.py); else unchanged.
-from llmur import observability  # noqa: E402
+# OpenTelemetry server spans when otel.exporter_otlp_endpoint is set (llmur/core/observability.py); else unchanged.
+from gateway.lifespan import on_shutdown  # noqa: E402
+from llmur import __version__  # noqa: E402
+from llmur.core import observability  # noqa: E402
 
-application = observability.asgi_tracing(application)
+application = observability.asgi_tracing(application, version=__version__)
+on_shutdown(observability.tracing_shutdown)
 
 # The cyclic garbage collector: every object loaded so far (Django, the URL map, ninja's schemas)
 # lives as long as the process, so it is moved out of the collector's sight; its full collections

@@ -34,8 +34,8 @@ def serve(*, host: str, port: int, workers: int, log_level: str) -> None:
 
 
 def _child_exit(server, worker) -> None:
-    """A worker that exits takes its live gauges (requests in flight) out of /metrics (llmur/metrics.py)."""
-    from llmur import observability
+    """A worker that exits takes its live gauges (requests in flight) out of /metrics (llmur/core/metrics.py)."""
+    from llmur.core import observability
 
     if observability.multiprocess:
         from prometheus_client import multiprocess

@@ -15,7 +15,7 @@ LLMUR = load_config()
 CONFIG = LLMUR.config
 
 # Before anything imports prometheus_client: counters shared by all worker processes of a server.
-from llmur.observability import prometheus_prepare  # noqa: E402
+from llmur.core.observability import prometheus_prepare  # noqa: E402
 
 prometheus_prepare(LLMUR.var_dir)
 
@@ -201,13 +201,13 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {
         "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-        "json": {"()": "llmur.logformat.JsonFormatter"},
+        "json": {"()": "llmur.core.logformat.JsonFormatter"},
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": CONFIG.log_format}},
     "root": {"handlers": ["console"], "level": CONFIG.python_log_level},
     "loggers": {
         "django.db.backends": {"level": "DEBUG" if LLMUR.database.echo else "WARNING"},
-        # Access lines are written whatever log_level says, unless access_log is off (llmur/accesslog.py).
+        # Access lines are written whatever log_level says, unless access_log is off (llmur/core/accesslog.py).
         "llmur.access": {"level": "INFO" if CONFIG.access_log else "CRITICAL"},
     },
 }

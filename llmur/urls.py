@@ -4,17 +4,17 @@ from django.contrib import admin
 from django.urls import include, path
 
 from gateway import health_api
-from llmur import health, metrics
+from llmur import views
 from llmur.api import api
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("health/liveliness", health.liveliness, name="health-liveliness"),
-    path("health/readiness", health.readiness, name="health-readiness"),
+    path("health/liveliness", views.liveliness, name="health-liveliness"),
+    path("health/readiness", views.readiness, name="health-readiness"),
     # LiteLLM's /health: every deployment checked, master key only (gateway/health_api.py).
     path("health", health_api.health, name="health-deployments"),
-    # Prometheus: master key or metrics.allowed_ips (llmur/metrics.py).
-    path("metrics", metrics.metrics_view, name="metrics"),
+    # Prometheus: master key or metrics.allowed_ips (llmur/views.py).
+    path("metrics", views.metrics_view, name="metrics"),
     # The one NinjaAPI (llmur/api.py): /v1/* and the management API; docs at /docs.
     path("", api.urls),
 ]

@@ -121,7 +121,7 @@ def test_process_spend_command_drains_resets_and_rolls_up(stream):
 
 def _worker(env: dict) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "llmur", "worker", "-P", "solo", "--without-heartbeat",
+        [sys.executable, "-m", "celery", "-A", "llmur.celery", "worker", "-P", "solo", "--without-heartbeat",
          "--without-mingle", "--without-gossip", "-l", "warning"],
         cwd=str(ROOT), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 

@@ -108,8 +108,23 @@ def test_manage_py_bad_config_exits_2_with_one_line(tmp_path, clean_env):
 @pytest.mark.parametrize("subcommand", [["worker"], ["beat"]])
 def test_celery_bad_config_exits_2_with_one_line(subcommand, tmp_path, clean_env):
     env = clean_env | {"LLMUR_CONFIGURATION": _bad_config(tmp_path)}
-    line = assert_one_line(run([str(BIN / "celery"), "-A", "llmur", *subcommand], env, timeout=60), 2)
+    line = assert_one_line(run([str(BIN / "celery"), "-A", "llmur.celery", *subcommand], env, timeout=60), 2)
     assert CONFIG_ERROR.match(line)["key"] == "port"
+
+
+def test_celery_dash_a_llmur_still_finds_the_app(tmp_path, clean_env):
+    """Deployments written for `celery -A llmur` keep working: Celery finds the llmur.celery submodule."""
+    env = clean_env | {"LLMUR_CONFIGURATION": _bad_config(tmp_path)}
+    line = assert_one_line(run([str(BIN / "celery"), "-A", "llmur", "worker"], env, timeout=60), 2)
+    assert CONFIG_ERROR.match(line)["key"] == "port"
+
+
+@pytest.mark.parametrize("subcommand", ["worker", "beat"])
+def test_celery_without_a_broker_exits_2_pointing_at_the_embedded_runner(subcommand, clean_env):
+    """No Redis configured: never a worker idling on mem://, one line naming why and what runs the tasks."""
+    line = assert_one_line(run([str(BIN / "celery"), "-A", "llmur.celery", subcommand], clean_env, timeout=60), 2)
+    assert line.startswith(f"llmur: celery {subcommand} needs a broker, and none is configured")
+    assert "embedded task runner" in line and "REDIS_URL" in line
 
 
 # --------------------------------------------------------------------------- unreachable services

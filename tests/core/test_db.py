@@ -165,7 +165,7 @@ def test_the_probe_reaches_the_real_database(pool):
 
 
 def test_liveness_answers_503_naming_the_leak(pool, watch, client, monkeypatch):
-    from llmur import health
+    from llmur.core import health
 
     monkeypatch.setattr(health, "watch", watch)
     assert client.get("/health/liveliness").json() == {"status": "alive"}

@@ -118,7 +118,7 @@ def own_redis(tmp_path):
 
 
 class CeleryWorker:
-    """`celery -A llmur worker` as a subprocess in its own session, so a test can SIGKILL it whole."""
+    """`celery -A llmur.celery worker` as a subprocess in its own session, so a test can SIGKILL it whole."""
 
     def __init__(self, env: dict[str, str], log: Path):
         self.env, self.log_path, self.process = env, log, None
@@ -126,7 +126,7 @@ class CeleryWorker:
     def start(self, extra: list[str] | None = None) -> None:
         with open(self.log_path, "a") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "llmur", "worker", "-P", "solo", "--without-heartbeat",
+                [sys.executable, "-m", "celery", "-A", "llmur.celery", "worker", "-P", "solo", "--without-heartbeat",
                  "--without-mingle", "--without-gossip", "-l", "info", *(extra or [])],
                 cwd=str(ROOT), env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 

@@ -67,7 +67,7 @@ def receiver():
 
 
 class CeleryWorkers:
-    """`celery -A llmur worker` processes on the tests' database and Redis, with a config file of their own."""
+    """`celery -A llmur.celery worker` processes on the tests' database and Redis, with a config file of their own."""
 
     def __init__(self, config: dict, count: int):
         workdir = Path(tempfile.mkdtemp(prefix="llmur-roadmap-worker-"))
@@ -81,7 +81,7 @@ class CeleryWorkers:
         for index, log_path in enumerate(self.logs):
             with open(log_path, "w") as log:
                 self.processes.append(subprocess.Popen(
-                    [sys.executable, "-m", "celery", "-A", "llmur", "worker", "-P", "solo", "-n", f"road{index}@%h",
+                    [sys.executable, "-m", "celery", "-A", "llmur.celery", "worker", "-P", "solo", "-n", f"road{index}@%h",
                      "--without-heartbeat", "--without-mingle", "--without-gossip", "-l", "info"],
                     cwd=str(ROOT), env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
         self._wait_ready()

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
-from llmur.processes import pid_alive
+from llmur.core.processes import pid_alive
 
 # Set alongside PROMETHEUS_MULTIPROC_DIR when llmur chose it, so a process started by an llmur
 # process (tests, `manage.py` from a shell in a pod) takes its own directory instead of sharing
@@ -75,6 +75,7 @@ def _directory_usable() -> bool:
 # --------------------------------------------------------------------------- tracing
 
 _tracer: Any = None
+_provider: Any = None
 
 _OPERATIONS = {"chat": "chat", "messages": "chat", "completion": "text_completion", "embedding": "embeddings"}
 _SYSTEMS = {"azure": "az.ai.openai"}
@@ -88,9 +89,9 @@ def _traces_url(endpoint: str) -> str:
     return endpoint if endpoint.endswith("/v1/traces") else f"{endpoint}/v1/traces"
 
 
-def tracing_setup() -> bool:
+def tracing_setup(*, version: str = "") -> bool:
     """Start exporting spans if the config names an OTLP endpoint; True when tracing is on."""
-    global _tracer
+    global _tracer, _provider
     from django.conf import settings
 
     otel = settings.LLMUR.config.otel
@@ -104,27 +105,25 @@ def tracing_setup() -> bool:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    import llmur
-    from gateway.lifespan import on_shutdown
-
-    provider = TracerProvider(resource=Resource.create({"service.name": otel.service_name,
-                                                        "service.version": llmur.__version__}))
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=_traces_url(otel.exporter_otlp_endpoint))))
-    trace.set_tracer_provider(provider)
+    _provider = TracerProvider(resource=Resource.create({"service.name": otel.service_name,
+                                                         "service.version": version}))
+    _provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=_traces_url(otel.exporter_otlp_endpoint))))
+    trace.set_tracer_provider(_provider)
     _tracer = trace.get_tracer("llmur")
-
-    @on_shutdown
-    async def _flush_spans() -> None:
-        import asyncio
-
-        await asyncio.to_thread(provider.shutdown)
-
     return True
 
 
-def asgi_tracing(app: Any) -> Any:
+async def tracing_shutdown() -> None:
+    """Send the spans still batched (a lifespan shutdown hook)."""
+    if _provider is not None:
+        import asyncio
+
+        await asyncio.to_thread(_provider.shutdown)
+
+
+def asgi_tracing(app: Any, *, version: str = "") -> Any:
     """The ASGI application wrapped to open a server span per request (and read an incoming traceparent)."""
-    if not tracing_setup():
+    if not tracing_setup(version=version):
         return app
     from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 

@@ -1,38 +1,36 @@
-"""Liveness and readiness probes: /health/liveliness and /health/readiness."""
+"""Liveness and readiness: what the probes report, and the registry other components add checks to.
+
+The views (/health/liveliness, /health/readiness) live with the URL map (llmur/views.py); this
+module decides what they say, so any app can register a readiness check without importing the
+project package above it.
+"""
 from __future__ import annotations
 
 import logging
+from typing import Callable
 
 from django.conf import settings
 from django.db import connection
-from django.http import JsonResponse
 
 from llmur.core.db import watch
 
 logger = logging.getLogger("llmur.health")
 
-_readiness_checks: dict = {}
+Check = Callable[[], tuple[bool, str]]
+"""A readiness check: returns (ok, detail); detail is a short text shown in /health/readiness."""
+
+_readiness_checks: dict[str, Check] = {}
 
 
-def readiness_check(name: str):
-    """Register another component's readiness check: a callable returning (ok, detail)."""
-    def register(func):
+def readiness_check(name: str) -> Callable[[Check], Check]:
+    """Register a component's readiness check under `name` (decorator)."""
+    def register(func: Check) -> Check:
         _readiness_checks[name] = func
         return func
     return register
 
 
-def liveliness(request):
-    """Alive unless database connections leaked (never for an outage: see llmur.core.db.ConnectionWatch)."""
-    leaked = watch.leaked()
-    if leaked:
-        return JsonResponse({"status": "unhealthy", "reason": f"{leaked} pooled database connection(s) checked out "
-                             f"for more than {watch.leak_after_s:.0f} s and never returned (a connection leak); "
-                             "restart the process"}, status=503)
-    return JsonResponse({"status": "alive"})
-
-
-def _database() -> tuple[bool, str]:
+def database() -> tuple[bool, str]:
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
@@ -45,7 +43,7 @@ def _database() -> tuple[bool, str]:
         connection.close()
 
 
-def _cache() -> tuple[bool, str]:
+def cache() -> tuple[bool, str]:
     if settings.LLMUR.cache.engine != "redis":
         return True, "local memory"
     from django_redis import get_redis_connection
@@ -58,15 +56,30 @@ def _cache() -> tuple[bool, str]:
         return False, f"unreachable ({exc.__class__.__name__})"
 
 
-def readiness(request):
+def checks() -> dict[str, Check]:
+    """Every dependency check by name: the database, the cache, then the registered ones."""
+    return {"database": database, "cache": cache, **_readiness_checks}
+
+
+def liveness() -> tuple[int, dict]:
+    """Alive unless database connections leaked (never for an outage: see llmur.core.db.ConnectionWatch)."""
+    leaked = watch.leaked()
+    if leaked:
+        return 503, {"status": "unhealthy", "reason": f"{leaked} pooled database connection(s) checked out for "
+                     f"more than {watch.leak_after_s:.0f} s and never returned (a connection leak); "
+                     "restart the process"}
+    return 200, {"status": "alive"}
+
+
+def readiness() -> tuple[int, dict]:
     """200 when the database and cache answer; 503 naming what is down otherwise.
 
     A Redis outage under cache_failure_policy fail_open leaves the gateway serving, so it is
     reported as "degraded" with 200: taking every pod out of rotation would turn a cache outage
     into a full outage.
     """
-    db_ok, db_detail = _database()
-    cache_ok, cache_detail = _cache()
+    db_ok, db_detail = database()
+    cache_ok, cache_detail = cache()
     body: dict = {"database": db_detail, "cache": cache_detail}
     pool = watch.pool_usage()
     if pool is not None:
@@ -80,13 +93,10 @@ def readiness(request):
             down.append(name)
     fail_open = settings.LLMUR.config.cache_failure_policy == "fail_open"
     if db_ok and cache_ok:
-        body["status"] = "healthy"
-        status = 200
+        body["status"], status = "healthy", 200
     elif db_ok and fail_open:
-        body["status"] = "degraded"
-        status = 200
+        body["status"], status = "degraded", 200
     else:
-        body["status"] = "unhealthy"
-        status = 503
+        body["status"], status = "unhealthy", 503
     body["down"] = down
-    return JsonResponse(body, status=status)
+    return status, body
