@@ -6,7 +6,7 @@ import os
 import sys
 from typing import Any, Callable
 
-from llmur.config import _CLI_DATABASE_URL, ConfigError
+from llmur.config import CLI_DATABASE_URL, ConfigError
 
 
 def run_guarded(func: Callable[..., Any], *args: Any) -> Any:
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
         os.environ["LLMUR_CONFIGURATION"] = os.path.abspath(args.configuration)
     if args.database_url:
         os.environ["DATABASE_URL"] = args.database_url
-        os.environ[_CLI_DATABASE_URL] = "1"
+        os.environ[CLI_DATABASE_URL] = "1"
     run_guarded(_serve, args)
 
 
