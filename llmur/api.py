@@ -12,6 +12,11 @@ from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
+from accounts.api import router as accounts_router
+from billing.spend_api import router as spend_router
+from gateway.api import router as llm_router
+from gateway.model_api import router as model_router
+from gateway.pipeline import error_response as render, request_id_for
 from llmur.core.errors import LlmurError
 
 logger = logging.getLogger("llmur.api")
@@ -21,8 +26,6 @@ api = NinjaAPI(title="llmur", version="1", docs_url="/docs", urls_namespace="llm
 
 def error_response(exc: LlmurError, request: HttpRequest | None = None) -> HttpResponse:
     """The error in OpenAI's shape, or Anthropic's on the Messages API (/v1/messages), with x-request-id."""
-    from gateway.pipeline import error_response as render, request_id_for
-
     anthropic = request is not None and request.path.rstrip("/").endswith("/messages")
     return render(exc, anthropic=anthropic, request_id=request_id_for(request.META if request is not None else {}))
 
@@ -83,18 +86,6 @@ def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
                                      code="500"), request)
 
 
-# Each app's router, mounted at the root. Apps land in parallel, so a router whose module is not in
-# this checkout yet is skipped; one that exists but fails to import still fails loudly.
-ROUTERS = ("gateway.api", "accounts.api", "gateway.model_api", "billing.api", "billing.spend_api")
-
-
-def _mount() -> None:
-    import importlib
-    import importlib.util
-
-    for module in ROUTERS:
-        if importlib.util.find_spec(module) is not None:
-            api.add_router("", importlib.import_module(module).router)
-
-
-_mount()
+# Each app's router, mounted at the root.
+for _router in (llm_router, accounts_router, model_router, spend_router):
+    api.add_router("", _router)

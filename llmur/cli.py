@@ -67,6 +67,7 @@ def _banner(settings: Any, host: str, port: int, workers: int, new_master_key: s
         f"  database: {llmur.database.engine} {llmur.database.address}",
         f"  cache:    {llmur.cache.address if llmur.cache.engine == 'local' else 'redis ' + llmur.cache.address}",
         f"  models:   {len(llmur.config.model_list)} deployment(s) from config",
+        f"  data:     {llmur.var_dir}",
     ]
     if new_master_key:
         lines += [

@@ -104,6 +104,7 @@ def apply_env_overrides(raw: dict[str, Any], env: dict[str, str]) -> tuple[dict[
         if engine not in ("sqlite", "postgres", "mysql"):
             raise ConfigError("environment", "DB_DRIVER", "unknown driver (expected sqlite, postgres or mysql)")
         db["engine"] = engine
+        origins["database_configuration.engine"] = "DB_DRIVER"
     if env.get("DATABASE_URL"):
         db["url"] = env["DATABASE_URL"]
         origins["database_configuration.url"] = (

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import platformdirs
 import yaml
 from pydantic import ValidationError
 
@@ -19,6 +20,23 @@ from llmur.config.schema import LlmurConfig
 from llmur.config.wording import describe
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
+"""The directory holding the llmur package: a clone's root, or site-packages when installed."""
+
+
+def var_dir_default(env: dict[str, str]) -> Path:
+    """Where llmur keeps its data (SQLite file, generated secret, master key digest, beat schedule).
+
+    LLMUR_VAR_DIR when set. Else, in a clone (pyproject.toml beside the package: scripts/run, an
+    editable install, the container image) the repository's var/, as always, so no existing
+    installation starts on an empty database. An installed package (a wheel, pipx) never writes
+    into site-packages: it uses the per-user data directory (platformdirs; on Linux
+    $XDG_DATA_HOME/llmur, by default ~/.local/share/llmur).
+    """
+    if env.get("LLMUR_VAR_DIR"):
+        return Path(env["LLMUR_VAR_DIR"]).expanduser().resolve()
+    if (BASE_DIR / "pyproject.toml").is_file():
+        return (BASE_DIR / "var").resolve()
+    return Path(platformdirs.user_data_dir("llmur", appauthor=False)).resolve()
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -73,6 +91,21 @@ def generated_secret(var_dir: Path) -> str:
     raise ConfigError(str(path), "", "application secret file is empty (expected a secret: delete the file to generate one)")
 
 
+MYSQL_DRIVER_MISSING = (
+    "a MySQL/MariaDB database needs the mysqlclient driver, which is not installed (expected it installed: "
+    "the MariaDB client headers first, e.g. apt-get install libmariadb-dev pkg-config, then scripts/bootstrap "
+    "or pip install mysqlclient; or use sqlite or postgres)")
+
+
+def _mysql_driver_installed() -> bool:
+    """mysqlclient is optional (scripts/bootstrap installs without it when the client headers are missing)."""
+    try:
+        import MySQLdb  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def load_config(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Settings:
     """Read the file (or the embedded default), apply the environment, validate, resolve."""
     env = dict(os.environ if env is None else env)
@@ -99,12 +132,15 @@ def load_config(path: str | os.PathLike[str] | None = None, env: dict[str, str] 
         config = LlmurConfig.model_validate(raw)
     except ValidationError as exc:
         raise located(*describe(exc.errors()[0])) from None
-    var_dir = Path(env.get("LLMUR_VAR_DIR") or BASE_DIR / "var").resolve()
+    var_dir = var_dir_default(env)
     try:
         database = resolve_database(config.database_configuration, source, var_dir)
         cache = resolve_cache(config.cache_configuration, source)
     except ConfigError as exc:
         raise located(exc.key, exc.problem) from None
+    if database.engine == "mysql" and not _mysql_driver_installed():
+        chosen_by = "url" if config.database_configuration.url is not None else "engine"
+        raise located(f"database_configuration.{chosen_by}", MYSQL_DRIVER_MISSING)
     if database.engine == "sqlite" and database.name != ":memory:":
         ensure_var_dir(Path(database.name).parent)
     secret = config.application_secret.get_secret_value() if config.application_secret else generated_secret(var_dir)

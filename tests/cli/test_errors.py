@@ -239,3 +239,27 @@ def test_port_in_use_exits_3_with_one_line(clean_env):
         port = taken.getsockname()[1]
         line = assert_one_line(run([LLMUR_PROXY, "--host", "127.0.0.1", "--port", str(port)], clean_env), 3)
     assert line == f"llmur: cannot listen on 127.0.0.1:{port}: Address already in use"
+
+
+# --------------------------------------------------------------------------- an install without mysqlclient
+
+# scripts/bootstrap installs without mysqlclient when the MariaDB client headers are missing; the
+# interpreter below behaves like that install: importing MySQLdb fails as it would there.
+WITHOUT_MYSQLCLIENT = "import runpy, sys; sys.modules['MySQLdb'] = None; sys.argv = sys.argv[1:]; "
+
+
+@pytest.mark.parametrize("command", [
+    ["llmur-proxy", "--host", "127.0.0.1", "--port", "0"],
+    ["manage.py", "migrate"],
+])
+def test_mysql_configured_without_mysqlclient_exits_2_naming_the_driver(command, clean_env):
+    env = clean_env | {"DB_DRIVER": "mysql", "DATABASE_URL": f"root:{SECRET}@tcp(127.0.0.1:3306)/llmur"}
+    if command[0] == "llmur-proxy":
+        command[-1] = str(free_port())
+        script = WITHOUT_MYSQLCLIENT + "from llmur.cli import main; main()"
+    else:
+        script = WITHOUT_MYSQLCLIENT + f"runpy.run_path({str(ROOT / 'manage.py')!r}, run_name='__main__')"
+    line = assert_one_line(run([sys.executable, "-c", script, *command], env), 2)
+    match = CONFIG_ERROR.match(line)
+    assert match and match["source"] == "environment" and match["key"] == "DATABASE_URL", line
+    assert "needs the mysqlclient driver, which is not installed" in line and "libmariadb-dev" in line
