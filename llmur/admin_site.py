@@ -19,9 +19,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
 
-# Failed admin logins allowed per client address and per user name in one window.
-LOGIN_MAX_FAILURES = 5
-LOGIN_WINDOW_SECONDS = 300
+from llmur import login_throttle
 
 
 class LlmurAdminConfig(AdminConfig):
@@ -108,39 +106,36 @@ class LlmurAdminSite(admin.AdminSite):
 
     # ------------------------------------------------------------------ login, rate-limited
 
-    def _login_keys(self, request: HttpRequest) -> list[str]:
-        username = (request.POST.get("username") or "").strip().lower()[:150]
-        keys = [f"llmur:admin-login:addr:{_client_address(request)}"]
-        if username:
-            keys.append(f"llmur:admin-login:user:{username}")
-        return keys
-
     def login(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
-        """Django's login view, refusing with 429 after LOGIN_MAX_FAILURES failures in the window.
+        """Django's login view behind the sign-in throttle (llmur/login_throttle.py).
 
-        Counting per address and per user name slows both one client guessing many passwords and
-        many clients guessing one account's. The counters live in the cache (Redis in production),
-        so every worker shares them.
+        A refused attempt is answered before the password is checked, with no database query: 429
+        past the limits, 503 when the cache is down under cache_failure_policy fail_closed.
         """
         extra_context = {**(extra_context or {}), "oidc_enabled": bool(getattr(settings, "LLMUR_OIDC_ENABLED", False))}
-        if request.method == "POST":
-            keys = self._login_keys(request)
-            if any((cache.get(k) or 0) >= LOGIN_MAX_FAILURES for k in keys):
-                response = TemplateResponse(request, "admin/llmur_login_limited.html",
-                                            {**self.each_context(request), "title": "Too many attempts",
-                                             "minutes": LOGIN_WINDOW_SECONDS // 60}, status=429)
-                response["Retry-After"] = str(LOGIN_WINDOW_SECONDS)
-                return response
-            response = super().login(request, extra_context)
-            if response.status_code == 200:  # the form came back: the credentials were wrong
-                for key in keys:
-                    cache.add(key, 0, LOGIN_WINDOW_SECONDS)
-                    try:
-                        cache.incr(key)
-                    except ValueError:  # expired between add and incr
-                        cache.set(key, 1, LOGIN_WINDOW_SECONDS)
+        if request.method != "POST":
+            return super().login(request, extra_context)
+        try:
+            attempt = login_throttle.attempt_begin(username=request.POST.get("username") or "",
+                                                   address=_client_address(request))
+        except login_throttle.SignInUnavailable:
+            return self._sign_in_refused(request, 503, "Sign-in is unavailable", "Sign-in is unavailable while "
+                                         "the cache (Redis) is unreachable. Try again in a few minutes.")
+        if attempt.refused:
+            minutes = login_throttle.WINDOW_SECONDS // 60
+            response = self._sign_in_refused(request, 429, "Too many attempts", "Too many failed sign-in "
+                                             f"attempts. Wait {minutes} minutes and try again.")
+            response["Retry-After"] = str(login_throttle.WINDOW_SECONDS)
             return response
-        return super().login(request, extra_context)
+        response = super().login(request, extra_context)
+        if response.status_code in (301, 302):   # signed in; the form coming back means it failed
+            login_throttle.attempt_succeeded(attempt)
+        return response
+
+    def _sign_in_refused(self, request: HttpRequest, status: int, title: str, message: str) -> HttpResponse:
+        # A page of its own, not base_site.html: that one reads the user (a database query) and the app list.
+        return TemplateResponse(request, "admin/llmur_login_refused.html",
+                                {"site_header": self.site_header, "title": title, "message": message}, status=status)
 
     # ------------------------------------------------------------------ dashboard
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
+from django.views.defaults import page_not_found
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
@@ -76,6 +78,28 @@ def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
 @api.exception_handler(Http404)
 def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
     return error_response(LlmurError(404, "not_found_error", "Not found.", code="404"), request)
+
+
+@api.exception_handler(OperationalError)
+@api.exception_handler(InterfaceError)
+def _database_unavailable(request: HttpRequest, exc: Exception) -> HttpResponse:
+    # The database is down or the pool timed out waiting for a connection: the client may retry.
+    logger.warning("database unavailable on %s %s: %s", request.method, request.path, exc.__class__.__name__)
+    return error_response(LlmurError(503, "api_error", "The database is unavailable; try again shortly.",
+                                     code="503", headers={"Retry-After": "5"}), request)
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """handler404: an unknown path answers in the API's error shape; the admin keeps its HTML page."""
+    if request.path.startswith("/admin/"):
+        return page_not_found(request, exception)
+    return error_response(LlmurError(404, "not_found_error", f"There is no endpoint {request.method} "
+                                     f"{shown(request.path)}; the API reference is at /docs.", code="404"), request)
+
+
+def shown(text: str, limit: int = 200) -> str:
+    """Client input echoed in an error, cut to a length fit for a message."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
 
 
 @api.exception_handler(Exception)

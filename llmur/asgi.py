@@ -6,6 +6,10 @@ afford"), and so do Django's request_started/request_finished signals, whose rec
 chain that sends neither signal: the hot path does not touch the database in steady state, and
 the rare loads it does (auth cache misses, deployment reloads) release their connection
 themselves. The admin, the management API and health checks keep the full chain.
+
+Both handlers cap the request body at max_request_body_bytes and answer a larger one with 413 in
+the OpenAI error shape before reading it whole; both send X-Content-Type-Options: nosniff (the
+full chain through SecurityMiddleware, the bare handler itself).
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ import os
 import re
 
 import django
+import orjson
 from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.exception import convert_exception_to_response
 from django.core.exceptions import RequestAborted
@@ -31,6 +36,8 @@ from django.conf import settings  # noqa: E402
 # now rather than on the first request.
 import gateway.http  # noqa: E402,F401
 import llmur.urls  # noqa: E402,F401
+from gateway.api import router as llm_router  # noqa: E402
+from llmur.api import api, error_response, not_found  # noqa: E402
 from llmur.core.errors import LlmurError  # noqa: E402
 
 
@@ -38,7 +45,69 @@ class BodyTooLarge(Exception):
     pass
 
 
-class BareASGIHandler(ASGIHandler):
+class BodyLimit:
+    """The request body capped at max_request_body_bytes: 413 in the API's error shape, never read whole."""
+
+    @staticmethod
+    def declared_too_large(scope, limit: int) -> bool:
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    return int(value) > limit
+                except ValueError:
+                    return False
+        return False
+
+    @staticmethod
+    async def read_capped(receive, limit: int) -> io.BytesIO:
+        parts, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise RequestAborted()
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > limit:
+                    raise BodyTooLarge()
+                parts.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return io.BytesIO(b"".join(parts))
+
+    @staticmethod
+    async def too_large(send, limit: int, anthropic: bool = False) -> None:
+        error = LlmurError(413, "invalid_request_error", f"Request body is larger than the gateway's limit of {limit} "
+                           "bytes (max_request_body_bytes).", code="413")
+        body = orjson.dumps(error.anthropic_body() if anthropic else error.openai_body())
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                (b"x-content-type-options", b"nosniff"), (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class FullASGIHandler(BodyLimit, ASGIHandler):
+    """Django's ASGI handler (every middleware) for the admin, the management API and the probes, body capped.
+
+    Django itself would spool any body to disk and fail with RequestDataTooBig (a 500) when a view
+    reads it.
+    """
+
+    async def handle(self, scope, receive, send):
+        limit = settings.LLMUR.config.max_request_body_bytes
+        if self.declared_too_large(scope, limit):
+            await self.too_large(send, limit)
+            return
+        try:
+            await super().handle(scope, receive, send)
+        except BodyTooLarge:   # raised by read_body, before anything was sent
+            await self.too_large(send, limit)
+
+    async def read_body(self, receive):
+        return await self.read_capped(receive, settings.LLMUR.config.max_request_body_bytes)
+
+
+class BareASGIHandler(BodyLimit, ASGIHandler):
     """Django's ASGI handler with no middleware, no request signals and a capped in-memory body."""
 
     def load_middleware(self, is_async: bool = False) -> None:
@@ -56,6 +125,8 @@ class BareASGIHandler(ASGIHandler):
             response = _api_error(request, LlmurError(405, "invalid_request_error", f"{request.method} is not "
                                                       f"allowed on {request.path}; use {allowed}.", code="405"))
             response["Allow"] = allowed
+        # What SecurityMiddleware adds on the full chain: browsers must not sniff a JSON answer as HTML.
+        response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
     def resolve_request(self, request):
@@ -79,22 +150,15 @@ class BareASGIHandler(ASGIHandler):
     async def handle(self, scope, receive, send):
         limit = settings.LLMUR.config.max_request_body_bytes
         anthropic = scope["path"].endswith("/messages")
-        for name, value in scope.get("headers", ()):
-            if name == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    declared = 0
-                if declared > limit:
-                    await self._too_large(send, limit, anthropic)
-                    return
-                break
+        if self.declared_too_large(scope, limit):
+            await self.too_large(send, limit, anthropic)
+            return
         try:
-            body = await self._read_capped(receive, limit)
+            body = await self.read_capped(receive, limit)
         except RequestAborted:
             return
         except BodyTooLarge:
-            await self._too_large(send, limit, anthropic)
+            await self.too_large(send, limit, anthropic)
             return
         request, error_response = self.create_request(scope, body)
         if request is None:
@@ -131,35 +195,6 @@ class BareASGIHandler(ASGIHandler):
                 except asyncio.CancelledError:
                     pass
 
-    @staticmethod
-    async def _read_capped(receive, limit: int) -> io.BytesIO:
-        parts, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise RequestAborted()
-            chunk = message.get("body", b"")
-            if chunk:
-                size += len(chunk)
-                if size > limit:
-                    raise BodyTooLarge()
-                parts.append(chunk)
-            if not message.get("more_body", False):
-                break
-        return io.BytesIO(b"".join(parts))
-
-    @staticmethod
-    async def _too_large(send, limit: int, anthropic: bool) -> None:
-        import orjson
-
-        error = LlmurError(413, "invalid_request_error", f"Request body is larger than the gateway's limit of {limit} "
-                           "bytes (max_request_body_bytes).", code="413")
-        body = orjson.dumps(error.anthropic_body() if anthropic else error.openai_body())
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})
-        await send({"type": "http.response.body", "body": body})
-
 
 _hot: list = []
 
@@ -167,9 +202,6 @@ _hot: list = []
 def _hot_resolver() -> URLResolver:
     """A resolver over ninja's patterns for the LLM API router (gateway/api.py), built on first use."""
     if not _hot:
-        from gateway.api import router as llm_router
-        from llmur.api import api
-
         hot_paths = {route.lstrip("/") for route in llm_router.path_operations}
         routes = {_ninja_route(path) for path in hot_paths}
         # ninja's own pattern objects, so a match names the same view and url_name as the full map.
@@ -196,19 +228,16 @@ def _ninja_route(path: str) -> str:
 
 
 def _api_error(request, error: LlmurError):
-    from llmur.api import error_response
-
     return error_response(error, request)
 
 
 async def _unknown_endpoint(request):
-    return _api_error(request, LlmurError(404, "not_found_error", f"There is no endpoint {request.method} "
-                                          f"{request.path}; the API reference is at /docs.", code="404"))
+    return not_found(request)
 
 
 HOT_PREFIXES = ("/v1/", "/chat/", "/completions", "/embeddings", "/models", "/messages", "/health/liveliness")
 
-_full = ASGIHandler()
+_full = FullASGIHandler()
 _bare = BareASGIHandler()
 
 

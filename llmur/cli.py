@@ -135,13 +135,16 @@ def _serve(args: argparse.Namespace) -> None:
     if workers == 1:
         import uvicorn
 
+        # X-Forwarded-For/-Proto are believed only from trusted_proxies (uvicorn's default trusts
+        # 127.0.0.1, so any local peer could choose the client address the login throttle counts).
         uvicorn.run("llmur.asgi:application", host=host, port=port, loop="uvloop", http="httptools",
                     lifespan="on", access_log=False, log_level=config.python_log_level.lower(),
-                    timeout_graceful_shutdown=10)
+                    timeout_graceful_shutdown=10, proxy_headers=True, forwarded_allow_ips=list(config.trusted_proxies))
     else:
         from llmur.gunicorn_app import serve
 
-        serve(host=host, port=port, workers=workers, log_level=config.python_log_level.lower())
+        serve(host=host, port=port, workers=workers, log_level=config.python_log_level.lower(),
+              trusted_proxies=config.trusted_proxies)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ class _Application(BaseApplication):
         return application
 
 
-def serve(*, host: str, port: int, workers: int, log_level: str) -> None:
+def serve(*, host: str, port: int, workers: int, log_level: str, trusted_proxies: list[str]) -> None:
     _Application({
         "bind": f"{host}:{port}",
         "workers": workers,
@@ -29,6 +29,8 @@ def serve(*, host: str, port: int, workers: int, log_level: str) -> None:
         "timeout": 120,
         "keepalive": 75,
         "accesslog": None,
+        # Forwarded headers only from trusted_proxies ("" trusts none; gunicorn's default is 127.0.0.1).
+        "forwarded_allow_ips": ",".join(trusted_proxies),
         "child_exit": _child_exit,
     }).run()
 

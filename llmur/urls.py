@@ -7,6 +7,9 @@ from gateway import health_api
 from llmur import views
 from llmur.api import api
 
+# Unknown paths answer in the API's error shape (JSON), not with Django's HTML page; /admin/ keeps it.
+handler404 = "llmur.api.not_found"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("health/liveliness", views.liveliness, name="health-liveliness"),

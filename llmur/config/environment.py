@@ -90,6 +90,9 @@ def apply_env_overrides(raw: dict[str, Any], env: dict[str, str]) -> tuple[dict[
         if env.get(name):
             raw[key] = env[name]
             origins[key] = name
+    if env.get("LLMUR_TRUSTED_PROXIES"):
+        raw["trusted_proxies"] = [item.strip() for item in env["LLMUR_TRUSTED_PROXIES"].split(",") if item.strip()]
+        origins["trusted_proxies"] = "LLMUR_TRUSTED_PROXIES"
     if env.get("LLMUR_PORT"):
         raw["port"] = _env_int(env, "LLMUR_PORT", 1, 65535)
     for name in ("LLMUR_MASTER_KEY", "LITELLM_MASTER_KEY"):

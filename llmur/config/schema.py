@@ -5,6 +5,7 @@ general_settings keep LiteLLM's shape so existing config.yaml files load.
 """
 from __future__ import annotations
 
+import ipaddress
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -15,6 +16,16 @@ LOG_LEVELS = {
     "trace": "DEBUG", "debug": "DEBUG", "info": "INFO", "warn": "WARNING", "warning": "WARNING",
     "error": "ERROR", "critical": "CRITICAL", "fatal": "CRITICAL", "notset": "NOTSET",
 }
+
+
+def networks(value: list[str]) -> list[str]:
+    """A list of IP addresses or CIDR networks, each checked (e.g. 10.0.0.0/8, 127.0.0.1)."""
+    for item in value:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ValueError(f"{item!r} is not an IP address or CIDR network (e.g. 10.0.0.0/8)") from None
+    return value
 
 
 class _Section(BaseModel):
@@ -36,14 +47,7 @@ class MetricsConfiguration(_Section):
     @field_validator("allowed_ips")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
-        import ipaddress
-
-        for item in value:
-            try:
-                ipaddress.ip_network(item, strict=False)
-            except ValueError:
-                raise ValueError(f"{item!r} is not an IP address or CIDR network (e.g. 10.0.0.0/8)") from None
-        return value
+        return networks(value)
 
 
 class DatabaseConfiguration(_Section):
@@ -284,6 +288,9 @@ class LlmurConfig(_Section):
     auto_migrate: bool = True
     debug: bool = False
     allowed_hosts: list[str] = Field(default_factory=lambda: ["*"])
+    # Proxies (addresses or CIDR networks, e.g. the ingress's range) whose X-Forwarded-For and
+    # X-Forwarded-Proto are believed; from any other peer the headers are ignored. Empty: none.
+    trusted_proxies: list[str] = Field(default_factory=list)
     max_request_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     cache_failure_policy: Literal["fail_open", "fail_closed"] = "fail_open"
     https: HttpsConfiguration = Field(default_factory=HttpsConfiguration)
@@ -300,6 +307,12 @@ class LlmurConfig(_Section):
     oidc: OidcConfiguration | None = None
     alerting: AlertingConfiguration = Field(default_factory=AlertingConfiguration)
     request_logging: RequestLoggingConfiguration = Field(default_factory=RequestLoggingConfiguration)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: list[str]) -> list[str]:
+        # Normalized (10.1.2.3/8 -> 10.0.0.0/8): gunicorn's forwarded_allow_ips accepts only that form.
+        return [str(ipaddress.ip_network(item, strict=False)) for item in networks(value)]
 
     @field_validator("log_level")
     @classmethod
