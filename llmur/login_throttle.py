@@ -67,10 +67,20 @@ class _LocalCounters:
 local_counters = _LocalCounters()
 
 
+def address_key(address: str) -> str:
+    """The cache key counting one client address's attempts."""
+    return f"llmur:admin-login:addr:{address}"
+
+
+def account_key(username: str) -> str:
+    """The cache key counting one account's attempts (user names compared case-insensitively)."""
+    return f"llmur:admin-login:user:{username.strip().lower()[:150]}"
+
+
 def _limits(username: str, address: str) -> list[tuple[str, int]]:
-    limits = [(f"llmur:admin-login:addr:{address}", ADDRESS_MAX_FAILURES)]
-    if username:
-        limits.append((f"llmur:admin-login:user:{username}", ACCOUNT_MAX_FAILURES))
+    limits = [(address_key(address), ADDRESS_MAX_FAILURES)]
+    if username.strip():
+        limits.append((account_key(username), ACCOUNT_MAX_FAILURES))
     return limits
 
 
@@ -85,7 +95,7 @@ def _shared_incr(key: str) -> int:
 
 def attempt_begin(*, username: str, address: str) -> Attempt:
     """Count one attempt for the account and the address; raises SignInUnavailable (fail_closed, cache down)."""
-    limits = _limits(username.strip().lower()[:150], address)
+    limits = _limits(username, address)
     try:
         counts = [_shared_incr(key) for key, _ in limits]
         local = False
