@@ -13,6 +13,7 @@ from django.core.management import call_command
 from django.db import DatabaseError, connection
 
 from llmur import redis_clients
+from llmur.core import health
 
 logger = logging.getLogger("llmur.startup")
 
@@ -68,10 +69,36 @@ def check_cache() -> None:
     cache_cfg = settings.LLMUR.cache
     if cache_cfg.engine != "redis":
         return
+    client = redis_clients.sync_client(socket_connect_timeout=3, socket_timeout=3)
     try:
-        redis_clients.sync_client(socket_connect_timeout=3, socket_timeout=3).ping()
+        client.ping()
     except Exception as exc:  # noqa: BLE001
         raise ServiceUnreachable(f"llmur: cache redis at {cache_cfg.address} is unreachable: {_reason(exc)}") from None
+    kept, detail = redis_persistence(client)
+    if kept is False:
+        logger.warning("redis at %s keeps nothing on disk (appendonly no, save \"\"): spend events still queued in "
+                       "it are lost if it restarts or crashes; set appendonly yes", cache_cfg.address)
+    health.readiness_check("redis_persistence")(lambda: (True, detail))
+
+
+def redis_persistence(client) -> tuple[bool | None, str]:
+    """Would Redis keep the spend queue across a restart? (True/False, or None when it will not say.)
+
+    Read with CONFIG GET appendonly / save at start; a managed Redis may refuse CONFIG (renamed or
+    not permitted), which is not an error: the answer is then unknown.
+    """
+    try:
+        appendonly = client.config_get("appendonly").get("appendonly", "")
+        save = client.config_get("save").get("save", "")
+    except Exception as exc:  # noqa: BLE001 - CONFIG refused, renamed or unknown
+        logger.info("redis persistence unknown: CONFIG GET refused (%s)", exc.__class__.__name__)
+        return None, "unknown (CONFIG GET refused)"
+    if str(appendonly).lower() == "yes":
+        return True, "aof"
+    if str(save).strip():
+        return True, f"rdb snapshots only (save {save}): spend events since the last snapshot are lost on a crash"
+    return False, ("none: neither AOF (appendonly) nor RDB snapshots (save) are on; spend events queued in Redis "
+                   "are lost if it restarts")
 
 
 @contextmanager

@@ -76,15 +76,17 @@ def capture_server():
 class OwnRedis:
     """A redis-server owned by one test, which it may kill and start again on the same port."""
 
-    def __init__(self, tmp_path: Path):
+    def __init__(self, tmp_path: Path, *args: str):
         self.port, self.dir, self.process = free_port(), tmp_path, None
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        # redis-server options; by default nothing is kept on disk.
+        self.args = args or ("--save", "", "--appendonly", "no")
 
     def start(self) -> None:
         import redis
 
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", *self.args,
              "--daemonize", "no", "--dir", str(self.dir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis(port=self.port)
         deadline = time.monotonic() + 10
