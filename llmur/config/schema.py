@@ -24,7 +24,7 @@ def networks(value: list[str]) -> list[str]:
         try:
             ipaddress.ip_network(item, strict=False)
         except ValueError:
-            raise ValueError(f"{item!r} is not an IP address or CIDR network (e.g. 10.0.0.0/8)") from None
+            raise ValueError(f"{item!r} is not an IP address or CIDR network (expected e.g. 10.0.0.0/8)") from None
     return value
 
 
