@@ -225,7 +225,7 @@ def actor_from_key(raw: str, *, source: str = "api") -> Actor:
     from django.utils import timezone
 
     from accounts.keys import key_digest
-    from llmur.startup import master_key_digests
+    from accounts.master_keys import master_key_digests
 
     raw = (raw or "").strip()
     if not raw:

@@ -66,7 +66,7 @@ def key_from_headers(meta: dict[str, Any]) -> str:
 @lru_cache(maxsize=1)
 def _master_digests() -> tuple[str, ...]:
     from accounts.keys import key_digest
-    from llmur.startup import master_key_file
+    from accounts.master_keys import master_key_file
 
     digests = [key_digest(key) for key in settings.LLMUR.master_keys]
     if not digests:
