@@ -11,7 +11,6 @@ class BillingConfig(AppConfig):
         # shutdown hooks (price preload, flushing buffered spend at shutdown) and its readiness
         # check in time.
         import gateway.limits  # noqa: F401
-
         from billing.metrics import SpendQueueCollector
         from llmur.core.collectors import register_collector
 

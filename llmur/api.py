@@ -18,7 +18,8 @@ from accounts.api import router as accounts_router
 from billing.spend_api import router as spend_router
 from gateway.api import router as llm_router
 from gateway.model_api import router as model_router
-from gateway.pipeline import error_response as render, request_id_for
+from gateway.pipeline import error_response as render
+from gateway.pipeline import request_id_for
 from llmur.core.errors import LlmurError
 
 logger = logging.getLogger("llmur.api")

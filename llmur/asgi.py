@@ -21,9 +21,9 @@ import re
 
 import django
 import orjson
+from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.exception import convert_exception_to_response
-from django.core.exceptions import RequestAborted
 from django.urls import Resolver404
 from django.urls.resolvers import RegexPattern, URLResolver
 

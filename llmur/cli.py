@@ -11,9 +11,9 @@ from llmur.config import CLI_DATABASE_URL, ConfigError
 
 def run_guarded(func: Callable[..., Any], *args: Any) -> Any:
     """Run an entry point, turning config and start-up failures into one line and an exit status."""
-    from llmur.startup import ServiceUnreachable
-
     from django.db import DatabaseError
+
+    from llmur.startup import ServiceUnreachable
 
     try:
         return func(*args)

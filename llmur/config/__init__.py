@@ -23,9 +23,22 @@ from llmur.config.loader import BASE_DIR, load_config
 from llmur.config.masking import masked
 from llmur.config.resolved import ResolvedCache, ResolvedDatabase, Settings
 from llmur.config.schema import (
-    LOG_LEVELS, AlertingConfiguration, CacheConfiguration, DatabaseConfiguration, HttpsConfiguration,
-    LegacyDatabaseBlock, LitellmParams, LlmurConfig, MetricsConfiguration, ModelEntry, OidcConfiguration,
-    OidcTeamMapping, OtelConfiguration, RequestLoggingConfiguration, RouterSettings, SentinelAddress,
+    LOG_LEVELS,
+    AlertingConfiguration,
+    CacheConfiguration,
+    DatabaseConfiguration,
+    HttpsConfiguration,
+    LegacyDatabaseBlock,
+    LitellmParams,
+    LlmurConfig,
+    MetricsConfiguration,
+    ModelEntry,
+    OidcConfiguration,
+    OidcTeamMapping,
+    OtelConfiguration,
+    RequestLoggingConfiguration,
+    RouterSettings,
+    SentinelAddress,
 )
 from llmur.config.urls import parse_database_url
 

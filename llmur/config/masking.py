@@ -6,7 +6,6 @@ from typing import Any
 
 from pydantic import BaseModel, SecretStr
 
-
 _SECRET_KEY_NAMES = re.compile(
     r"(secret|passw|api_key|api-key|apikey|master_key|token|credential|private|authorization|access_key)", re.I)
 # scheme://user:PASSWORD@host and Go's user:PASSWORD@tcp(host) DSN

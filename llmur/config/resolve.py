@@ -11,6 +11,7 @@ from llmur.config.resolved import ResolvedCache, ResolvedDatabase
 from llmur.config.schema import CacheConfiguration, DatabaseConfiguration
 from llmur.config.urls import mysql_tls, parse_database_url, pg_tls
 
+
 def resolve_database(cfg: DatabaseConfiguration, source: str, var_dir: Path) -> ResolvedDatabase:
     key = "database_configuration"
     if cfg.url is not None:

@@ -19,9 +19,18 @@ from django.test import Client
 from accounts.models import User
 from llmur import login_throttle
 from tests.conftest import start_gateway
-from tests.hardening.conftest import own_redis  # noqa: F401 - a redis-server of the test's own
+from tests.hardening.conftest import OwnRedis
 
 PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    """A redis-server of the test's own: its counters start empty, and the test may stop it."""
+    server = OwnRedis(tmp_path)
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(autouse=True)
