@@ -11,7 +11,7 @@ from django.db import models
 from accounts.models import AuditEntry
 
 if TYPE_CHECKING:
-    from accounts.roles import Actor
+    from accounts.policy import Actor
 
 MASK = "***"
 # Field names whose values never reach the audit log, however they are nested.

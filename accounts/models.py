@@ -4,12 +4,13 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.contrib.auth.models import AbstractUser
-from django.core.validators import MinValueValidator, RegexValidator
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 
+from accounts.durations import BUDGET_DURATION
+
 MONEY = {"max_digits": 18, "decimal_places": 8}
-BUDGET_DURATION = RegexValidator(r"^\d+[smhd]$", "Use a number and a unit: 30s, 30m, 1h, 1d, 7d, 30d.")
 
 
 class Role(models.TextChoices):

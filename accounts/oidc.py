@@ -4,19 +4,30 @@ Configured by the `oidc:` block of the config file (llmur.config.OidcConfigurati
 sign-in the provider is the source of truth for what it maps: the user's role follows their
 groups, and they join (or leave) exactly the teams the mapping names. Teams not in the mapping,
 and memberships an operator added by hand to them, are left alone.
+
+The id_token is checked as OpenID Connect Core 3.1.3.7 requires (issue 16.14): signature, expiry,
+`aud` naming our client_id (and `azp` when several audiences are named) and `iss` equal to the
+configured `oidc.issuer`; mozilla-django-oidc 5.0.2 checks neither audience nor issuer. Every
+refused sign-in (16.15: expired token, wrong nonce or state, bad signature, provider down) lands on
+the login page with the single sign-on message and one log line, never a 500 or a bare 400 page.
 """
 from __future__ import annotations
 
 import logging
 from typing import Any
 
+import jwt
+import requests
 from django.conf import settings
+from django.core.exceptions import SuspiciousOperation
 from django.db import transaction
+from django.urls import path
+from mozilla_django_oidc import views as oidc_views
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 
 from accounts import services
 from accounts.models import Team, TeamMembership, User
-from accounts.roles import ROLE_RANK, Actor
+from accounts.policy import ROLE_RANK, Actor
 
 logger = logging.getLogger("llmur.oidc")
 
@@ -51,11 +62,48 @@ def teams_for(groups: list[str]) -> dict[str, str]:
     return out
 
 
+def _refusal(exc: Exception) -> str:
+    """What was wrong with a sign-in, in words for the log (never a token)."""
+    if isinstance(exc, jwt.ExpiredSignatureError):
+        return "the id_token has expired"
+    if isinstance(exc, jwt.InvalidAudienceError):
+        return "the id_token was issued for another client (aud)"
+    if isinstance(exc, jwt.InvalidIssuerError):
+        return "the id_token comes from another issuer (iss)"
+    if isinstance(exc, jwt.MissingRequiredClaimError):
+        return f"the id_token lacks the {exc.claim!r} claim"
+    if isinstance(exc, jwt.InvalidTokenError):
+        return f"the id_token is invalid ({type(exc).__name__})"
+    if isinstance(exc, requests.RequestException):
+        return f"the identity provider did not answer as expected ({type(exc).__name__})"
+    return str(exc) or type(exc).__name__
+
+
 class LlmurOIDCBackend(OIDCAuthenticationBackend):
     """Creates or updates the llmur user behind a provider identity; every change is audited as "sso"."""
 
     def _actor(self) -> Actor:
         return Actor.system("single sign-on", source="sso")
+
+    def authenticate(self, request, **kwargs):
+        try:
+            return super().authenticate(request, **kwargs)
+        except (SuspiciousOperation, jwt.InvalidTokenError, requests.RequestException) as exc:
+            logger.warning("single sign-on refused: %s", _refusal(exc))
+            return None
+
+    def _verify_jws(self, payload: str, key: Any) -> dict[str, Any]:
+        """Signature, expiry, audience and issuer of the id_token (OIDC Core 3.1.3.7)."""
+        algorithm = jwt.get_unverified_header(payload).get("alg")
+        if algorithm != self.OIDC_RP_SIGN_ALGO:
+            raise SuspiciousOperation(f"the id_token is signed with {algorithm!r}, not the configured "
+                                      f"{self.OIDC_RP_SIGN_ALGO!r}")
+        claims = jwt.decode(payload, key, algorithms=[algorithm], audience=self.OIDC_RP_CLIENT_ID,
+                            issuer=_config().issuer, options={"require": ["exp", "iat", "iss", "aud"]})
+        audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
+        if len(audiences) > 1 and claims.get("azp") != self.OIDC_RP_CLIENT_ID:
+            raise SuspiciousOperation("the id_token names several audiences but its azp is not this client")
+        return claims
 
     def verify_claims(self, claims: dict[str, Any]) -> bool:
         if not (claims.get("email") or claims.get("preferred_username")):
@@ -115,3 +163,22 @@ class LlmurOIDCBackend(OIDCAuthenticationBackend):
         stale = TeamMembership.objects.filter(user=user, team__name__in=mapped_names - set(wanted))
         for membership in stale.select_related("team"):
             services.team_member_delete(by=by, team=membership.team, user=user)
+
+
+class LlmurOIDCCallbackView(oidc_views.OIDCAuthenticationCallbackView):
+    """The provider's redirect back: a state that is not this browser's lands on the login page, logged."""
+
+    def get(self, request):
+        try:
+            return super().get(request)
+        except SuspiciousOperation as exc:
+            logger.warning("single sign-on refused: %s", exc)
+            return self.login_failure()
+
+
+# /oidc/...: mozilla-django-oidc's routes, with the callback above (llmur/urls.py mounts them).
+urlpatterns = [
+    path("callback/", LlmurOIDCCallbackView.as_view(), name="oidc_authentication_callback"),
+    path("authenticate/", oidc_views.OIDCAuthenticationRequestView.as_view(), name="oidc_authentication_init"),
+    path("logout/", oidc_views.OIDCLogoutView.as_view(), name="oidc_logout"),
+]

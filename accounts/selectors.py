@@ -82,18 +82,19 @@ def user_get(*, user_id: str | None = None, user_email: str | None = None,
     return found
 
 
-def key_list(*, queryset: QuerySet[VirtualKey], user_id: str | None = None, team_id: Any = None,
-             organization_id: Any = None, project_id: Any = None, key_alias: str | None = None
-             ) -> QuerySet[VirtualKey]:
+def key_list(*, queryset: QuerySet[VirtualKey], user_id: str | None = None, team: Team | None = None,
+             organization: Organization | None = None, project: Project | None = None,
+             key_alias: str | None = None) -> QuerySet[VirtualKey]:
+    """Keys of the queryset, newest first, narrowed to the owners given (already looked up by the caller)."""
     qs = queryset.select_related("user", "team", "project", "organization").order_by("-created_at", "-id")
     if user_id:
         qs = qs.filter(user__username=user_id)
-    if team_id not in (None, ""):
-        qs = qs.filter(team_id=team_get(team_id=team_id).pk)
-    if organization_id not in (None, ""):
-        qs = qs.filter(organization_id=organization_get(organization_id=organization_id).pk)
-    if project_id not in (None, ""):
-        qs = qs.filter(project_id=project_get(project_id=project_id).pk)
+    if team is not None:
+        qs = qs.filter(team=team)
+    if organization is not None:
+        qs = qs.filter(organization=organization)
+    if project is not None:
+        qs = qs.filter(project=project)
     if key_alias:
         qs = qs.filter(key_alias=key_alias)
     return qs

@@ -1,7 +1,7 @@
 """Admin pages for spend: SpendLog (one row per request), DailySpend (rollups) and ModelPrice.
 
 Spend rows are a ledger: read-only here, written only by the spend queue. What a staff user sees
-follows their role (llmur.admin_site.spend_scope), as in the accounts admin.
+follows their role (accounts.policy.spend_scope), as in the accounts admin.
 """
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.functional import cached_property
 
+from accounts import policy
+from accounts.policy import Actor, ProxyAdminEdits, ProxyAdminMayView, ReadOnly, StaffMayView
 from billing.models import DailySpend, ModelPrice, SpendByModel, SpendLog
-from llmur.admin_site import actor_of, spend_scope
 
 
 class ModelNameFilter(admin.SimpleListFilter):
@@ -66,14 +67,14 @@ class ScopedOwnerFilter(admin.RelatedFieldListFilter):
     CAP = 100
 
     def field_choices(self, field, request, model_admin):
-        actor = actor_of(request)
+        actor = Actor.of_request(request)
         model = field.related_model
         if model._meta.model_name == "virtualkey":
-            qs = actor.keys().order_by("-spend", "pk")
+            qs = policy.visible_keys(actor).order_by("-spend", "pk")
         elif model._meta.model_name == "team":
-            qs = actor.teams().order_by("name")
+            qs = policy.visible_teams(actor).order_by("name")
         elif model._meta.model_name == "project":
-            qs = actor.projects().order_by("name")
+            qs = policy.visible_projects(actor).order_by("name")
         else:
             return []
         return [(obj.pk, str(obj)) for obj in qs[:self.CAP]]
@@ -102,27 +103,12 @@ class EstimatedCountPaginator(Paginator):
         return qs.order_by()[:self.COUNT_CAP].count()
 
 
-class ScopedReadOnlyAdmin(admin.ModelAdmin):
+class ScopedReadOnlyAdmin(StaffMayView, ReadOnly, admin.ModelAdmin):
     """Visible to staff within their role's scope; nobody adds, edits or deletes ledger rows."""
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return request.user.is_active and request.user.is_staff
-
-    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
-        return self.has_module_permission(request)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         qs = super().get_queryset(request)
-        scope = spend_scope(actor_of(request))
+        scope = policy.spend_scope(Actor.of_request(request))
         return qs if scope is None else qs.filter(scope)
 
 
@@ -161,36 +147,13 @@ class DailySpendAdmin(ScopedReadOnlyAdmin):
     ordering = ["-day", "-id"]
 
 
-class ProxyAdminEdits:
-    """Only a proxy admin who is not read-only adds, changes or deletes these rows."""
-
-    def _may_edit(self, request: HttpRequest) -> bool:
-        actor = actor_of(request)
-        return actor.is_proxy_admin and not actor.read_only
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return self._may_edit(request)
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return self._may_edit(request)
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return self._may_edit(request)
-
-
 @admin.register(ModelPrice)
-class ModelPriceAdmin(ProxyAdminEdits, admin.ModelAdmin):
+class ModelPriceAdmin(StaffMayView, ProxyAdminEdits, admin.ModelAdmin):
     """Prices are global: every staff user may read them, only proxy admins change them."""
 
     list_display = ["model", "provider", "input_cost_per_token", "output_cost_per_token", "updated_at"]
     list_filter = ["provider"]
     search_fields = ["model"]
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return request.user.is_active and request.user.is_staff
-
-    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
-        return self.has_module_permission(request)
 
 
 # --------------------------------------------------------------------------- budget alerts
@@ -202,17 +165,7 @@ from django.db.models import Prefetch  # noqa: E402
 from billing.models import AlertDelivery, BudgetAlert, TeamAlertSetting  # noqa: E402
 
 
-class ProxyAdminOnly:
-    """Alerts name every entity's spend, so only proxy admins read them (and only writers change settings)."""
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return request.user.is_active and request.user.is_staff and actor_of(request).is_proxy_admin
-
-    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
-        return self.has_module_permission(request)
-
-
-class AlertDeliveryInline(admin.TabularInline):
+class AlertDeliveryInline(ReadOnly, admin.TabularInline):
     model = AlertDelivery
     extra = 0
     can_delete = False
@@ -220,15 +173,11 @@ class AlertDeliveryInline(admin.TabularInline):
               "delivered_at"]
     readonly_fields = fields
 
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
 
 @admin.register(BudgetAlert)
-class BudgetAlertAdmin(ProxyAdminOnly, admin.ModelAdmin):
+class BudgetAlertAdmin(ProxyAdminMayView, ReadOnly, admin.ModelAdmin):
+    """Alerts name every entity's spend, so only proxy admins read them; nobody edits them."""
+
     list_display = ["created_at", "entity_kind", "entity_name", "entity_id", "threshold", "threshold_amount", "spend",
                     "max_budget", "period_start", "delivery_status"]
     list_filter = ["entity_kind", "threshold", "deliveries__status", ("created_at", admin.DateFieldListFilter)]
@@ -247,17 +196,8 @@ class BudgetAlertAdmin(ProxyAdminOnly, admin.ModelAdmin):
         return ", ".join(f"{d.channel}: {d.get_status_display()} ({d.attempts})" for d in obj.deliveries.all()) or \
             "no channel configured"
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
     def has_deliver_again_permission(self, request: HttpRequest) -> bool:
-        return not actor_of(request).read_only
+        return not Actor.of_request(request).read_only
 
     @admin.action(description="Deliver again (failed and dead channels)", permissions=["deliver_again"])
     def deliver_again(self, request: HttpRequest, queryset: QuerySet) -> None:
@@ -301,7 +241,7 @@ class TeamAlertSettingForm(forms.ModelForm):
 
 
 @admin.register(TeamAlertSetting)
-class TeamAlertSettingAdmin(ProxyAdminOnly, ProxyAdminEdits, admin.ModelAdmin):
+class TeamAlertSettingAdmin(ProxyAdminMayView, ProxyAdminEdits, admin.ModelAdmin):
     form = TeamAlertSettingForm
     list_display = ["team", "enabled", "thresholds", "webhook_url", "email_to"]
     list_select_related = ["team"]

@@ -36,7 +36,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from billing.durations import parse_duration
+from accounts.durations import parse_duration
 from billing.models import AlertDelivery, BudgetAlert, TeamAlertSetting
 
 logger = logging.getLogger("llmur.billing.alerts")

@@ -19,9 +19,9 @@ from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from accounts.durations import parse_duration
 from accounts.models import Organization, Project, Team, User, VirtualKey
 from billing.alerts import budget_alerts_check
-from billing.durations import parse_duration
 from billing.events import event_cost
 from billing.models import DailySpend, JobLock, SpendLog
 from billing.pricing import quantize

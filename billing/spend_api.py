@@ -3,28 +3,45 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Q
 from django.http import HttpResponse
 from ninja import Router
 
-from accounts import selectors
+from accounts import policy
 from accounts.api import management_auth
 from accounts.models import VirtualKey
-from accounts.roles import Actor
+from accounts.policy import Actor
+from accounts.schemas import Out
 from billing import reports
 from billing.models import SpendLog
 
 router = Router(auth=management_auth, tags=["Spend"])
 
 
-def _scope(actor: Actor) -> Q | None:
-    """Proxy admins see all spend; others what they administer plus their own."""
-    if actor.is_proxy_admin:
-        return None
-    scope = Q(team_id__in=actor.admin_team_ids) | Q(organization_id__in=actor.admin_org_ids)
-    if actor.user is not None:
-        scope |= Q(user_id=actor.user.pk)
-    return scope
+class SpendLogOut(Out):
+    """One request as LiteLLM's /spend/logs shows it."""
+
+    request_id: str
+    call_type: str
+    api_key: str | None
+    key_name: str | None
+    spend: float
+    total_tokens: int
+    prompt_tokens: int
+    completion_tokens: int
+    startTime: str
+    endTime: str
+    model: str
+    model_id: str | None
+    custom_llm_provider: str | None
+    user: str | None
+    team_id: str | None
+    project_id: str | None
+    organization_id: str | None
+    status: str
+    cache_hit: str
+    end_user: str | None
+    request_duration_ms: int | None
+    metadata: dict[str, Any]
 
 
 def _log_out(row: SpendLog) -> dict[str, Any]:
@@ -42,19 +59,20 @@ def _log_out(row: SpendLog) -> dict[str, Any]:
     }
 
 
-@router.get("/spend/logs", summary="Individual requests, newest first, a page of `limit` (default 100).")
+@router.get("/spend/logs", response=list[SpendLogOut],
+            summary="Individual requests, newest first, a page of `limit` (default 100).")
 def spend_logs(request, response: HttpResponse, api_key: str | None = None, user_id: str | None = None,
                team_id: str | None = None, model: str | None = None, request_id: str | None = None,
                start_date: str | None = None, end_date: str | None = None, limit: int = 100,
                cursor: str | None = None):
     """A full page carries an `x-next-cursor` header; pass it back as `cursor` for the next page."""
     actor: Actor = request.auth
-    key = selectors.key_get(key=api_key, queryset=actor.keys()) if api_key else None
-    user = selectors.user_get(user_id=user_id, queryset=actor.users()) if user_id else None
-    team = selectors.team_get(team_id=team_id, queryset=actor.teams()) if team_id else None
+    key = policy.key_to_read(actor, api_key) if api_key else None
+    user = policy.user_to_read(actor, user_id=user_id) if user_id else None
+    team = policy.team_to_read(actor, team_id) if team_id else None
     limit = max(1, min(limit, 10000))
     rows = list(reports.spend_logs(
-        scope=_scope(actor), key_id=key.pk if key else None, user_id=user.pk if user else None,
+        scope=policy.spend_scope(actor), key_id=key.pk if key else None, user_id=user.pk if user else None,
         team_id=team.pk if team else None, model=model, request_id=request_id,
         start=reports.parse_date(start_date, param="start_date"), end=reports.parse_date(end_date, param="end_date"),
         cursor=cursor, limit=limit).select_related("key", "user"))
@@ -63,12 +81,13 @@ def spend_logs(request, response: HttpResponse, api_key: str | None = None, user
     return [_log_out(r) for r in rows]
 
 
-@router.get("/global/spend/report", summary="Spend grouped by day, key, team, user, project, organization or model.")
+@router.get("/global/spend/report", response=list[dict[str, Any]],
+            summary="Spend grouped by day, key, team, user, project, organization or model.")
 def global_spend_report(request, start_date: str | None = None, end_date: str | None = None,
                         group_by: str = "team"):
     actor: Actor = request.auth
     groups = [g.strip() for g in group_by.split(",") if g.strip()]
-    rows = reports.spend_report(group_by=groups, scope=_scope(actor),
+    rows = reports.spend_report(group_by=groups, scope=policy.spend_scope(actor),
                                 start=reports.parse_date(start_date, param="start_date"),
                                 end=reports.parse_date(end_date, param="end_date"))
     keys = VirtualKey.objects.in_bulk([r["key_id"] for r in rows if r.get("key_id")])

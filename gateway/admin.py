@@ -7,10 +7,10 @@ from django import forms
 from django.contrib import admin
 from django.utils.html import format_html
 
+from accounts.policy import Actor, ProxyAdminEdits, ProxyAdminMayView, ReadOnly
 from billing.models import ModelPrice
 from gateway import model_services
 from gateway.models import ModelDeployment
-from llmur.admin_site import actor_of
 
 
 class DeploymentForm(forms.ModelForm):
@@ -47,7 +47,9 @@ class DeploymentForm(forms.ModelForm):
 
 
 @admin.register(ModelDeployment)
-class ModelDeploymentAdmin(admin.ModelAdmin):
+class ModelDeploymentAdmin(ProxyAdminMayView, ProxyAdminEdits, admin.ModelAdmin):
+    """Deployments show upstream addresses and headers: proxy admins only (issue 16.8), who alone change them."""
+
     llmur_audited = True  # writes go through gateway.model_services, which audits
     form = DeploymentForm
     list_display = ["model_name", "upstream", "provider", "base_url", "source", "is_active", "price", "health"]
@@ -68,17 +70,9 @@ class ModelDeploymentAdmin(admin.ModelAdmin):
         self._prices = {p.model: p for p in ModelPrice.objects.all()}
         return super().get_changelist_instance(request)
 
-    def has_module_permission(self, request):
-        return request.user.is_active and request.user.is_staff
-
-    def has_view_permission(self, request, obj=None):
-        return self.has_module_permission(request)
-
-    def has_add_permission(self, request):
-        return actor_of(request).is_proxy_admin
-
     def has_change_permission(self, request, obj=None):
-        return actor_of(request).is_proxy_admin and (obj is None or obj.source == ModelDeployment.Source.DATABASE)
+        return super().has_change_permission(request, obj) and (
+            obj is None or obj.source == ModelDeployment.Source.DATABASE)
 
     def has_delete_permission(self, request, obj=None):
         return self.has_change_permission(request, obj)
@@ -120,7 +114,7 @@ class ModelDeploymentAdmin(admin.ModelAdmin):
                            row["failures"], row["mean_latency_ms"])
 
     def save_model(self, request, obj, form, change):
-        actor = actor_of(request)
+        actor = Actor.of_request(request)
         if change:
             saved = model_services.deployment_update(
                 by=actor, deployment=obj, model_name=form.cleaned_data["model_name"],
@@ -134,7 +128,7 @@ class ModelDeploymentAdmin(admin.ModelAdmin):
         obj.refresh_from_db()
 
     def delete_model(self, request, obj):
-        model_services.deployment_delete(by=actor_of(request), deployment=obj)
+        model_services.deployment_delete(by=Actor.of_request(request), deployment=obj)
 
     def delete_queryset(self, request, queryset):
         for obj in queryset:
@@ -143,13 +137,11 @@ class ModelDeploymentAdmin(admin.ModelAdmin):
 
 # --------------------------------------------------------------------------- request log
 
-from django.http import HttpRequest  # noqa: E402
-
 from gateway.models import RequestLog  # noqa: E402
 
 
 @admin.register(RequestLog)
-class RequestLogAdmin(admin.ModelAdmin):
+class RequestLogAdmin(ProxyAdminMayView, ReadOnly, admin.ModelAdmin):
     """Prompts and answers (redacted) of keys, projects and teams that log them: proxy admins only, read-only."""
 
     list_display = ["created_at", "request_id", "key_display", "team", "project", "model", "http_status", "stream"]
@@ -159,18 +151,3 @@ class RequestLogAdmin(admin.ModelAdmin):
     list_select_related = ["team", "project"]
     show_full_result_count = False
     readonly_fields = [f.name for f in RequestLog._meta.fields]
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return request.user.is_active and request.user.is_staff and actor_of(request).is_proxy_admin
-
-    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
-        return self.has_module_permission(request)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False

@@ -2,25 +2,28 @@
 
 Every worker picks a change up through gateway.registry.deployments_changed(), called after the
 transaction commits. Provider secrets are stored as {"encrypted": TOKEN} (or kept as an
-os.environ/NAME reference) and never returned by any read.
+os.environ/NAME reference to a variable the operator allowed, accounts.policy.check_env_references)
+and never returned by any read. Only a proxy admin adds, changes or deletes deployments.
 """
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db import transaction
 from pydantic import ValidationError
 
+from accounts import policy
 from accounts.audit import audit_record, snapshot
 from accounts.keys import secret_encrypt
+from accounts.policy import Actor
 from gateway.deployments import SECRET_PARAMS, provider_of
 from gateway.models import ModelDeployment
 from llmur.config import LitellmParams
 from llmur.core.errors import LlmurError
 
-if TYPE_CHECKING:
-    from accounts.roles import Actor
+# litellm_params whose values are headers sent upstream: names shown, values never (they carry tokens).
+HEADER_PARAMS = frozenset({"extra_headers", "headers"})
 
 
 def _invalid(message: str, param: str | None = None) -> LlmurError:
@@ -42,12 +45,15 @@ def _protect_secrets(params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def public_params(params: dict[str, Any]) -> dict[str, Any]:
-    """litellm_params fit to show: secrets replaced by a note saying how they are held."""
-    out = {}
+def public_params(params: dict[str, Any], *, secret_note: str = "(encrypted)") -> dict[str, Any]:
+    """litellm_params fit to show a proxy admin: secrets replaced by a note saying how they are held,
+    header values hidden (issue 16.8)."""
+    out: dict[str, Any] = {}
     for name, value in (params or {}).items():
         if name in SECRET_PARAMS:
-            out[name] = value if isinstance(value, str) and value.startswith("os.environ/") else "(encrypted)"
+            out[name] = value if isinstance(value, str) and value.startswith("os.environ/") else secret_note
+        elif name in HEADER_PARAMS and isinstance(value, dict):
+            out[name] = {header: "(hidden)" for header in value}
         else:
             out[name] = value
     return out
@@ -60,13 +66,15 @@ def _notify_workers() -> None:
 
 
 @transaction.atomic
-def deployment_create(*, by: "Actor", model_name: str, litellm_params: dict[str, Any],
+def deployment_create(*, by: Actor, model_name: str, litellm_params: dict[str, Any],
                       model_info: dict[str, Any] | None = None) -> ModelDeployment:
+    policy.require_may_manage_models(by, "add models")
     model_name = (model_name or "").strip()
     if not model_name:
         raise _invalid("model_name must not be empty.", "model_name")
     if not isinstance(litellm_params, dict):
         raise _invalid("litellm_params must be an object with at least `model`, e.g. openai/gpt-4o.", "litellm_params")
+    policy.check_env_references(litellm_params)
     if model_info is not None and not isinstance(model_info, dict):
         raise _invalid("model_info must be an object.", "model_info")
     try:
@@ -90,7 +98,8 @@ def deployment_create(*, by: "Actor", model_name: str, litellm_params: dict[str,
 
 
 @transaction.atomic
-def deployment_update(*, by: "Actor", deployment: ModelDeployment, **fields: Any) -> ModelDeployment:
+def deployment_update(*, by: Actor, deployment: ModelDeployment, **fields: Any) -> ModelDeployment:
+    policy.require_may_manage_models(by, "change models")
     if deployment.source != ModelDeployment.Source.DATABASE:
         raise _invalid("This deployment comes from the config file; change it there.", "id")
     deployment = ModelDeployment.objects.select_for_update().get(pk=deployment.pk)
@@ -100,6 +109,7 @@ def deployment_update(*, by: "Actor", deployment: ModelDeployment, **fields: Any
     if "litellm_params" in fields:
         # The given params replace the stored ones, except secrets left out: those are kept as stored.
         kept = {k: v for k, v in deployment.litellm_params.items() if k in SECRET_PARAMS}
+        policy.check_env_references(fields["litellm_params"] or {})
         params = {**kept, **(fields["litellm_params"] or {})}
         try:
             LitellmParams.model_validate({k: v for k, v in params.items() if k not in SECRET_PARAMS})
@@ -120,7 +130,8 @@ def deployment_update(*, by: "Actor", deployment: ModelDeployment, **fields: Any
 
 
 @transaction.atomic
-def deployment_delete(*, by: "Actor", deployment: ModelDeployment) -> None:
+def deployment_delete(*, by: Actor, deployment: ModelDeployment) -> None:
+    policy.require_may_manage_models(by, "delete models")
     if deployment.source != ModelDeployment.Source.DATABASE:
         raise _invalid("This deployment comes from the config file; remove it there.", "id")
     before, pk = snapshot(deployment), deployment.pk

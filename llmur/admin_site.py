@@ -13,7 +13,6 @@ from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.apps import AdminConfig
 from django.core.cache import cache
-from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
@@ -26,15 +25,8 @@ class LlmurAdminConfig(AdminConfig):
     default_site = "llmur.admin_site.LlmurAdminSite"
 
 
-def actor_of(request: HttpRequest):
-    """The Actor behind an admin request, built once per request."""
-    from accounts.roles import Actor
-
-    actor = getattr(request, "_llmur_actor", None)
-    if actor is None:
-        actor = Actor.for_user(request.user, "admin")
-        request._llmur_actor = actor
-    return actor
+# This module holds an AppConfig, so Django imports it before models are ready: what reads
+# accounts (the policy, the models) is imported inside the functions below, not at the top.
 
 
 def budget_bar(spend: Decimal | None, max_budget: Decimal | None, soft_budget: Decimal | None = None) -> str:
@@ -69,18 +61,20 @@ class AuditedAdminMixin:
 
     def save_model(self, request, obj, form, change):
         from accounts.audit import audit_record, snapshot
+        from accounts.policy import Actor
 
         before = snapshot(type(obj)._default_manager.filter(pk=obj.pk).first()) if change else None
         super().save_model(request, obj, form, change)
-        audit_record(by=actor_of(request), action="update" if change else "create", instance=obj, before=before,
-                     after=snapshot(obj))
+        audit_record(by=Actor.of_request(request), action="update" if change else "create", instance=obj,
+                     before=before, after=snapshot(obj))
 
     def delete_model(self, request, obj):
         from accounts.audit import audit_record, snapshot
+        from accounts.policy import Actor
 
         before, pk = snapshot(obj), obj.pk
         super().delete_model(request, obj)
-        audit_record(by=actor_of(request), action="delete", instance=obj, before=before, entity_id=str(pk))
+        audit_record(by=Actor.of_request(request), action="delete", instance=obj, before=before, entity_id=str(pk))
 
     def delete_queryset(self, request, queryset):
         # One by one, so each deletion leaves its own entry.
@@ -143,16 +137,6 @@ class LlmurAdminSite(admin.AdminSite):
         return super().index(request, {**(extra_context or {}), **dashboard_context(request)})
 
 
-def spend_scope(actor) -> Q | None:
-    """What part of spend an admin user may see: everything, or what they administer plus their own."""
-    if actor.is_proxy_admin:
-        return None
-    scope = Q(team_id__in=actor.admin_team_ids) | Q(organization_id__in=actor.admin_org_ids)
-    if actor.user is not None:
-        scope |= Q(user_id=actor.user.pk)
-    return scope
-
-
 def _date_param(request: HttpRequest, name: str) -> dt.date | None:
     value = request.GET.get(name)
     try:
@@ -164,7 +148,7 @@ def _date_param(request: HttpRequest, name: str) -> dt.date | None:
 DASHBOARD_CACHE_SECONDS = 60
 
 
-def _dashboard_spend(scope: Q | None, scope_id: str, start: dt.date, end: dt.date) -> dict[str, Any]:
+def _dashboard_spend(scope, scope_id: str, start: dt.date, end: dt.date) -> dict[str, Any]:
     """The rollup-derived part of the dashboard, cached per scope and window for a minute.
 
     The cache key carries the rollups' mark (the last DailySpend id they include), so new spend
@@ -209,20 +193,21 @@ def _dashboard_spend(scope: Q | None, scope_id: str, start: dt.date, end: dt.dat
 
 
 def dashboard_context(request: HttpRequest) -> dict[str, Any]:
-    actor = actor_of(request)
-    scope = spend_scope(actor)
+    from accounts import policy
+    from accounts.policy import Actor
+
+    actor = Actor.of_request(request)
+    scope = policy.spend_scope(actor)
     end = _date_param(request, "end") or timezone.now().date()
     start = _date_param(request, "start") or end - dt.timedelta(days=29)
     if start > end:
         start, end = end, start
     # The scope itself, not the user: a role change shows at once, and users who see the same
     # spend (e.g. every proxy admin) share one entry.
-    scope_id = "all" if scope is None else (
-        f"teams={sorted(actor.admin_team_ids)};orgs={sorted(actor.admin_org_ids)};"
-        f"user={actor.user.pk if actor.user else None}")
+    scope_id = policy.spend_scope_id(actor)
     # Budgets are read live: they move with every booked request and cost two small queries.
-    budget_teams = actor.teams().filter(max_budget__isnull=False).order_by("-spend")[:8]
-    budget_keys = actor.keys().filter(max_budget__isnull=False).order_by("-spend")[:8]
+    budget_teams = policy.visible_teams(actor).filter(max_budget__isnull=False).order_by("-spend")[:8]
+    budget_keys = policy.visible_keys(actor).filter(max_budget__isnull=False).order_by("-spend")[:8]
     return {
         "dash_start": start.isoformat(),
         "dash_end": end.isoformat(),

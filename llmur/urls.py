@@ -24,4 +24,5 @@ urlpatterns = [
 
 if settings.LLMUR_OIDC_ENABLED:
     # Single sign-on for the admin (mozilla-django-oidc): /oidc/authenticate/ and /oidc/callback/.
-    urlpatterns.insert(0, path("oidc/", include("mozilla_django_oidc.urls")))
+    # The callback is accounts.oidc's, so a refused sign-in lands on the login page (issue 16.15).
+    urlpatterns.insert(0, path("oidc/", include("accounts.oidc")))

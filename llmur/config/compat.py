@@ -46,7 +46,7 @@ def fold_foreign_shapes(raw: dict[str, Any]) -> dict[str, Any]:
 _SUPPORTED_LITELLM_SETTINGS = {"cache", "cache_params", "model_alias_map", "num_retries", "request_timeout",
                                "fallbacks", "context_window_fallbacks", "content_policy_fallbacks",
                                "drop_params", "set_verbose", "json_logs"}
-_SUPPORTED_GENERAL_SETTINGS = {"master_key", "database_url"}
+_SUPPORTED_GENERAL_SETTINGS = {"master_key", "database_url", "allowed_env_references"}
 
 
 def warn_unknown_keys(raw: dict[str, Any]) -> list[str]:

@@ -6,6 +6,7 @@ general_settings keep LiteLLM's shape so existing config.yaml files load.
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -193,6 +194,9 @@ class OidcConfiguration(_Section):
 
     client_id: str = Field(min_length=1)
     client_secret: SecretStr
+    # The provider's issuer identifier: every id_token's `iss` must equal it, and its `aud` must
+    # name client_id (OpenID Connect Core 3.1.3.7); accounts/oidc.py checks both.
+    issuer: str = Field(min_length=1)
     authorization_endpoint: str = Field(min_length=1)
     token_endpoint: str = Field(min_length=1)
     userinfo_endpoint: str = Field(min_length=1)
@@ -337,6 +341,20 @@ class LlmurConfig(_Section):
                     raise ValueError(f"{where}.{name}: not a model group name (expected alias: model group, "
                                      f"or alias: {{model: group, hidden: true}})")
         return self
+
+    @model_validator(mode="after")
+    def _env_references(self) -> "LlmurConfig":
+        names = self.general_settings.get("allowed_env_references")
+        if names is not None and not (isinstance(names, list) and all(
+                isinstance(n, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", n) for n in names)):
+            raise ValueError("general_settings.allowed_env_references: not a list of environment variable names "
+                             "(expected e.g. [AZURE_API_KEY, OPENAI_API_KEY])")
+        return self
+
+    @property
+    def allowed_env_references(self) -> tuple[str, ...]:
+        """Variables a deployment added at run time may name as os.environ/NAME (docs/security.md); none by default."""
+        return tuple(self.general_settings.get("allowed_env_references") or ())
 
     @property
     def python_log_level(self) -> str:

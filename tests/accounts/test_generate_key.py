@@ -14,7 +14,7 @@ from django.core.management.base import CommandError
 from accounts import services
 from accounts.keys import key_digest
 from accounts.models import TeamMembership, VirtualKey
-from accounts.roles import Actor
+from accounts.policy import Actor
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,7 +8,7 @@ import pytest
 from accounts import services
 from accounts.keys import key_digest
 from accounts.models import AuditEntry, Team, VirtualKey
-from accounts.roles import Actor
+from accounts.policy import Actor
 from llmur.core.errors import LlmurError
 
 pytestmark = [pytest.mark.db_matrix, pytest.mark.django_db]

@@ -48,7 +48,7 @@ class OidcProvider:
 
     def config(self, **extra: Any) -> dict[str, Any]:
         """The `oidc:` block of an llmur config pointing at this provider."""
-        return {"client_id": self.client_id, "client_secret": self.client_secret,
+        return {"client_id": self.client_id, "client_secret": self.client_secret, "issuer": self.url,
                 "authorization_endpoint": f"{self.url}/authorize", "token_endpoint": f"{self.url}/token",
                 "userinfo_endpoint": f"{self.url}/userinfo", "jwks_endpoint": f"{self.url}/jwks",
                 "scopes": "openid email profile groups", **extra}

@@ -15,7 +15,7 @@ from django.utils import timezone
 from accounts import services
 from accounts.keys import key_digest, secret_decrypt
 from accounts.models import AuditEntry, Role, TeamMembership, User, VirtualKey
-from accounts.roles import Actor
+from accounts.policy import Actor
 from billing.models import DailySpend
 from gateway.models import ModelDeployment
 

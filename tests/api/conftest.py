@@ -10,7 +10,7 @@ from django.test import Client
 
 from accounts import services
 from accounts.models import OrganizationMembership, Role, TeamMembership
-from accounts.roles import Actor
+from accounts.policy import Actor
 
 MASTER_KEY = "sk-master-test-0123456789abcdef"
 

@@ -99,7 +99,8 @@ def test_project_needs_an_owner_and_a_known_provider(admin_api):
     assert response.status_code == 400 and "nope" in error_of(response)["message"]
 
 
-def test_model_new_encrypts_the_provider_key_and_never_returns_it(admin_api):
+def test_model_new_encrypts_the_provider_key_and_never_returns_it(admin_api, settings, monkeypatch):
+    monkeypatch.setitem(settings.LLMUR.config.general_settings, "allowed_env_references", ["OPENAI_API_KEY"])
     secret = "sk-upstream-provider-secret-42"
     created = admin_api.post("/model/new", {"model_name": "house-gpt", "litellm_params": {
         "model": "openai/gpt-4o", "api_base": "http://127.0.0.1:9/v1", "api_key": secret},

@@ -9,7 +9,7 @@ from django.test import Client
 
 from accounts import services
 from accounts.models import Role, Team, User
-from accounts.roles import Actor
+from accounts.policy import Actor
 
 PASSWORD = "correct horse battery staple"
 

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts import selectors, services
 from accounts.models import Project, Team
-from accounts.roles import Actor
+from accounts.policy import Actor
 from llmur.core.errors import LlmurError
 
 
