@@ -15,7 +15,7 @@ PATTERN = r"^\d+[smhd]$"
 EXAMPLES = "30s, 30m, 1h, 1d, 7d, 30d"
 BUDGET_DURATION = RegexValidator(PATTERN, f"Use a number and a unit: {EXAMPLES}.")
 
-_DURATION = re.compile(r"(\d+)([smhd])")
+_DURATION = re.compile(r"([0-9]+)([smhd])")  # ASCII digits only: "１d" is not a duration
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 

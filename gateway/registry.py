@@ -102,6 +102,7 @@ def deployment_from_params(*, deployment_id: str, model_name: str, params: dict[
 def _db_secret(value: Any, deployment_id: str) -> str | None:
     """Resolve a stored provider secret: `os.environ/NAME` or {"encrypted": TOKEN}; never plaintext."""
     from accounts.keys import secret_decrypt
+    from accounts.policy import allowed_env_references
 
     if value is None or value == "":
         return None
@@ -109,6 +110,11 @@ def _db_secret(value: Any, deployment_id: str) -> str | None:
         return secret_decrypt(str(value["encrypted"]))
     if isinstance(value, str) and value.startswith("os.environ/"):
         name = value[len("os.environ/"):]
+        if name not in allowed_env_references():
+            # Also for rows stored before the rule (issue 16.7): only variables the operator listed.
+            logger.error("deployment %s: os.environ/%s is not in general_settings.allowed_env_references; "
+                         "its api_key is ignored", deployment_id, name)
+            return None
         resolved = os.environ.get(name)
         if resolved is None:
             logger.warning("deployment %s: environment variable %s is not set", deployment_id, name)

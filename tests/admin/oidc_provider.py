@@ -3,6 +3,10 @@
 Standard library HTTP server plus `cryptography` for signing. It signs in whoever `next_user` names
 without a login page (the tests play the person), and checks what a real provider checks: the
 client id and secret, the redirect URI the code was issued for, and that each code is used once.
+
+To play a hostile or broken provider, a test sets `id_token_claims` (claims that replace the ones
+the next id_token would carry: another `aud`, `iss`, `nonce`, an `exp` in the past) or
+`forge_signature` (the next id_tokens are signed with a key the JWKS does not publish).
 """
 from __future__ import annotations
 
@@ -29,6 +33,9 @@ class OidcProvider:
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.kid = "test-key-1"
         self.next_user: dict[str, Any] = {}
+        self.id_token_claims: dict[str, Any] = {}
+        self.forge_signature = False
+        self._forger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self._codes: dict[str, dict] = {}
         self._tokens: dict[str, dict] = {}
         self.token_requests = 0
@@ -41,6 +48,10 @@ class OidcProvider:
     def start(self) -> "OidcProvider":
         self._thread.start()
         return self
+
+    def behave(self) -> None:
+        """Back to an honest provider."""
+        self.id_token_claims, self.forge_signature = {}, False
 
     def stop(self) -> None:
         self.server.shutdown()
@@ -58,7 +69,8 @@ class OidcProvider:
     def _jwt(self, claims: dict[str, Any]) -> str:
         header = _b64(json.dumps({"alg": "RS256", "typ": "JWT", "kid": self.kid}).encode())
         payload = _b64(json.dumps(claims).encode())
-        signature = self._key.sign(f"{header}.{payload}".encode(), padding.PKCS1v15(), hashes.SHA256())
+        key = self._forger if self.forge_signature else self._key
+        signature = key.sign(f"{header}.{payload}".encode(), padding.PKCS1v15(), hashes.SHA256())
         return f"{header}.{payload}.{_b64(signature)}"
 
     def _jwks(self) -> dict[str, Any]:
@@ -124,7 +136,7 @@ class OidcProvider:
                 now = int(time.time())
                 claims = {"iss": provider.url, "aud": provider.client_id, "sub": grant["user"]["sub"],
                           "email": grant["user"].get("email"), "iat": now, "exp": now + 300,
-                          "nonce": grant["nonce"]}
+                          "nonce": grant["nonce"], **provider.id_token_claims}
                 access = secrets.token_urlsafe(24)
                 provider._tokens[access] = grant
                 return self._json(200, {"access_token": access, "token_type": "Bearer", "expires_in": 300,

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from accounts import services
 from accounts.keys import key_digest, secret_decrypt
-from accounts.models import AuditEntry, Role, TeamMembership, User, VirtualKey
+from accounts.models import AuditEntry, Project, Role, TeamMembership, User, VirtualKey
 from accounts.policy import Actor
 from billing.models import DailySpend
 from gateway.models import ModelDeployment
@@ -275,3 +275,58 @@ def test_memberships_and_credentials_have_their_own_pages(root):
                 "/admin/accounts/auditentry/"):
         assert secret not in root.get(url).content.decode()
     assert root.get("/admin/accounts/organizationmembership/").status_code == 200
+
+
+# --------------------------------------------------------------------------- the admin writes through the services
+
+def _team_form(team, **fields) -> dict:
+    return {"name": team.name, "organization": team.organization_id or "", "allowed_models": "", "metadata": "{}",
+            "aliases": "{}", **_inline_management(["memberships", "projects", "keys"]), **fields}
+
+
+def test_team_edit_in_the_admin_keeps_inside_the_organizations_budget(root):
+    org = services.organization_create(by=BY, name="org", max_budget=100)
+    team = services.team_create(by=BY, name="ops", organization=org, max_budget=10)
+    response = root.post(f"/admin/accounts/team/{team.pk}/change/", _team_form(team, max_budget="500"))
+    assert response.status_code == 200 and "above the max_budget of organization" in response.content.decode()
+    team.refresh_from_db()
+    assert team.max_budget == 10
+
+
+def test_team_edit_in_the_admin_sets_the_next_budget_reset(root):
+    team = services.team_create(by=BY, name="ops")
+    before = timezone.now()
+    response = root.post(f"/admin/accounts/team/{team.pk}/change/", _team_form(team, budget_duration="1d"))
+    assert response.status_code == 302
+    team.refresh_from_db()
+    assert team.budget_duration == "1d"
+    assert before + dt.timedelta(days=1) <= team.budget_reset_at <= timezone.now() + dt.timedelta(days=1)
+
+
+def test_project_above_its_teams_budget_is_a_form_error(root):
+    team = services.team_create(by=BY, name="ops", max_budget=5)
+    response = root.post("/admin/accounts/project/add/", {
+        "name": "p", "team": team.pk, "is_active": "on", "allowed_models": "", "metadata": "{}", "max_budget": "9",
+        **_inline_management(["credentials", "keys"])})
+    assert response.status_code == 200 and "above the max_budget of team" in response.content.decode()
+    assert not Project.objects.exists()
+
+
+def test_members_added_on_the_team_page_are_audited_as_admin_writes(root):
+    team = services.team_create(by=BY, name="ops")
+    ana = services.user_create(by=BY, username="ana")
+    data = _team_form(team, **{"memberships-TOTAL_FORMS": "1", "memberships-0-user": ana.pk,
+                               "memberships-0-role": "admin", "memberships-0-team": team.pk})
+    assert root.post(f"/admin/accounts/team/{team.pk}/change/", data).status_code == 302
+    assert TeamMembership.objects.get(team=team, user=ana).role == "admin"
+    entry = AuditEntry.objects.get(entity_type="teammembership", action="create")
+    assert (entry.source, entry.actor) == ("admin", "root")
+
+
+def test_a_password_set_in_the_admin_is_audited(root):
+    ana = services.user_create(by=BY, username="ana")
+    response = root.post(f"/admin/accounts/user/{ana.pk}/password/", {"password1": PASSWORD, "password2": PASSWORD})
+    assert response.status_code == 302
+    assert User.objects.get(pk=ana.pk).check_password(PASSWORD)
+    entry = AuditEntry.objects.filter(entity_type="user", action="update").get()
+    assert entry.source == "admin" and entry.after["password"] == "***"

@@ -1,5 +1,10 @@
-"""Single sign-on against a local OpenID Connect provider: groups become roles and team memberships."""
+"""Single sign-on against a local OpenID Connect provider: groups become roles and team memberships;
+tokens for another client or from another issuer, expired ones, wrong nonces and forged signatures
+are refused on the login page (issue 16, items 14 and 15)."""
 from __future__ import annotations
+
+import time
+import urllib.parse
 
 import pytest
 import requests
@@ -28,6 +33,13 @@ def server(django_db_setup, django_db_blocker, provider):
         gateway = start_gateway(config)
     yield gateway
     gateway.stop()
+
+
+@pytest.fixture(autouse=True)
+def honest_provider(provider):
+    provider.behave()
+    yield
+    provider.behave()
 
 
 def sign_in(server, provider, **user) -> requests.Response:
@@ -67,3 +79,45 @@ def test_unmapped_people_are_refused(server, provider):
                        groups=["marketing"])
     assert "/admin/login/" in response.url and 'id="sso-failed"' in response.text
     assert not User.objects.filter(email="mallory@example.com").exists()
+
+
+# --------------------------------------------------------------------------- refused sign-ins (16.14, 16.15)
+
+REFUSALS = [
+    ("issued for another client", {"aud": "someone-else"}, "another client (aud)"),
+    ("issued by another issuer", {"iss": "https://evil.example"}, "another issuer (iss)"),
+    ("expired", {"exp": int(time.time()) - 3600, "iat": int(time.time()) - 7200}, "has expired"),
+    ("for another sign-in (nonce)", {"nonce": "not-the-one-we-sent"}, "Nonce"),
+]
+
+
+@pytest.mark.parametrize("claims, logged", [(c, log) for _, c, log in REFUSALS], ids=[r[0] for r in REFUSALS])
+def test_a_refused_id_token_lands_on_the_login_page(server, provider, claims, logged):
+    provider.id_token_claims = claims
+    response = sign_in(server, provider, sub="u-9", email="eve@example.com", preferred_username="eve",
+                       groups=["llmur-admins"])
+    assert response.status_code == 200 and "/admin/login/" in response.url
+    assert 'id="sso-failed"' in response.text
+    assert not User.objects.filter(email="eve@example.com").exists()
+    assert "single sign-on refused: " in server.output() and logged in server.output()
+
+
+def test_a_forged_signature_lands_on_the_login_page(server, provider):
+    provider.forge_signature = True
+    response = sign_in(server, provider, sub="u-10", email="forger@example.com", preferred_username="forger",
+                       groups=["llmur-admins"])
+    assert response.status_code == 200 and 'id="sso-failed"' in response.text
+    assert not User.objects.filter(email="forger@example.com").exists()
+
+
+def test_a_callback_for_another_browser_lands_on_the_login_page(server, provider):
+    """The state in the callback is not one this browser started (a replayed or forged callback)."""
+    provider.next_user = {"sub": "u-11", "email": "mallet@example.com", "groups": ["llmur-admins"]}
+    session = requests.Session()
+    start = session.get(f"{server.url}/oidc/authenticate/", params={"next": "/admin/"}, allow_redirects=False)
+    at_provider = session.get(start.headers["Location"], allow_redirects=False)
+    callback = urllib.parse.urlsplit(at_provider.headers["Location"])
+    query = dict(urllib.parse.parse_qsl(callback.query), state="someone-elses-state")
+    response = session.get(f"{server.url}{callback.path}", params=query)
+    assert response.status_code == 200 and 'id="sso-failed"' in response.text
+    assert not User.objects.filter(email="mallet@example.com").exists()

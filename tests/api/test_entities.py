@@ -187,3 +187,24 @@ def test_spend_is_scoped_to_what_the_caller_may_see(world):
     assert [r["team_id"] for r in report] == [str(world.team_a.pk)]
     assert Api(world.keys["outsider"]).get("/global/spend/report", group_by="team").json()[0]["team_id"] == \
         str(world.team_b.pk)
+
+
+def test_every_management_route_declares_the_json_it_answers(db):
+    """response= schemas on the management API: /openapi.json documents each answer's fields."""
+    from django.test import Client
+
+    from accounts.api import management_auth
+    from llmur.api import api
+
+    spec = Client().get("/openapi.json").json()
+    management = {"/" + path.lstrip("/") for _, router in api._routers if router.auth is management_auth
+                  for path in router.path_operations}
+    undocumented = []
+    for path in sorted(management - {"/key/{key}/regenerate"}):  # hidden from the schema (include_in_schema)
+        for method, operation in spec["paths"][path].items():
+            schema = operation["responses"].get("200", {}).get("content", {}).get("application/json", {}).get("schema")
+            if not schema:
+                undocumented.append(f"{method.upper()} {path}")
+    assert not undocumented
+    key = spec["components"]["schemas"]["KeyOut"]["properties"]
+    assert {"token", "key_alias", "max_budget", "models", "team_id", "blocked"} <= set(key)

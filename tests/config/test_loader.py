@@ -437,6 +437,13 @@ def test_embedded_secret_is_generated_once_with_mode_0600(env):
     (f"database_configuration:\n  url: oracle://u:{SECRET}@h/db\n", "database_configuration.url", "unknown database URL scheme"),
     (f"database_configuration:\n  url: postgresql://u:{SECRET}@h\n", "database_configuration.url", "names no database"),
     (f"cache_configuration:\n  password: {SECRET}\n  port: -1\n", "cache_configuration.port", "out of range"),
+    # OpenID Connect Core: the id_token's iss must match the configured issuer (issue 16.14).
+    (f"oidc:\n  client_id: llmur\n  client_secret: {SECRET}\n  authorization_endpoint: https://idp/a\n"
+     "  token_endpoint: https://idp/t\n  userinfo_endpoint: https://idp/u\n", "oidc.issuer", "required key is missing"),
+    ("general_settings:\n  allowed_env_references: AZURE_API_KEY\n", "",
+     "general_settings.allowed_env_references: not a list of environment variable names"),
+    ("general_settings:\n  allowed_env_references: [AZURE_API_KEY, not a name]\n", "",
+     "general_settings.allowed_env_references: not a list of environment variable names"),
 ])
 def test_bad_config_is_one_line_naming_file_and_key(write, env, text, key, problem):
     path = write(text)
@@ -445,6 +452,14 @@ def test_bad_config_is_one_line_naming_file_and_key(write, env, text, key, probl
     assert error.key == key
     assert problem in error.problem
     assert "expected" in error.problem
+
+
+def test_allowed_env_references_are_read_and_empty_by_default(write, env):
+    """Variables a deployment added at run time may name as os.environ/NAME (issue 16.7)."""
+    assert load_config(write("port: 9000\n"), env=env).config.allowed_env_references == ()
+    loaded = load_config(write("general_settings:\n  allowed_env_references: [AZURE_API_KEY]\n"), env=env)
+    assert loaded.config.allowed_env_references == ("AZURE_API_KEY",)
+    assert not any("allowed_env_references" in w for w in loaded.warnings)
 
 
 def test_missing_file(env, tmp_path):
