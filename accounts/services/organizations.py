@@ -1,0 +1,103 @@
+"""Writes on organizations and their memberships."""
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from accounts import policy
+from accounts.audit import audit_record, snapshot
+from accounts.models import Organization, OrganizationMembership, User, VirtualKey
+from accounts.policy import Actor
+from accounts.services.common import (
+    BUDGET_FIELDS,
+    apply_budget,
+    apply_common_fields,
+    budget_values,
+    delete_audited,
+    invalid,
+    locked_for_update,
+    membership_set,
+    parse_models,
+    save_update,
+    save_validated,
+)
+from accounts.services.keys import key_delete
+from accounts.services.users import user_get_or_create_member
+from llmur.core.errors import LlmurError
+
+
+@transaction.atomic
+def organization_create(*, by: Actor, name: str, models: Any = None, metadata: dict | None = None,
+                        **budget: Any) -> Organization:
+    policy.require_proxy_admin(by, "create organizations")
+    name = (name or "").strip()
+    if not name:
+        raise invalid("organization_alias must not be empty.", "organization_alias")
+    if Organization.objects.filter(name=name).exists():
+        raise invalid(f"An organization named {name!r} already exists.", "organization_alias")
+    org = Organization(name=name, allowed_models=parse_models(models), metadata=metadata or {})
+    apply_budget(org, budget_values(budget))
+    save_validated(org)
+    audit_record(by=by, action="create", instance=org, after=snapshot(org))
+    return org
+
+
+ORGANIZATION_UPDATABLE = {"name", "models", "metadata", "blocked", *BUDGET_FIELDS}
+
+
+@transaction.atomic
+def organization_update(*, by: Actor, organization: Organization, **fields: Any) -> Organization:
+    policy.require_may_change_organization(by, organization, fields)
+    org, before = locked_for_update(organization, fields, updatable=ORGANIZATION_UPDATABLE, what="organization")
+    if fields.get("name"):
+        org.name = fields["name"]
+    if "blocked" in fields:
+        org.blocked = bool(fields["blocked"])
+    apply_common_fields(org, fields)
+    save_update(by=by, instance=org, before=before)
+    return org
+
+
+@transaction.atomic
+def organization_delete(*, by: Actor, organization: Organization) -> None:
+    """Deletes an organization that no team or project belongs to any more."""
+    policy.require_proxy_admin(by, "delete organizations")
+    if organization.teams.exists() or organization.projects.exists():
+        raise invalid(f"Organization {organization.name!r} still has teams or projects; delete or move them first.",
+                      "organization_id")
+    for key in VirtualKey.objects.filter(organization=organization, team__isnull=True, project__isnull=True):
+        key_delete(by=by, key=key)
+    delete_audited(by=by, instance=organization)
+
+
+@transaction.atomic
+def organization_member_set(*, by: Actor, organization: Organization, user: User, role: str) -> OrganizationMembership:
+    if role not in OrganizationMembership.OrgRole.values:
+        raise invalid(f"Unknown organization role {role!r} (expected org_admin or member).", "role")
+    if not policy.can_manage_org(by, organization):
+        raise policy.forbidden(f"Only an admin of organization {organization.pk} may add members.")
+    if not OrganizationMembership.objects.filter(organization=organization, user=user).exists():
+        policy.require_may_add_member(by, user, where=f"organization {organization.name!r}")
+    return membership_set(by=by, model=OrganizationMembership, role=role, organization=organization, user=user)
+
+
+@transaction.atomic
+def organization_member_delete(*, by: Actor, organization: Organization, user: User) -> None:
+    if not policy.can_manage_org(by, organization):
+        raise policy.forbidden(f"Only an admin of organization {organization.pk} may remove members.")
+    membership = OrganizationMembership.objects.filter(organization=organization, user=user).first()
+    if membership is None:
+        raise LlmurError(404, "not_found_error",
+                         f"{user.username!r} is not a member of organization {organization.name!r}.",
+                         param="user_id", code="404")
+    delete_audited(by=by, instance=membership)
+
+
+@transaction.atomic
+def organization_members_set(*, by: Actor, organization: Organization,
+                             members: list[tuple[str | None, str | None, str]]) -> None:
+    """/organization/member_add: (user_id, user_email, role) each, all or none."""
+    for user_id, user_email, role in members:
+        user = user_get_or_create_member(by=by, user_id=user_id, user_email=user_email)
+        organization_member_set(by=by, organization=organization, user=user, role=role)

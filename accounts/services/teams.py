@@ -1,0 +1,121 @@
+"""Writes on teams and their memberships."""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from django.db import transaction
+
+from accounts import policy
+from accounts.audit import audit_record, snapshot
+from accounts.models import Organization, Team, TeamMembership, User, VirtualKey
+from accounts.policy import Actor
+from accounts.services.common import (
+    BUDGET_FIELDS,
+    apply_budget,
+    apply_common_fields,
+    budget_values,
+    delete_audited,
+    invalid,
+    locked_for_update,
+    membership_set,
+    parse_aliases,
+    parse_models,
+    save_update,
+    save_validated,
+)
+from accounts.services.keys import key_delete
+from accounts.services.users import user_get_or_create_member
+from llmur.core.errors import LlmurError
+
+
+@transaction.atomic
+def team_create(*, by: Actor, name: str, organization: Organization | None = None, models: Any = None,
+                metadata: dict | None = None, blocked: bool = False, aliases: Any = None, log_requests: bool = False,
+                members: list[tuple[str | None, str | None, str]] = (), **budget: Any) -> Team:
+    """A team, with its first members as (user_id, user_email, role), in one transaction."""
+    if not policy.can_create_team(by, organization):
+        raise policy.forbidden("Only a proxy admin, or an organization admin inside their organization, may create "
+                               "teams.")
+    name = (name or "").strip()
+    if not name:
+        raise invalid("team_alias must not be empty.", "team_alias")
+    if Team.objects.filter(name=name, organization=organization).exists():
+        raise invalid(f"A team named {name!r} already exists here.", "team_alias")
+    team = Team(name=name, organization=organization, allowed_models=parse_models(models), metadata=metadata or {},
+                blocked=blocked, aliases=parse_aliases(aliases), log_requests=bool(log_requests))
+    apply_budget(team, budget_values(budget))
+    policy.check_within(team, [organization], what="team")
+    save_validated(team)
+    audit_record(by=by, action="create", instance=team, after=snapshot(team))
+    team_members_add(by=by, team=team, members=members)
+    return team
+
+
+TEAM_UPDATABLE = {"name", "models", "metadata", "blocked", "organization", "aliases", "log_requests", *BUDGET_FIELDS}
+
+
+@transaction.atomic
+def team_update(*, by: Actor, team: Team, **fields: Any) -> Team:
+    policy.require_may_change_team(by, team, fields)
+    team, before = locked_for_update(team, fields, updatable=TEAM_UPDATABLE, what="team")
+    if fields.get("name"):
+        team.name = fields["name"].strip()
+    if "blocked" in fields:
+        team.blocked = bool(fields["blocked"])
+    if "organization" in fields:
+        team.organization = fields["organization"]
+    apply_common_fields(team, fields)
+    policy.check_within(team, [team.organization], what="team")
+    save_update(by=by, instance=team, before=before)
+    return team
+
+
+@transaction.atomic
+def team_delete(*, by: Actor, team: Team) -> None:
+    """Deletes the team with its keys; refuses while projects still belong to it."""
+    if not policy.can_delete_team(by, team):
+        raise policy.forbidden(f"Only an organization or proxy admin may delete team {team.pk}.")
+    if team.projects.exists():
+        raise invalid(f"Team {team.name!r} still has projects; delete or move them first.", "team_id")
+    for key in VirtualKey.objects.filter(team=team):
+        key_delete(by=by, key=key)
+    delete_audited(by=by, instance=team)
+
+
+@transaction.atomic
+def team_delete_many(*, by: Actor, teams: Iterable[Team]) -> None:
+    for team in teams:
+        team_delete(by=by, team=team)
+
+
+@transaction.atomic
+def team_member_add(*, by: Actor, team: Team, user: User, role: str = TeamMembership.TeamRole.MEMBER
+                    ) -> TeamMembership:
+    """Adds the person to the team or changes their role in it; a new membership follows
+    policy.require_may_add_member (no pulling in people from teams one does not run, issue 16.2)."""
+    if role not in TeamMembership.TeamRole.values:
+        raise invalid(f"Unknown team member role {role!r} (expected admin or user).", "member.role")
+    if not policy.can_manage_team(by, team):
+        raise policy.forbidden(f"Only an admin of team {team.pk} may add members.")
+    if not TeamMembership.objects.filter(team=team, user=user).exists():
+        policy.require_may_add_member(by, user, where=f"team {team.name!r}")
+    return membership_set(by=by, model=TeamMembership, role=role, team=team, user=user)
+
+
+@transaction.atomic
+def team_members_add(*, by: Actor, team: Team, members: Iterable[tuple[str | None, str | None, str]]) -> None:
+    """/team/member_add and /team/new's members: (user_id, user_email, role) each, all or none."""
+    for user_id, user_email, role in members:
+        user = user_get_or_create_member(by=by, user_id=user_id, user_email=user_email)
+        team_member_add(by=by, team=team, user=user, role=role)
+
+
+@transaction.atomic
+def team_member_delete(*, by: Actor, team: Team, user: User) -> None:
+    if not policy.can_manage_team(by, team):
+        raise policy.forbidden(f"Only an admin of team {team.pk} may remove members.")
+    membership = TeamMembership.objects.filter(team=team, user=user).first()
+    if membership is None:
+        raise LlmurError(404, "not_found_error", f"{user.username!r} is not a member of team {team.name!r}.",
+                         param="user_id", code="404")
+    delete_audited(by=by, instance=membership)
