@@ -44,6 +44,21 @@ def wait_for_http(url: str, timeout: float = 30.0, process: subprocess.Popen | N
     raise TimeoutError(f"{url} did not answer within {timeout} s")
 
 
+def wait_until(condition, *, timeout: float = 60.0, what: str = "the condition"):
+    """Poll condition until it returns something true and return that; fail naming what never happened.
+
+    The timeout is a safety net for a broken build, not a tuning knob: tests wait on what they need to see.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.02)
+
+
 def chat_status(url: str, key: str, model: str = "mock-gpt", *, stream: bool = False, content: str = "hello",
                 timeout: float = 20) -> int:
     """POST one chat completion with the standard library and return the HTTP status."""
@@ -195,9 +210,7 @@ def start_gateway(config: dict, workers: int = 1, env: dict | None = None) -> Ga
             cwd=str(ROOT), env=child_env, stdout=log, stderr=subprocess.STDOUT)
     handle = Gateway(process, port, config_path, log_path, str(config["master_keys"][0]))
     try:
-        wait_for_http(f"{handle.url}/health/liveliness", timeout=60)
-        if process.poll() is not None:
-            raise RuntimeError("exited")
+        wait_for_http(f"{handle.url}/health/liveliness", timeout=60, process=process)
     except Exception:
         handle.stop()
         raise RuntimeError(f"llmur server did not start:\n{handle.output()}") from None

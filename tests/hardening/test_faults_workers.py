@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from tests.conftest import start_gateway
+from tests.conftest import start_gateway, wait_until
 from tests.hardening.conftest import CeleryWorker, worker_env
 from tests.hardening.test_faults_links import Load, _models
 
@@ -72,35 +72,64 @@ def test_celery_worker_killed_mid_batch_records_each_request_once(own_redis, mak
     assert row.spend == sum(SpendLog.objects.filter(key_id=row.pk).values_list("cost", flat=True), Decimal(0))
 
 
+class PausableDrainer:
+    """Drains the spend stream in a thread, as a Celery worker would, until paused or stopped.
+
+    pause() returns only once no drain is running and none will start, so what is booked at that
+    moment stays booked until resume().
+    """
+
+    def __init__(self, redis_url: str) -> None:
+        self._redis_url = redis_url
+        self._lock = threading.Lock()            # held for each drain; pause() takes it to clear the flag
+        self._allowed = threading.Event()
+        self._allowed.set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import redis
+        from django.db import connection
+
+        from billing.queue import drain
+
+        client = redis.Redis.from_url(self._redis_url)
+        try:
+            while not self._stop.is_set():
+                with self._lock:
+                    if self._allowed.is_set():
+                        drain(client=client, max_seconds=0.3)
+                time.sleep(0.02)
+        finally:
+            client.close()
+            connection.close()
+
+    def __enter__(self) -> "PausableDrainer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+    def pause(self) -> None:
+        with self._lock:
+            self._allowed.clear()
+
+    def resume(self) -> None:
+        self._allowed.set()
+
+
 def test_budget_reset_run_twice_at_the_period_boundary_with_requests_in_flight(redis_client, make_key,
                                                                               fake_provider, django_db_setup):
     from billing.models import SpendLog
     from billing.queue import drain
     from billing.tasks import budget_reset
 
-    key, row = make_key(key_alias="reset", max_budget=Decimal("1000"), budget_duration="1h")
-    type(row).objects.filter(pk=row.pk).update(budget_reset_at=timezone.now() + timedelta(seconds=3))
-    server = start_gateway({"model_list": _models(fake_provider.url)})
-    draining = threading.Event()
-    draining.set()
-    stop = threading.Event()
-
-    def drainer():
-        import redis
-
-        client = redis.Redis.from_url(os.environ["REDIS_URL"])
-        try:
-            while not stop.is_set():
-                if draining.is_set():
-                    drain(client=client, max_seconds=0.3)
-                time.sleep(0.05)
-        finally:
-            client.close()
-            from django.db import connection
-
-            connection.close()
-
-    thread = threading.Thread(target=drainer, daemon=True)
+    key, row = make_key(key_alias="reset", max_budget=Decimal("1000"), budget_duration="1h",
+                        budget_reset_at=timezone.now() + timedelta(hours=1))
+    this_key = type(row).objects.filter(pk=row.pk)
+    rows = SpendLog.objects.filter(key_id=row.pk)
     results: list[int] = []
 
     def reset_once() -> None:
@@ -111,38 +140,36 @@ def test_budget_reset_run_twice_at_the_period_boundary_with_requests_in_flight(r
         finally:
             connection.close()
 
+    server = start_gateway({"model_list": _models(fake_provider.url)})
     try:
-        thread.start()
-        with Load(server.url, key, threads=3) as load:
-            while timezone.now() < type(row).objects.get(pk=row.pk).budget_reset_at + timedelta(milliseconds=200):
-                time.sleep(0.1)
-            # The period is over. Draining pauses so the spend booked before the reset is known
-            # exactly; requests keep arriving (their events wait in the stream).
-            draining.clear()
-            time.sleep(0.5)
-            before_ids = set(SpendLog.objects.filter(key_id=row.pk).values_list("request_id", flat=True))
+        with PausableDrainer(os.environ["REDIS_URL"]) as drainer, Load(server.url, key, threads=3) as load:
+            wait_until(lambda: rows.count() >= 10, what="spend booked in the period about to end")
+            # Draining pauses so the spend booked before the reset is known exactly; requests keep
+            # arriving (their events wait in the stream).
+            drainer.pause()
+            before_ids = set(rows.values_list("request_id", flat=True))
+            # The period ends now: time is driven by moving the reset time into the past, not waited for.
+            this_key.update(budget_reset_at=timezone.now() - timedelta(seconds=1))
+            answered = len(load.results)
             racers = [threading.Thread(target=reset_once) for _ in range(2)]
             for racer in racers:
                 racer.start()
             for racer in racers:
                 racer.join(timeout=60)
-            draining.set()
-            time.sleep(1.5)
+            wait_until(lambda: len(load.results) >= answered + 10, what="requests answered after the reset")
+            drainer.resume()
+            wait_until(lambda: rows.count() >= len(before_ids) + 10, what="spend booked after the reset")
             reset_once()                                # later the same period: nothing to reset
-            time.sleep(1)
     finally:
-        stop.set()
-        thread.join(timeout=30)
-        server.stop()
+        server.stop()                                   # settles what was in flight into the stream
     drain(client=redis_client, max_seconds=30)
     served = {rid for _, status, rid, _ in load.results if status == 200}
-    assert served and {s for _, s, _, _ in load.results} == {200}
-    rows = SpendLog.objects.filter(key_id=row.pk)
+    assert {s for _, s, _, _ in load.results} == {200}
     ids = list(rows.values_list("request_id", flat=True))
     assert len(ids) == len(set(ids)) and set(ids) == served          # no lost or doubled spend rows
     assert sorted(results) == [0, 0, 1], results                        # one reset for the period
     row.refresh_from_db()
     after_reset = sum((r.cost for r in rows if r.request_id not in before_ids), Decimal(0))
-    assert before_ids and after_reset > 0
+    assert len(before_ids) >= 10 and after_reset > 0
     assert row.spend == after_reset                                   # every cost after the reset counted, once
     assert timedelta(minutes=59) < row.budget_reset_at - timezone.now() <= timedelta(hours=1)

@@ -5,6 +5,9 @@ into another on the module's shared servers.
 """
 from __future__ import annotations
 
+import http.client
+import json
+import select
 import threading
 import time
 import uuid
@@ -12,7 +15,7 @@ from collections import Counter
 
 import pytest
 
-from tests.conftest import start_fake_provider
+from tests.conftest import start_fake_provider, wait_until
 from tests.routing.conftest import deployment
 
 COOLDOWN_S = 4
@@ -293,25 +296,60 @@ def test_health_reports_a_cooling_deployment_without_calling_it(shuffle_gateway,
 
 # --------------------------------------------------------------------------- other strategies
 
-def test_least_busy_avoids_a_deployment_held_busy(start_router_gateway, fake_provider):
+class HeldRequest:
+    """A chat request sent on a connection of its own and left unread until close() hangs up."""
+
+    def __init__(self, url: str, key: str, model: str):
+        host, port = url.removeprefix("http://").split(":")
+        self.connection = http.client.HTTPConnection(host, int(port))
+        self.connection.request("POST", "/v1/chat/completions", json.dumps({
+            "model": model, "messages": [{"role": "user", "content": f"hold {uuid.uuid4().hex}"}]}),
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+
+    def answered(self) -> bool:
+        return bool(select.select([self.connection.sock], [], [], 0)[0])
+
+    def close(self) -> None:
+        self.connection.close()                   # the server cancels a request whose client hung up
+
+
+def test_least_busy_avoids_a_deployment_held_busy(start_router_gateway, fake_provider, redis_url):
+    import redis
+
+    from gateway.routing.state import COUNTERS_REFRESH_S, IN_FLIGHT
+
     gateway = start_router_gateway({
-        "model_list": [deployment("lb-slow", "mock-slow-6000", fake_provider, "busy"),
+        "model_list": [deployment("lb-slow", "lb-slow-hang", fake_provider, "busy"),
                        deployment("lb-fast", "lb-fast", fake_provider, "busy")],
         "router_settings": {"routing_strategy": "least-busy", "num_retries": 0},
     }, workers=2)
-    # Ties are broken at random: keep sending until one request sits on the slow deployment. The
-    # holders are left running (daemon threads); the server's shutdown ends them.
-    for _ in range(30):
-        if by_model(fake_provider)["mock-slow-6000"]:
-            break
-        threading.Thread(target=gateway.chat, args=("busy",), daemon=True).start()
-        time.sleep(0.15)
-    slow = by_model(fake_provider)["mock-slow-6000"]
-    assert slow >= 1
-    time.sleep(0.3)               # the other worker's view of the shared counters has refreshed
-    picks = Counter(gateway.chat("busy").deployment for _ in range(20))
-    assert picks == {"lb-fast": 20}
-    assert by_model(fake_provider)["mock-slow-6000"] == slow
+    shared = redis.Redis.from_url(redis_url)
+
+    def in_flight() -> dict[str, int]:
+        return {name: int(n or 0) for name, n in zip(("lb-slow", "lb-fast"), shared.hmget(IN_FLIGHT, "lb-slow", "lb-fast"))}
+
+    held: list[HeldRequest] = []
+    try:
+        # Ties are broken at random: send requests one at a time until one sits on the deployment
+        # that never answers (the others are answered by lb-fast).
+        while not by_model(fake_provider)["lb-slow-hang"]:
+            assert len(held) < 60, "least-busy never picked lb-slow on a tie"
+            held.append(HeldRequest(gateway.url, gateway.master_key, "busy"))
+            wait_until(lambda: held[-1].answered() or by_model(fake_provider)["lb-slow-hang"],
+                       what="the request to be answered or to reach the hanging deployment")
+        picks: Counter = Counter()
+        for _ in range(20):
+            # Both workers see lb-slow busy and lb-fast idle: the shared counters say so, and every
+            # worker's view of them is re-read after at most COUNTERS_REFRESH_S.
+            wait_until(lambda: in_flight() == {"lb-slow": 1, "lb-fast": 0}, what="the shared in-flight counts")
+            time.sleep(COUNTERS_REFRESH_S * 1.5)
+            picks[gateway.chat("busy").deployment] += 1
+        assert picks == {"lb-fast": 20}
+        assert by_model(fake_provider)["lb-slow-hang"] == 1
+    finally:
+        for request in held:
+            request.close()
+        shared.close()
 
 
 def test_latency_based_prefers_the_faster_deployment(start_router_gateway, fake_provider):
