@@ -15,8 +15,8 @@ from collections import Counter
 
 import pytest
 
-from tests.conftest import start_fake_provider, wait_until
-from tests.routing.conftest import deployment
+from tests.conftest import start_fake_provider, start_gateway, wait_until
+from tests.routing.conftest import Client, deployment
 
 COOLDOWN_S = 4
 
@@ -313,16 +313,17 @@ class HeldRequest:
         self.connection.close()                   # the server cancels a request whose client hung up
 
 
-def test_least_busy_avoids_a_deployment_held_busy(start_router_gateway, fake_provider, redis_url):
+def test_least_busy_avoids_a_deployment_held_busy(django_db_setup, fake_provider, redis_url):
     import redis
 
     from gateway.routing.state import COUNTERS_REFRESH_S, IN_FLIGHT
 
-    gateway = start_router_gateway({
+    server = start_gateway({
         "model_list": [deployment("lb-slow", "lb-slow-hang", fake_provider, "busy"),
                        deployment("lb-fast", "lb-fast", fake_provider, "busy")],
         "router_settings": {"routing_strategy": "least-busy", "num_retries": 0},
     }, workers=2)
+    gateway = Client(server)
     shared = redis.Redis.from_url(redis_url)
 
     def in_flight() -> dict[str, int]:
@@ -350,6 +351,7 @@ def test_least_busy_avoids_a_deployment_held_busy(start_router_gateway, fake_pro
         for request in held:
             request.close()
         shared.close()
+        server.stop()
 
 
 def test_latency_based_prefers_the_faster_deployment(start_router_gateway, fake_provider):
