@@ -26,6 +26,7 @@ from accounts.models import (
     OrganizationMembership,
     Project,
     ProjectCredential,
+    Role,
     Team,
     TeamMembership,
     User,
@@ -500,20 +501,28 @@ class PasswordChangeForm(AdminPasswordChangeForm):
         return self.user
 
 
+def role_label(user: User) -> str:
+    """What the user may do, as a label: a superuser is a proxy admin whatever its role field says."""
+    if user.is_superuser:
+        return f"{Role.PROXY_ADMIN.label} (superuser)"
+    return user.get_role_display()
+
+
 @admin.register(User)
 class UserAdmin(RoleScopedAdmin, DjangoUserAdmin):
     """A person's account is a proxy admin's or their own (issue 16.2): team admins see their members here
     but change nothing of theirs."""
 
     change_password_form = PasswordChangeForm
-    list_display = ["username", "email", "role", "is_staff", "is_active", "spend_vs_budget", "date_joined"]
+    list_display = ["username", "email", "role_label", "is_staff", "is_active", "spend_vs_budget", "date_joined"]
     list_filter = ["role", "is_staff", "is_active", ("date_joined", admin.DateFieldListFilter)]
     search_fields = ["username", "email", "first_name", "last_name"]
-    readonly_fields = ["spend_vs_budget", "spend", "last_login", "date_joined"]
+    readonly_fields = ["effective_role", "spend_vs_budget", "spend", "last_login", "date_joined"]
     fieldsets = [
         (None, {"fields": ("username", "password")}),
         ("Person", {"fields": ("first_name", "last_name", "email")}),
-        ("Role", {"fields": ("role", "is_active", "is_staff", "is_superuser", "allowed_models", "metadata")}),
+        ("Role", {"fields": ("effective_role", "role", "is_active", "is_staff", "is_superuser", "allowed_models",
+                             "metadata")}),
         BUDGET_FIELDSET,
         ("Dates", {"fields": ("last_login", "date_joined")}),
     ]
@@ -530,6 +539,14 @@ class UserAdmin(RoleScopedAdmin, DjangoUserAdmin):
 
     def may_add(self, actor):
         return actor.is_proxy_admin
+
+    @admin.display(description="role", ordering="role")
+    def role_label(self, obj: User) -> str:
+        return role_label(obj)
+
+    @admin.display(description="effective role")
+    def effective_role(self, obj: User | None) -> str:
+        return role_label(obj) if obj is not None and obj.pk is not None else "-"
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))

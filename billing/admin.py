@@ -159,9 +159,11 @@ class ModelPriceAdmin(StaffMayView, ProxyAdminEdits, admin.ModelAdmin):
 # --------------------------------------------------------------------------- budget alerts
 
 from django import forms  # noqa: E402
+from django.contrib.admin.utils import display_for_value  # noqa: E402
 from django.core.exceptions import ValidationError  # noqa: E402
 from django.db.models import Prefetch  # noqa: E402
 
+from billing.alerts import NO_PERIOD, money  # noqa: E402
 from billing.models import AlertDelivery, BudgetAlert, TeamAlertSetting  # noqa: E402
 
 
@@ -178,15 +180,34 @@ class AlertDeliveryInline(ReadOnly, admin.TabularInline):
 class BudgetAlertAdmin(ProxyAdminMayView, ReadOnly, admin.ModelAdmin):
     """Alerts name every entity's spend, so only proxy admins read them; nobody edits them."""
 
-    list_display = ["created_at", "entity_kind", "entity_name", "entity_id", "threshold", "threshold_amount", "spend",
-                    "max_budget", "period_start", "delivery_status"]
+    list_display = ["created_at", "entity_kind", "entity_name", "entity_id", "threshold", "threshold_in_usd",
+                    "spend_in_usd", "max_budget_in_usd", "period", "delivery_status"]
     list_filter = ["entity_kind", "threshold", "deliveries__status", ("created_at", admin.DateFieldListFilter)]
     search_fields = ["entity_name", "=entity_id"]
     date_hierarchy = "created_at"
     inlines = [AlertDeliveryInline]
     actions = ["deliver_again"]
-    readonly_fields = ["entity_kind", "entity_id", "entity_name", "threshold", "threshold_amount", "spend",
-                       "max_budget", "period_start", "created_at"]
+    fields = ["entity_kind", "entity_id", "entity_name", "threshold", "threshold_in_usd", "spend_in_usd",
+              "max_budget_in_usd", "period", "created_at"]
+    readonly_fields = fields
+
+    # Money as refusals and alert messages write it ($0.0021, not 0.00210000). A budget that never
+    # resets has its alerts' period_start stored as 1970 (the unique constraint needs a value): "no reset".
+    @admin.display(description="threshold amount", ordering="threshold_amount")
+    def threshold_in_usd(self, obj: BudgetAlert) -> str:
+        return money(obj.threshold_amount)
+
+    @admin.display(description="spend", ordering="spend")
+    def spend_in_usd(self, obj: BudgetAlert) -> str:
+        return money(obj.spend)
+
+    @admin.display(description="max budget", ordering="max_budget")
+    def max_budget_in_usd(self, obj: BudgetAlert) -> str:
+        return money(obj.max_budget) if obj.max_budget is not None else "-"
+
+    @admin.display(description="period start", ordering="period_start")
+    def period(self, obj: BudgetAlert) -> str:
+        return "no reset" if obj.period_start == NO_PERIOD else display_for_value(obj.period_start, "-")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).prefetch_related(Prefetch("deliveries"))

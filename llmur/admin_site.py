@@ -30,20 +30,26 @@ class LlmurAdminConfig(AdminConfig):
 
 
 def budget_bar(spend: Decimal | None, max_budget: Decimal | None, soft_budget: Decimal | None = None) -> str:
-    """Spend against budget as a small bar: green, amber past the soft budget, red at 90 % and over."""
+    """Spend against budget as a small bar: green, amber past the soft budget, red at 90 % and over.
+
+    Amounts are written as refusals and alerts write them (billing.alerts.money): cents, or as many
+    decimals as a smaller amount needs to be true ($0.0021 of $0.002, not of $0.00).
+    """
+    from billing.alerts import money
+
     spend = spend or Decimal(0)
     if not max_budget:
-        return format_html('<span class="llmur-spend">${}</span> <span class="llmur-muted">no budget</span>',
-                           f"{spend:.4f}")
+        return format_html('<span class="llmur-spend">{}</span> <span class="llmur-muted">no budget</span>',
+                           money(spend))
     ratio = float(spend / max_budget) if max_budget else 0.0
     colour = "#c0392b" if ratio >= 0.9 else "#e69500" if soft_budget and spend >= soft_budget else "#2e8b57"
     width = max(0, min(100, round(ratio * 100)))
     return format_html(
-        '<div class="llmur-budget" title="${} of ${}" style="min-width:140px">'
+        '<div class="llmur-budget" title="{} of {}" style="min-width:140px">'
         '<div style="background:#ddd;border-radius:3px;height:8px;width:140px">'
         '<div style="background:{};height:8px;border-radius:3px;width:{}%"></div></div>'
-        '<small>${} of ${} ({}%)</small></div>',
-        f"{spend:.4f}", f"{max_budget:.2f}", colour, width, f"{spend:.4f}", f"{max_budget:.2f}", round(ratio * 100))
+        '<small>{} of {} ({}%)</small></div>',
+        money(spend), money(max_budget), colour, width, money(spend), money(max_budget), round(ratio * 100))
 
 
 def _client_address(request: HttpRequest) -> str:

@@ -91,10 +91,10 @@ def test_team_page_shows_members_keys_projects_and_spend_against_budget(root):
     team.spend = Decimal("2.5")
     team.save(update_fields=["spend"])
     html = root.get(f"/admin/accounts/team/{team.pk}/change/").content.decode()
-    for text in ("ana", "search-prod", key.display, "ranker", "$2.5000 of $10.00 (25%)"):
+    for text in ("ana", "search-prod", key.display, "ranker", "$2.50 of $10.00 (25%)"):
         assert text in html, text
     key_html = root.get(f"/admin/accounts/virtualkey/{key.pk}/change/").content.decode()
-    assert "$0.0000 of $4.00 (0%)" in key_html
+    assert "$0.00 of $4.00 (0%)" in key_html
 
 
 def test_team_admin_sees_and_changes_only_their_team(db):
@@ -330,3 +330,41 @@ def test_a_password_set_in_the_admin_is_audited(root):
     assert User.objects.get(pk=ana.pk).check_password(PASSWORD)
     entry = AuditEntry.objects.filter(entity_type="user", action="update").get()
     assert entry.source == "admin" and entry.after["password"] == "***"
+
+
+def test_a_superuser_is_listed_and_shown_as_a_proxy_admin(root):
+    services.user_create(by=BY, username="ana")
+    listing = root.get("/admin/accounts/user/").content.decode()
+    rows = {m.group(1): m.group(2) for m in re.finditer(r'<tr>.*?>(root|ana)</a>.*?class="field-role_label">([^<]*)<',
+                                                         listing, re.S)}
+    assert rows == {"root": "Proxy admin (superuser)", "ana": "Internal user"}
+    root_page = root.get(f"/admin/accounts/user/{User.objects.get(username='root').pk}/change/").content.decode()
+    assert re.search(r"Effective role:</label>\s*<div class=\"readonly\">Proxy admin \(superuser\)</div>", root_page)
+
+
+def test_a_budget_under_a_cent_is_shown_with_the_digits_it_needs(root):
+    key, _ = services.key_create(by=BY, key_alias="tiny", max_budget=Decimal("0.002"))
+    VirtualKey.objects.filter(pk=key.pk).update(spend=Decimal("0.0021"))
+    for url in ("/admin/accounts/virtualkey/", f"/admin/accounts/virtualkey/{key.pk}/change/"):
+        html = root.get(url).content.decode()
+        assert "$0.0021 of $0.002 (105%)" in html and "$0.00 (" not in html, url
+
+
+def test_alerts_on_a_budget_that_never_resets_show_no_reset_instead_of_1970(root):
+    from billing.alerts import NO_PERIOD
+    from billing.models import BudgetAlert
+
+    never = BudgetAlert.objects.create(entity_kind="key", entity_id=1, entity_name="forever", threshold="100%",
+                                       threshold_amount=Decimal("0.002"), spend=Decimal("0.0021"),
+                                       max_budget=Decimal("0.002"), period_start=NO_PERIOD)
+    BudgetAlert.objects.create(entity_kind="team", entity_id=2, entity_name="monthly", threshold="50%",
+                               threshold_amount=Decimal("5"), spend=Decimal("5.5"), max_budget=Decimal("10"),
+                               period_start=dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc))
+    listing = root.get("/admin/billing/budgetalert/").content.decode()
+    periods = re.findall(r'class="field-period">([^<]*)<', listing)
+    assert sorted(periods) == ["Nov. 1, 2026, midnight", "no reset"]
+    assert "1970" not in listing
+    assert re.findall(r'class="field-(?:threshold_in_usd|spend_in_usd|max_budget_in_usd)">([^<]*)<', listing) == [
+        "$5.00", "$5.50", "$10.00", "$0.002", "$0.0021", "$0.002"]
+    detail = root.get(f"/admin/billing/budgetalert/{never.pk}/change/").content.decode()
+    assert "no reset" in detail and "1970" not in detail
