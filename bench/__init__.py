@@ -1,1 +1,1 @@
-"""llmur's own benchmark: `python -m bench` (see README, "Performance")."""
+"""llmur's own benchmark: `python -m bench` (see docs/performance.md)."""

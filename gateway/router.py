@@ -3,7 +3,7 @@
 The pipeline hands over an `attempt(deployment)` coroutine that makes one upstream call (returning
 once the upstream accepted it; for a stream, once its first part is in hand), a lookup of model
 groups and the key's allow-list. gateway.routing.engine runs LiteLLM's router semantics over them;
-see that module and README "Routing". Contract:
+see that module and docs/routing.md. Contract:
 
   * ``await route(ctx, attempt, group=lookup, allowed=may_use)`` returns what the successful
     attempt returned, or raises the LlmurError the client should see. ctx.deployment,

@@ -1,7 +1,7 @@
 """Django settings, wired from the validated configuration in one place.
 
 Production differs from the laptop only by configuration: see llmur/config/ for the file
-format and README.md for the reference.
+format and docs/configuration.md for the reference.
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 It starts the mock, llmur (fresh PostgreSQL database, the test Redis database, gunicorn with one
 uvicorn worker, a Celery worker) and a handful of synthetic SpendLog rows, exactly as
 `python -m bench` does, and checks what a person running it gets: the table, and a JSON file with
-every field the README documents. It asserts no timing: figures are measured in bench/, not here.
+every field docs/performance.md documents. It asserts no timing: figures are measured in bench/, not here.
 """
 from __future__ import annotations
 

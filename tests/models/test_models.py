@@ -142,7 +142,7 @@ def test_spend_adds_up_exactly():
     PostgreSQL and MariaDB add NUMERIC exactly. SQLite has no decimal type: Django stores the
     column with REAL affinity and SUM() runs in floating point, so on SQLite a SQL-side sum is
     exact only once quantized to the field's eight places; code summing money in SQL must
-    quantize (see README, "Spend, budgets and limits").
+    quantize (see docs/spend.md).
     """
     key, _ = make_key()
     now = timezone.now()
