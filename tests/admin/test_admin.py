@@ -336,7 +336,7 @@ def test_a_superuser_is_listed_and_shown_as_a_proxy_admin(root):
     services.user_create(by=BY, username="ana")
     listing = root.get("/admin/accounts/user/").content.decode()
     rows = {m.group(1): m.group(2) for m in re.finditer(r'<tr>.*?>(root|ana)</a>.*?class="field-role_label">([^<]*)<',
-                                                         listing, re.S)}
+                                                         listing, re.DOTALL)}
     assert rows == {"root": "Proxy admin (superuser)", "ana": "Internal user"}
     root_page = root.get(f"/admin/accounts/user/{User.objects.get(username='root').pk}/change/").content.decode()
     assert re.search(r"Effective role:</label>\s*<div class=\"readonly\">Proxy admin \(superuser\)</div>", root_page)
@@ -358,8 +358,8 @@ def test_alerts_on_a_budget_that_never_resets_show_no_reset_instead_of_1970(root
                                        threshold_amount=Decimal("0.002"), spend=Decimal("0.0021"),
                                        max_budget=Decimal("0.002"), period_start=NO_PERIOD)
     BudgetAlert.objects.create(entity_kind="team", entity_id=2, entity_name="monthly", threshold="50%",
-                               threshold_amount=Decimal("5"), spend=Decimal("5.5"), max_budget=Decimal("10"),
-                               period_start=dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc))
+                               threshold_amount=Decimal(5), spend=Decimal("5.5"), max_budget=Decimal(10),
+                               period_start=dt.datetime(2026, 11, 1, tzinfo=dt.UTC))
     listing = root.get("/admin/billing/budgetalert/").content.decode()
     periods = re.findall(r'class="field-period">([^<]*)<', listing)
     assert sorted(periods) == ["Nov. 1, 2026, midnight", "no reset"]

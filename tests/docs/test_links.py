@@ -11,14 +11,14 @@ from tests.conftest import ROOT
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
-CODE = re.compile(r"^```.*?^```", re.M | re.S)
+CODE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
 
 
 def anchors(page: Path) -> set[str]:
     """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens, -1, -2 for repeats."""
     seen: dict[str, int] = {}
     found = set()
-    for heading in re.findall(r"^#{1,6} (.+)$", CODE.sub("", page.read_text()), re.M):
+    for heading in re.findall(r"^#{1,6} (.+)$", CODE.sub("", page.read_text()), re.MULTILINE):
         slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
         count = seen.get(slug, 0)
         seen[slug] = count + 1
@@ -55,4 +55,4 @@ def test_the_readme_stays_short_and_has_a_table_of_contents():
     contents = readme.split("## Contents", 1)[1].split("\n## ", 1)[0]
     assert [link for link in LINK.findall(contents)] == [
         "#" + slug for slug in [re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-")
-                                for h in re.findall(r"^## (.+)$", readme, re.M) if h != "Contents"]]
+                                for h in re.findall(r"^## (.+)$", readme, re.MULTILINE) if h != "Contents"]]

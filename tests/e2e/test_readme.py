@@ -35,7 +35,7 @@ import pytest
 from tests.conftest import ROOT, free_port
 
 MARKER = re.compile(r"<!--\s*readme-test:\s*(\w+)\s*(.*?)\s*-->")
-FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```\s*$", re.M | re.S)
+FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```\s*$", re.MULTILINE | re.DOTALL)
 # What a newcomer's shell has; everything else (llmur's variables above all) is left out.
 KEPT_ENV = re.compile(r"^(PATH|HOME|USER|LOGNAME|LANG|LC_\w+|TERM|TMPDIR|PIP_\w+|UV_\w+|https?_proxy|HTTPS?_PROXY|"
                       r"no_proxy|NO_PROXY|SSL_CERT_\w+|REQUESTS_CA_BUNDLE)$")
@@ -131,7 +131,8 @@ class Newcomer:
             return
         command = ["bash", "-euo", "pipefail", "-c", text] if block.language == "sh" else \
             [str(self.clone / ".venv" / "bin" / "python"), "-c", text]
-        result = subprocess.run(command, cwd=self.clone, env=self.env, capture_output=True, text=True, timeout=600)
+        result = subprocess.run(command, cwd=self.clone, env=self.env, capture_output=True, text=True, timeout=600,
+                                check=False)
         assert result.returncode == 0, f"README block failed ({result.returncode}):\n{text}\n" \
                                        f"stdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-3000:]}"
         self.ran.append(Ran(block, stdout=result.stdout))

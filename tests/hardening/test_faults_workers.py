@@ -7,6 +7,7 @@ import threading
 import time
 from datetime import timedelta
 from decimal import Decimal
+from typing import Self
 
 import pytest
 from django.utils import timezone
@@ -104,7 +105,7 @@ class PausableDrainer:
             client.close()
             connection.close()
 
-    def __enter__(self) -> "PausableDrainer":
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -126,7 +127,7 @@ def test_budget_reset_run_twice_at_the_period_boundary_with_requests_in_flight(r
     from billing.queue import drain
     from billing.tasks import budget_reset
 
-    key, row = make_key(key_alias="reset", max_budget=Decimal("1000"), budget_duration="1h",
+    key, row = make_key(key_alias="reset", max_budget=Decimal(1000), budget_duration="1h",
                         budget_reset_at=timezone.now() + timedelta(hours=1))
     this_key = type(row).objects.filter(pk=row.pk)
     rows = SpendLog.objects.filter(key_id=row.pk)

@@ -8,13 +8,13 @@ from __future__ import annotations
 import http.client
 import json
 import select
-import threading
 import time
 import uuid
 from collections import Counter
 
 import pytest
 
+from gateway.routing.state import COOLDOWN_REFRESH_S, COOLDOWNS, COUNTERS_REFRESH_S, IN_FLIGHT
 from tests.conftest import start_fake_provider, start_gateway, wait_until
 from tests.routing.conftest import Client, deployment
 
@@ -64,19 +64,30 @@ def by_model(upstream) -> Counter:
     return Counter(upstream.stats()["by_model"])
 
 
+def stored_answers(redis_url: str) -> set[bytes]:
+    """The response cache's entries in Redis (namespace route-t of the shuffle gateway)."""
+    import redis
+
+    with redis.Redis.from_url(redis_url) as client:
+        return set(client.scan_iter("llmur:respcache:route-t:*"))
+
+
+def wait_stored(redis_url: str, before: set[bytes]) -> None:
+    """The answer is stored after the response is sent (not awaited by the request): wait for it."""
+    wait_until(lambda: stored_answers(redis_url) - before, what="the answer to be stored in the response cache")
+
+
 # --------------------------------------------------------------------------- failures and cooldowns
 
 def cooldown_left(redis_client, deployment_id: str) -> float:
     """Seconds of cooldown the shared set gives the deployment (0 when it is not cooling down)."""
-    until = redis_client.zscore("llmur:route:cooldowns", deployment_id)
+    until = redis_client.zscore(COOLDOWNS, deployment_id)
     return max(0.0, until - time.time()) if until else 0.0
 
 
 def wait_cooldown_over(redis_client, deployment_id: str) -> None:
-    deadline = time.monotonic() + COOLDOWN_S + 5
-    while cooldown_left(redis_client, deployment_id) > 0 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    time.sleep(0.3)               # every worker's cached view of the cooldown set has refreshed
+    wait_until(lambda: cooldown_left(redis_client, deployment_id) == 0, what=f"the cooldown of {deployment_id} to end")
+    time.sleep(COOLDOWN_REFRESH_S * 1.5)   # every worker's cached view of the cooldown set is re-read by now
 
 
 def test_failing_deployment_is_routed_around_and_cooled_down_on_both_workers(shuffle_gateway, fake_provider,
@@ -91,22 +102,27 @@ def test_failing_deployment_is_routed_around_and_cooled_down_on_both_workers(shu
     assert by_model(second_upstream)["cd-good"] - before_good == 100
     assert by_model(fake_provider)["mock-500"] - before_bad >= 2   # allowed_fails=1: cooled at the 2nd failure
 
-    # A fresh cooldown, so the check below runs well inside it even on a slow machine.
+    # A fresh cooldown: once the first one is over, the second failure cools cd-bad again, for cooldown_time.
     wait_cooldown_over(shared, "cd-bad")
-    failures = by_model(fake_provider)["mock-500"]
+    failures, started = by_model(fake_provider)["mock-500"], time.time()
     for _ in range(50):
-        if cooldown_left(shared, "cd-bad"):
+        if (shared.zscore(COOLDOWNS, "cd-bad") or 0) > started:
             break
         assert shuffle_gateway.chat("cooldown").status == 200
-    assert cooldown_left(shared, "cd-bad") > COOLDOWN_S - 2
+    until = shared.zscore(COOLDOWNS, "cd-bad")
+    assert until and started + COOLDOWN_S <= until <= time.time() + COOLDOWN_S
     assert by_model(fake_provider)["mock-500"] - failures == 2
-    time.sleep(0.3)               # every worker's cached view of the cooldown set has refreshed
+
+    # From here the test drives the cooldown's clock through the shared set: held in force for as
+    # long as the checks take (however slow the machine), then ended.
+    shared.zadd(COOLDOWNS, {"cd-bad": time.time() + 600})
+    time.sleep(COOLDOWN_REFRESH_S * 1.5)   # every worker's cached view of the cooldown set is re-read by now
     during = by_model(fake_provider)["mock-500"]
     assert all(shuffle_gateway.chat("cooldown").status == 200 for _ in range(30))
-    assert cooldown_left(shared, "cd-bad") > 0, "the machine was too slow to check within the cooldown"
     assert by_model(fake_provider)["mock-500"] == during          # both workers kept away from it
 
-    # After cooldown_time it gets traffic again (and fails, and is retried elsewhere).
+    # Once its cooldown ends it gets traffic again (and fails, and is retried elsewhere).
+    shared.zadd(COOLDOWNS, {"cd-bad": time.time() + 0.5})
     wait_cooldown_over(shared, "cd-bad")
     assert all(shuffle_gateway.chat("cooldown").status == 200 for _ in range(20))
     assert by_model(fake_provider)["mock-500"] > during
@@ -197,11 +213,12 @@ def test_simple_shuffle_honours_weights(shuffle_gateway):
 
 # --------------------------------------------------------------------------- response cache
 
-def test_identical_request_is_served_from_cache_and_no_cache_bypasses_it(shuffle_gateway, fake_provider):
+def test_identical_request_is_served_from_cache_and_no_cache_bypasses_it(shuffle_gateway, fake_provider, redis_url):
     prompt = f"cache me {uuid.uuid4().hex}"
+    before = stored_answers(redis_url)
     first = shuffle_gateway.chat("cached", prompt, temperature=0)
     assert first.status == 200 and first.headers.get("x-llmur-cache-hit") is None
-    time.sleep(0.2)                                            # the store is not awaited by the request
+    wait_stored(redis_url, before)
     count = by_model(fake_provider)["cache-1"]
     second = shuffle_gateway.chat("cached", prompt, temperature=0)
     assert second.status == 200
@@ -219,15 +236,16 @@ def test_identical_request_is_served_from_cache_and_no_cache_bypasses_it(shuffle
 
 
 @pytest.mark.django_db(transaction=True)
-def test_cache_hit_is_marked_and_billed_zero_in_spendlog(shuffle_gateway):
+def test_cache_hit_is_marked_and_billed_zero_in_spendlog(shuffle_gateway, redis_url):
     from django.core.management import call_command
 
     from billing.models import SpendLog
 
     prompt = f"bill me {uuid.uuid4().hex}"
     miss_id, hit_id = f"route-miss-{uuid.uuid4().hex}", f"route-hit-{uuid.uuid4().hex}"
+    before = stored_answers(redis_url)
     assert shuffle_gateway.chat("cached", prompt, headers={"x-request-id": miss_id}).status == 200
-    time.sleep(0.2)
+    wait_stored(redis_url, before)
     hit = shuffle_gateway.chat("cached", prompt, headers={"x-request-id": hit_id})
     assert hit.headers["x-llmur-cache-hit"] == "true"
     deadline = time.monotonic() + 10
@@ -240,11 +258,12 @@ def test_cache_hit_is_marked_and_billed_zero_in_spendlog(shuffle_gateway):
     assert hit_row.cost == 0
 
 
-def test_cached_answer_never_crosses_a_keys_allow_list(shuffle_gateway, make_key, fake_provider):
+def test_cached_answer_never_crosses_a_keys_allow_list(shuffle_gateway, make_key, fake_provider, redis_url):
     may, may_not = make_key(allowed_models=["cached"]), make_key(allowed_models=["weighted"])
     prompt = f"private {uuid.uuid4().hex}"
+    before = stored_answers(redis_url)
     assert shuffle_gateway.chat("cached", prompt, key=may).status == 200
-    time.sleep(0.2)
+    wait_stored(redis_url, before)
     count = by_model(fake_provider)["cache-1"]
     refused = shuffle_gateway.chat("cached", prompt, key=may_not)
     assert refused.status == 403
@@ -316,8 +335,7 @@ class HeldRequest:
 def test_least_busy_avoids_a_deployment_held_busy(django_db_setup, fake_provider, redis_url):
     import redis
 
-    from gateway.routing.state import COUNTERS_REFRESH_S, IN_FLIGHT
-
+    
     server = start_gateway({
         "model_list": [deployment("lb-slow", "lb-slow-hang", fake_provider, "busy"),
                        deployment("lb-fast", "lb-fast", fake_provider, "busy")],
@@ -356,7 +374,7 @@ def test_least_busy_avoids_a_deployment_held_busy(django_db_setup, fake_provider
 
 def test_latency_based_prefers_the_faster_deployment(start_router_gateway, fake_provider):
     gateway = start_router_gateway({
-        "model_list": [deployment("lat-slow", "mock-slow-200", fake_provider, "latency"),
+        "model_list": [deployment("lat-slow", "mock-slow-600", fake_provider, "latency"),
                        deployment("lat-fast", "lat-fast", fake_provider, "latency")],
         "router_settings": {"routing_strategy": "latency-based-routing", "num_retries": 0},
     })
@@ -372,11 +390,12 @@ def test_usage_based_respects_rpm_headroom(start_router_gateway, fake_provider):
                        deployment("ub-big", "ub-big", fake_provider, "usage", rpm=1000)],
         "router_settings": {"routing_strategy": "usage-based-routing", "num_retries": 0},
     })
-    if time.time() % 60 > 55:                     # keep the burst inside one usage minute
-        time.sleep(60.5 - time.time() % 60)
+    # rpm counts per minute: a burst that crosses into the next minute may use ub-small's 2 again there.
+    first_minute = int(time.time() // 60)
     picks = Counter(gateway.chat("usage").deployment for _ in range(30))
-    assert picks["ub-small"] <= 2
-    assert picks["ub-big"] >= 28
+    minutes = int(time.time() // 60) - first_minute + 1
+    assert picks["ub-small"] <= 2 * minutes
+    assert picks["ub-big"] == 30 - picks["ub-small"]
 
 
 # --------------------------------------------------------------------------- embedded mode

@@ -25,6 +25,40 @@ def run(coro):
     return asyncio.run(coro)
 
 
+class Clock:
+    """The routing state's clock, driven by the test: cooldown ends and usage minutes depend on
+    nothing but advance()."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0 + 5                 # five seconds into a minute
+        self.mono = 1_000.0
+
+    def time(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+        self.mono += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch) -> Clock:
+    clock = Clock()
+    monkeypatch.setattr(state_module, "time", clock)
+    return clock
+
+
+async def written(state) -> None:
+    """Writes are fire-and-forget by design: wait until this state's flusher has sent what it queued
+    (a condition, not a sleep a loaded machine outlasts). The in-process state writes at once."""
+    flusher = getattr(state, "_flusher", None)
+    if flusher is not None and not flusher.done():
+        await flusher
+
+
 def test_deployment_cooled_down_after_allowed_fails_is_passed(make_state):
     async def scenario():
         state = make_state()
@@ -38,14 +72,14 @@ def test_deployment_cooled_down_after_allowed_fails_is_passed(make_state):
     assert cooled == frozenset({"dep-a"})
 
 
-def test_cooldown_is_seen_by_another_worker_and_ends_after_cooldown_time(redis_url, redis_client):
+def test_cooldown_is_seen_by_another_worker_and_ends_after_cooldown_time(redis_url, redis_client, clock):
     async def scenario():
         worker_1, worker_2 = RedisState(redis_url), RedisState(redis_url)
         await worker_2.read(["dep-a"], None)          # worker 2 caches "nothing cooled"
         assert await worker_1.failed("dep-a", allowed_fails=0, cooldown_time=0.6)
-        await asyncio.sleep(state_module.COOLDOWN_REFRESH_S + 0.05)
+        clock.advance(state_module.COOLDOWN_REFRESH_S)   # worker 2's cached view is now due for a re-read
         during, _ = await worker_2.read(["dep-a"], None)
-        await asyncio.sleep(0.7)
+        clock.advance(0.6 - state_module.COOLDOWN_REFRESH_S)  # cooldown_time has passed
         after, _ = await worker_2.read(["dep-a"], None)
         remaining = await worker_1.cooldowns()
         await worker_1.close()
@@ -76,10 +110,10 @@ def test_in_flight_counts_are_shared_and_released(make_state):
         for _ in range(3):
             state.started("dep-a", "in_flight")
         state.started("dep-b", "in_flight")
-        await asyncio.sleep(0.05)                     # the writes are not awaited by design
+        await written(state)
         _, busy = await make_state().read(["dep-a", "dep-b", "dep-c"], "in_flight")
         state.finished("dep-a", "in_flight")
-        await asyncio.sleep(0.05)
+        await written(state)
         _, later = await make_state().read(["dep-a"], "in_flight")
         await state.close()
         return busy.in_flight, later.in_flight
@@ -89,20 +123,23 @@ def test_in_flight_counts_are_shared_and_released(make_state):
     assert later == {"dep-a": 2}
 
 
-def test_usage_counts_requests_and_tokens_this_minute(make_state):
+def test_usage_counts_requests_and_tokens_this_minute(make_state, clock):
     async def scenario():
         state = make_state()
         state.started("dep-a", "usage")
         state.started("dep-a", "usage")
         state.finished("dep-a", "usage", tokens=120)
-        await asyncio.sleep(0.05)
+        await written(state)
         _, usage = await make_state().read(["dep-a", "dep-b"], "usage")
+        clock.advance(60)                             # the next minute starts from nothing
+        _, next_minute = await make_state().read(["dep-a", "dep-b"], "usage")
         await state.close()
-        return usage
+        return usage, next_minute
 
-    usage = run(scenario())
+    usage, next_minute = run(scenario())
     assert usage.rpm == {"dep-a": 2, "dep-b": 0}
     assert usage.tpm == {"dep-a": 120, "dep-b": 0}
+    assert next_minute.rpm == {"dep-a": 0, "dep-b": 0}
 
 
 def test_latency_keeps_a_bounded_number_of_recent_samples(make_state):
@@ -111,7 +148,7 @@ def test_latency_keeps_a_bounded_number_of_recent_samples(make_state):
         for value in range(1, state_module.LATENCY_SAMPLES + 3):
             state.finished("dep-a", "latency", latency=value / 100)
         state.finished("dep-a", "latency", latency=0.5, ttft=0.05)
-        await asyncio.sleep(0.05)
+        await written(state)
         _, counters = await make_state().read(["dep-a", "dep-b"], "latency")
         await state.close()
         return counters
@@ -119,8 +156,8 @@ def test_latency_keeps_a_bounded_number_of_recent_samples(make_state):
     counters = run(scenario())
     assert len(counters.latency["dep-a"]) == state_module.LATENCY_SAMPLES
     # Fire-and-forget writes may land in any order, so only membership is certain.
-    written = {v / 100 for v in range(1, state_module.LATENCY_SAMPLES + 3)} | {0.5}
-    assert set(counters.latency["dep-a"]) <= written
+    sent = {v / 100 for v in range(1, state_module.LATENCY_SAMPLES + 3)} | {0.5}
+    assert set(counters.latency["dep-a"]) <= sent
     assert counters.ttft == {"dep-a": [0.05]}
     assert "dep-b" not in counters.latency
 
@@ -142,7 +179,7 @@ def test_redis_down_routes_on_local_state():
     assert counters.in_flight == {"dep-a": 1}
 
 
-def test_own_requests_count_at_once_and_other_workers_after_the_refresh(redis_url, redis_client):
+def test_own_requests_count_at_once_and_other_workers_after_the_refresh(redis_url, redis_client, clock):
     async def scenario():
         mine, other = RedisState(redis_url), RedisState(redis_url)
         await mine.read(["dep-a"], "in_flight")            # a snapshot now cached in `mine`
@@ -150,7 +187,8 @@ def test_own_requests_count_at_once_and_other_workers_after_the_refresh(redis_ur
         _, own = await mine.read(["dep-a"], "in_flight")
         other.started("dep-a", "in_flight")
         other.started("dep-a", "in_flight")
-        await asyncio.sleep(state_module.COUNTERS_REFRESH_S + 0.05)
+        await written(other)
+        clock.advance(state_module.COUNTERS_REFRESH_S)  # mine's snapshot is now due for a re-read
         _, shared = await mine.read(["dep-a"], "in_flight")
         mine.finished("dep-a", "in_flight")
         _, after = await mine.read(["dep-a"], "in_flight")

@@ -68,7 +68,7 @@ def services_up(*args: str, ports: dict[str, int], path: str, as_nobody: bool = 
     command = [str(SCRIPT), *args]
     if as_nobody and os.geteuid() == 0:
         command = [shutil.which("setpriv"), "--reuid=65534", "--regid=65534", "--clear-groups", *command]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
 
 
 def test_nothing_is_done_or_said_when_every_service_answers(bare_path, listening):
@@ -83,12 +83,12 @@ def test_without_root_each_missing_service_gets_one_line_naming_its_package_and_
                          as_nobody=True)
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr.splitlines() == [
-        f"llmur: MariaDB is not reachable on 127.0.0.1:{mysql}: install mariadb-server and start it (as root on "
-        "Debian/Ubuntu, scripts/services-up does both), or run it in Docker: "
-        "docker compose -f docker/compose.test.yaml up -d mariadb",
-        f"llmur: Redis is not reachable on 127.0.0.1:{redis}: install redis-server and start it (as root on "
-        "Debian/Ubuntu, scripts/services-up does both), or run it in Docker: "
-        "docker compose -f docker/compose.test.yaml up -d redis",
+        (f"llmur: MariaDB is not reachable on 127.0.0.1:{mysql}: install mariadb-server and start it (as root on "
+         "Debian/Ubuntu, scripts/services-up does both), or run it in Docker: "
+         "docker compose -f docker/compose.test.yaml up -d mariadb"),
+        (f"llmur: Redis is not reachable on 127.0.0.1:{redis}: install redis-server and start it (as root on "
+         "Debian/Ubuntu, scripts/services-up does both), or run it in Docker: "
+         "docker compose -f docker/compose.test.yaml up -d redis"),
     ]
 
 
@@ -107,8 +107,8 @@ def test_as_root_on_debian_what_is_missing_is_installed_in_one_apt_get_and_set_u
     result = services_up("--dry-run", ports=ports, path=bare_path("apt-get"))
     lines = result.stdout.splitlines()
     assert result.returncode == 0 and result.stderr == ""
-    assert lines[:2] == ["llmur: installing postgresql mariadb-server redis-server for the tests (apt-get), "
-                         "with test-only settings",
+    assert lines[:2] == [("llmur: installing postgresql mariadb-server redis-server for the tests (apt-get), "
+                          "with test-only settings"),
                          "llmur: would run: apt-get install -y postgresql mariadb-server redis-server"]
     pg_hba = next(line for line in lines if "pg_hba.conf" in line)
     assert "\\nhost all all 127.0.0.1/32 trust\\n" in pg_hba                # postgres without a password
