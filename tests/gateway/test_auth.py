@@ -18,22 +18,17 @@ def _status(url: str, key: str) -> int:
     return post(url, "/v1/chat/completions", PAYLOAD, bearer(key))[0]
 
 
-def _refused_within(url: str, key: str, seconds: float, since: float) -> float:
-    """Poll until the key is refused; returns how long after `since` that happened."""
-    while time.monotonic() - since < seconds + 2:
-        if _status(url, key) == 401:
-            return time.monotonic() - since
-        time.sleep(0.02)
-    pytest.fail(f"key still accepted {seconds + 2} s after the change")
+# A change reaches every worker within a second: with Redis each process re-reads the shared auth
+# version every 0.25 s (gateway.auth.VERSION_CHECK_INTERVAL); embedded, a cached key lives 1 s.
+# Checked as that bound, not as how fast the first refusal comes back through a loaded machine.
+PROPAGATION_S = 1.0
 
 
 def _block_and_check(url: str, key: str, change) -> None:
     for _ in range(20):  # fresh connections, so every worker has the key cached
         assert _status(url, key) == 200
-    since = time.monotonic()
     change()
-    assert _refused_within(url, key, 1.0, since) < 1.0
-    time.sleep(max(0.0, 1.0 - (time.monotonic() - since)))
+    time.sleep(PROPAGATION_S)
     assert {_status(url, key) for _ in range(20)} == {401}
 
 
@@ -116,10 +111,10 @@ def test_embedded_mode_without_redis_refuses_a_blocked_key_within_its_one_second
         assert "local memory" in server.output()
         key = make_key(key_alias="embedded")
         assert _status(server.url, key) == 200
-        since = time.monotonic()
         VirtualKey.objects.filter(key_alias="embedded").update(blocked=True)  # another process's write: no signal
-        # The server learns of it when its cached entry (at most 1 s old) expires; allow for the polling.
-        assert _refused_within(server.url, key, 1.0, since) < 1.25
+        # The server learns of it when its cached entry (cached before the write, for 1 s) expires.
+        time.sleep(PROPAGATION_S)
+        assert {_status(server.url, key) for _ in range(5)} == {401}
     finally:
         server.stop()
 

@@ -14,14 +14,13 @@ import http.server
 import json
 import secrets
 import threading
-import time
 from decimal import Decimal
 from urllib.parse import urlsplit
 
 import pytest
 from django.db import connection
 
-from tests.conftest import start_gateway
+from tests.conftest import start_gateway, wait_until
 from tests.gateway.helpers import bearer, post
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -163,7 +162,7 @@ def test_canary_keys_leak_nowhere(own_redis, make_key, fake_provider, django_db_
             if status == 429:
                 break
         assert outcomes.get(429, 0) >= 2
-        time.sleep(1.5)                   # let the trace batch go out
+        wait_until(lambda: otlp.received, what="the trace batch to be exported")
     finally:
         server.stop()
         otlp.close()

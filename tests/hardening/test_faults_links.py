@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.conftest import start_gateway
+from tests.conftest import start_gateway, wait_until
 from tests.hardening.faultproxy import FaultProxy
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -125,10 +125,13 @@ def test_redis_cut_mid_load_then_back(policy, own_redis, make_key, fake_provider
                             "log_level": "info"}, workers=2, env={"REDIS_URL": redis_url})
     try:
         with Load(server.url, load_key) as load:
-            time.sleep(1)
-            load.phase = "outage"
+            wait_until(lambda: len(load.statuses("before")) >= 5, what="answers before the outage")
+            # A request labelled "outage" started after the cut; the ones around it (labelled
+            # "cutting" or "transition") count for neither side.
+            load.phase = "cutting"
             proxy.refuse(True)                       # every open connection dropped, new ones refused
-            time.sleep(2)
+            load.phase = "outage"
+            wait_until(lambda: len(load.statuses("outage")) >= 5, what="answers during the outage")
             # Limits meanwhile: fail_open divides rpm 20 between the 2 workers (10 each), fail_closed refuses.
             outage = _burst_statuses(server.url, outage_key, 30)
             metrics_during = _metrics(server)
@@ -136,7 +139,7 @@ def test_redis_cut_mid_load_then_back(policy, own_redis, make_key, fake_provider
             proxy.heal()
             time.sleep(3)                            # each worker retries Redis 1 s after its last failure
             load.phase = "after"
-            time.sleep(1)
+            wait_until(lambda: len(load.statuses("after")) >= 5, what="answers after the outage")
         after = _burst_statuses(server.url, after_key, 15)
     finally:
         server.stop()

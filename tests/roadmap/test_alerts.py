@@ -221,9 +221,10 @@ def test_alerts_off_for_a_team_and_bad_settings_are_refused(tmp_path):
 def test_embedded_mode_alerts_from_the_in_process_writer(fake_provider, receiver):
     """Without Redis there is no Celery worker: the writer books spend and a thread delivers."""
     from accounts.models import Team
+    from billing.models import SpendLog
 
     team = Team.objects.create(name="embedded", max_budget=REQUEST_COST * 4)
-    key, _ = new_key(key_alias="embedded-key", team=team)
+    key, record = new_key(key_alias="embedded-key", team=team)
     alerting = {"webhook_url": receiver.url, "webhook_secret": WEBHOOK_SECRET, "thresholds": [100]}
     gateway = start_gateway({"alerting": alerting, "model_list": [{
         "model_name": "priced", "litellm_params": {"model": "openai/mock-gpt", "api_base": f"{fake_provider.url}/v1"},
@@ -235,7 +236,8 @@ def test_embedded_mode_alerts_from_the_in_process_writer(fake_provider, receiver
             statuses += asyncio.run(wave(gateway.url, key, 1, number, drain=False))
             if statuses[-1] == 429:
                 break
-            time.sleep(0.3)   # the writer books every 250 ms; admission reads the booked spend
+            # The writer books every 250 ms: wait until it has booked what was answered.
+            assert wait_until(lambda: SpendLog.objects.filter(key_id=record.pk).count() == statuses.count(200))
         assert statuses[-1] == 429, statuses
         hooks = receiver.wait_for(1, timeout=20)
         time.sleep(1.0)

@@ -335,36 +335,37 @@ class HeldRequest:
 def test_least_busy_avoids_a_deployment_held_busy(django_db_setup, fake_provider, redis_url):
     import redis
 
-    
+    # Names of this run only: the fake provider's counts and Redis's in-flight counts outlive a test.
+    run = uuid.uuid4().hex[:8]
+    slow, fast, hang = f"lb-slow-{run}", f"lb-fast-{run}", f"lb-{run}-hang"
     server = start_gateway({
-        "model_list": [deployment("lb-slow", "lb-slow-hang", fake_provider, "busy"),
-                       deployment("lb-fast", "lb-fast", fake_provider, "busy")],
+        "model_list": [deployment(slow, hang, fake_provider, "busy"), deployment(fast, fast, fake_provider, "busy")],
         "router_settings": {"routing_strategy": "least-busy", "num_retries": 0},
     }, workers=2)
     gateway = Client(server)
     shared = redis.Redis.from_url(redis_url)
 
     def in_flight() -> dict[str, int]:
-        return {name: int(n or 0) for name, n in zip(("lb-slow", "lb-fast"), shared.hmget(IN_FLIGHT, "lb-slow", "lb-fast"))}
+        return {name: int(n or 0) for name, n in zip((slow, fast), shared.hmget(IN_FLIGHT, slow, fast))}
 
     held: list[HeldRequest] = []
     try:
         # Ties are broken at random: send requests one at a time until one sits on the deployment
-        # that never answers (the others are answered by lb-fast).
-        while not by_model(fake_provider)["lb-slow-hang"]:
-            assert len(held) < 60, "least-busy never picked lb-slow on a tie"
+        # that never answers (the others are answered by the fast one).
+        while not by_model(fake_provider)[hang]:
+            assert len(held) < 60, "least-busy never picked the slow deployment on a tie"
             held.append(HeldRequest(gateway.url, gateway.master_key, "busy"))
-            wait_until(lambda: held[-1].answered() or by_model(fake_provider)["lb-slow-hang"],
+            wait_until(lambda: held[-1].answered() or by_model(fake_provider)[hang],
                        what="the request to be answered or to reach the hanging deployment")
         picks: Counter = Counter()
         for _ in range(20):
-            # Both workers see lb-slow busy and lb-fast idle: the shared counters say so, and every
-            # worker's view of them is re-read after at most COUNTERS_REFRESH_S.
-            wait_until(lambda: in_flight() == {"lb-slow": 1, "lb-fast": 0}, what="the shared in-flight counts")
+            # Both workers see the slow deployment busy and the fast one idle: the shared counters
+            # say so, and every worker's view of them is re-read after at most COUNTERS_REFRESH_S.
+            wait_until(lambda: in_flight() == {slow: 1, fast: 0}, what="the shared in-flight counts")
             time.sleep(COUNTERS_REFRESH_S * 1.5)
             picks[gateway.chat("busy").deployment] += 1
-        assert picks == {"lb-fast": 20}
-        assert by_model(fake_provider)["lb-slow-hang"] == 1
+        assert picks == {fast: 20}
+        assert by_model(fake_provider)[hang] == 1
     finally:
         for request in held:
             request.close()
