@@ -197,6 +197,7 @@ def chat(newcomer: Newcomer, key: str) -> tuple[int, dict]:
 def test_scripts_run_serves_the_embedded_default_and_prints_a_master_key_once(newcomer):
     banner = newcomer.output_of("scripts/run\n").log.read_text()
     assert "serving on http://" in banner and "database: sqlite" in banner and "cache:    local memory" in banner
+    assert f"data:     {newcomer.clone / 'var'}" in banner                 # the clone's own var/
     assert re.search(r"A master key was generated .*\n\s+sk-\S+", banner)
     readiness = json.loads(newcomer.output_of("/health/readiness").stdout)
     assert readiness["status"] == "healthy" and readiness["down"] == []
