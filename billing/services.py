@@ -143,9 +143,37 @@ def _record_batch(events: list[dict[str, Any]]) -> int:
         for owner in sorted(totals[kind]):
             model.objects.filter(pk=owner).update(spend=F("spend") + totals[kind][owner])
     SpendLog.objects.filter(pk__in=[row[0] for row in fresh]).update(booked=True)
+    key_last_used_touch(used={row.key_id: row.ended_at for row in rows.values() if row.key_id is not None})
     # The owners' rows are locked by the UPDATEs above: the spend alerts read back is exact.
     budget_alerts_check(booked=totals)
     return len(fresh)
+
+
+LAST_USED_THROTTLE = timedelta(minutes=1)
+# Key id -> the last_used_at this process last wrote: within the throttle it writes nothing, not
+# even a conditional UPDATE, so a busy key costs one statement a minute per worker.
+_last_used_written: dict[int, datetime] = {}
+
+
+def key_last_used_touch(*, used: dict[int, datetime]) -> int:
+    """Move VirtualKey.last_used_at forward to when each key was last used, at most once a minute.
+
+    Called with the spend events being booked, so the request path never writes it. The UPDATE is
+    conditional (NULL, or older than the throttle window), so other workers booking the same key
+    within the window write nothing either. Returns how many keys were written.
+    """
+    written = 0
+    for key_id in sorted(used):
+        when = used[key_id]
+        previous = _last_used_written.get(key_id)
+        if previous is not None and when - previous < LAST_USED_THROTTLE:
+            continue
+        written += VirtualKey.objects.filter(pk=key_id).filter(
+            Q(last_used_at__isnull=True) | Q(last_used_at__lt=when - LAST_USED_THROTTLE)).update(last_used_at=when)
+        _last_used_written[key_id] = when
+    if len(_last_used_written) > 100_000:
+        _last_used_written.clear()
+    return written
 
 
 def budget_reset_due(*, now: datetime | None = None) -> list[tuple[str, int]]:
