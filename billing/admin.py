@@ -129,7 +129,7 @@ class SpendLogAdmin(ScopedReadOnlyAdmin):
                     "prompt_tokens", "completion_tokens", "cost", "status", "http_status", "latency_ms", "stream"]
     list_filter = [("started_at", admin.DateFieldListFilter), *OWNER_FILTERS, ModelNameFilter, "status",
                    ProviderFilter, "stream", "cache_hit"]
-    search_fields = ["=request_id", "=key_display", "=end_user"]
+    search_fields = ["=request_id", "=client_request_id", "=response_id", "=key_display", "=end_user"]
     list_select_related = ["team", "project"]
     show_full_result_count = False
     paginator = EstimatedCountPaginator

@@ -33,6 +33,8 @@ def event_from_context(ctx: RequestContext, *, cost: Decimal, now: datetime | No
         metadata["client_disconnected"] = True
     return {
         "request_id": ctx.request_id,
+        "client_request_id": ctx.client_request_id[:128],
+        "response_id": ctx.response_id[:128],
         "key_id": principal.key_id if principal else None,
         "user_id": principal.user_id if principal else None,
         "project_id": principal.project_id if principal else None,

@@ -187,7 +187,9 @@ def spend_logs(*, scope: Q | None = None, key_id: int | None = None, user_id: in
     if model:
         qs = qs.filter(model=model)
     if request_id:
-        qs = qs.filter(request_id=request_id)
+        # llmur's own id, the client's x-request-id or the upstream answer's id (LiteLLM users look
+        # spend up by the completion id): each is indexed.
+        qs = qs.filter(Q(request_id=request_id) | Q(client_request_id=request_id) | Q(response_id=request_id))
     if start:
         qs = qs.filter(started_at__gte=_midnight(start))
     if end:

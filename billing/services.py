@@ -62,6 +62,8 @@ def spend_log_from_event(event: dict[str, Any]) -> SpendLog:
     prompt, completion = _int(event.get("prompt_tokens")), _int(event.get("completion_tokens"))
     return SpendLog(
         request_id=str(event["request_id"])[:64],
+        client_request_id=str(event.get("client_request_id") or "")[:128],
+        response_id=str(event.get("response_id") or "")[:128],
         key_id=_optional_id(event.get("key_id")),
         user_id=_optional_id(event.get("user_id")),
         project_id=_optional_id(event.get("project_id")),

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
-import uuid
 from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any, AsyncIterator, Callable
@@ -21,6 +19,7 @@ from django.http import HttpResponse
 
 from gateway import aliases, auth, http, limits, registry, request_log, response_cache, router, schemas, streaming
 from gateway import idempotency
+from gateway.request_ids import client_request_id, id_headers, new_request_id, request_id_for
 from gateway.context import RequestContext, Usage
 from llmur.core.errors import LlmurError
 from gateway.providers import provider_for
@@ -30,19 +29,10 @@ from llmur.core import metrics, observability
 
 logger = logging.getLogger("llmur.gateway.pipeline")
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 VALIDATORS: dict[str, Callable[[dict[str, Any]], str]] = {
     "chat": schemas.validate_chat, "completion": schemas.validate_completion,
     "embedding": schemas.validate_embedding, "messages": schemas.validate_messages,
 }
-
-
-def request_id_for(meta: dict[str, Any]) -> str:
-    """The client's x-request-id when it is a sane token, else a new one."""
-    given = meta.get("HTTP_X_REQUEST_ID")
-    if given and _REQUEST_ID.match(given):
-        return given
-    return uuid.uuid4().hex
 
 
 def json_response(content: bytes, headers: dict[str, str], status: int = 200) -> HttpResponse:
@@ -53,10 +43,11 @@ def json_response(content: bytes, headers: dict[str, str], status: int = 200) ->
     return response
 
 
-def error_response(error: LlmurError, *, anthropic: bool, request_id: str,
-                   extra_headers: dict[str, str] | None = None) -> HttpResponse:
+def error_response(error: LlmurError, *, anthropic: bool, request_id: str = "",
+                   headers: dict[str, str] | None = None) -> HttpResponse:
+    """The error in OpenAI's (or Anthropic's) shape; headers carry the request ids, else request_id does."""
     body = error.anthropic_body() if anthropic else error.openai_body()
-    return json_response(dumps(body), {**(extra_headers or {}), "x-request-id": request_id, **error.headers},
+    return json_response(dumps(body), {**(headers or {"x-request-id": request_id}), **error.headers},
                          status=error.status)
 
 
@@ -203,6 +194,14 @@ def _usage_from(data: dict[str, Any], usage: Usage) -> bool:
     return True
 
 
+def _note_response_id(ctx: RequestContext, data: dict[str, Any]) -> None:
+    """Keep the upstream answer's id (chatcmpl-…, msg_…): spend can be looked up by it."""
+    if not ctx.response_id:
+        found = data.get("id")
+        if isinstance(found, str):
+            ctx.response_id = found[:128]
+
+
 # --------------------------------------------------------------------------- the request
 
 async def run(request, call_type: str) -> HttpResponse:
@@ -227,7 +226,8 @@ async def run(request, call_type: str) -> HttpResponse:
 async def _run(request, call_type: str) -> HttpResponse:
     anthropic = call_type == MESSAGES
     meta = request.META
-    request_id = request_id_for(meta)
+    request_id, client_id = new_request_id(), client_request_id(meta)
+    ids = id_headers(request_id, client_id)
     try:
         principal = await auth.authenticate(auth.key_from_headers(meta))
         raw = request.body
@@ -235,7 +235,8 @@ async def _run(request, call_type: str) -> HttpResponse:
         model = aliases.resolve(principal, VALIDATORS[call_type](body))
         ctx = RequestContext(request_id=request_id, call_type=call_type, model=model, body=body,
                              stream=body.get("stream") is True and call_type != EMBEDDING,
-                             principal=principal, started_at=datetime.now(timezone.utc))
+                             client_request_id=client_id, principal=principal,
+                             started_at=datetime.now(timezone.utc))
         ctx.metadata["body_bytes"] = len(raw)
         ctx.end_user = body.get("user") if isinstance(body.get("user"), str) else ""
         if anthropic:
@@ -250,8 +251,8 @@ async def _run(request, call_type: str) -> HttpResponse:
         await limits.admit(ctx)
         metrics.request_started(ctx)
     except LlmurError as error:
-        metrics.request_rejected(error, request_id)
-        return error_response(error, anthropic=anthropic, request_id=request_id)
+        metrics.request_rejected(error, request_id, client_id)
+        return error_response(error, anthropic=anthropic, headers=ids)
     # Admitted: from here on, settle exactly once however the request ends.
     hit = None
     try:
@@ -265,7 +266,7 @@ async def _run(request, call_type: str) -> HttpResponse:
     except LlmurError as error:
         ctx.success, ctx.http_status = False, error.status
         await _settle(ctx)
-        return error_response(error, anthropic=anthropic, request_id=request_id, extra_headers=_headers(ctx))
+        return error_response(error, anthropic=anthropic, headers=_headers(ctx))
     except asyncio.CancelledError:
         ctx.success, ctx.http_status = False, 499   # the client went away before the answer
         ctx.metadata["client_disconnected"] = True
@@ -276,7 +277,7 @@ async def _run(request, call_type: str) -> HttpResponse:
         logger.exception("request %s failed", request_id)
         await _settle(ctx)
         return error_response(LlmurError(500, "api_error", f"Internal error in the gateway; the request id is "
-                                         f"{request_id}."), anthropic=anthropic, request_id=request_id)
+                                         f"{request_id}."), anthropic=anthropic, headers=ids)
     if ctx.stream:
         relay = _relay(ctx, call, first, parts)
         response = streaming.streaming_response(relay, _headers(ctx))
@@ -288,6 +289,7 @@ async def _run(request, call_type: str) -> HttpResponse:
         if hit is not None:
             return json_response(hit, _headers(ctx))
         _usage_from(answer.data, ctx.usage)
+        _note_response_id(ctx, answer.data)
         if call.translate_messages:
             answer = Answer(data=anthropic_translation.openai_to_anthropic_response(answer.data, ctx.model))
         content = answer.raw if answer.raw is not None else dumps(answer.data)
@@ -313,7 +315,7 @@ async def _route(ctx: RequestContext, attempt):
 
 
 def _headers(ctx: RequestContext) -> dict[str, str]:
-    headers = {"x-request-id": ctx.request_id, **ctx.response_headers}
+    headers = {**id_headers(ctx.request_id, ctx.client_request_id), **ctx.response_headers}
     if ctx.deployment_id:
         headers["x-llmur-model-deployment"] = ctx.deployment_id
     return headers
@@ -481,6 +483,8 @@ async def _count_openai(ctx: RequestContext, chunks: AsyncIterator[Chunk], keep_
     count = 0
     async for chunk in chunks:
         data = chunk.data
+        if not ctx.response_id:
+            _note_response_id(ctx, data)
         if data.get("usage"):
             ctx.metadata["_usage_seen"] = _usage_from(data, ctx.usage)
             if not data.get("choices") and not keep_usage:
@@ -558,6 +562,8 @@ def _openai_event(ctx: RequestContext, raw: bytes, out: list[bytes], text: list[
         error = parsed["error"] if isinstance(parsed["error"], dict) else {"message": str(parsed["error"])}
         raise UpstreamStreamError(str(error.get("message") or "upstream stream error"),
                                   error.get("type") or "api_error", error.get("code"))
+    if not ctx.response_id:
+        _note_response_id(ctx, parsed)
     if parsed.get("usage"):
         ctx.metadata["_usage_seen"] = _usage_from(parsed, ctx.usage)
         if not parsed.get("choices") and not keep_usage:
@@ -587,6 +593,7 @@ async def _anthropic_passthrough(ctx: RequestContext, events: AsyncIterator[Chun
         kind = data.get("type")
         if kind == "message_start":
             _usage_from(data.get("message") or {}, ctx.usage)
+            _note_response_id(ctx, data.get("message") or {})
         elif kind == "message_delta":
             ctx.metadata["_usage_seen"] = _usage_from(data, ctx.usage)
         elif kind == "content_block_delta":

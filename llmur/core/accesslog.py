@@ -1,6 +1,6 @@
 """One access line per gateway request, on the logger `llmur.access`.
 
-Text format: `request_id=… key=… model=… deployment=… status=200 prompt_tokens=… completion_tokens=…
+Text format: `request_id=… [client_request_id=…] key=… model=… deployment=… status=200 prompt_tokens=… completion_tokens=…
 latency_ms=…`; with `log_format: json` the same values are fields of the JSON line. The line names a
 key by its alias or display form (sk-…a1b2), never the key itself, and carries no prompt unless
 the config says `log_prompts: true`. `access_log: false` turns the lines off.
@@ -38,6 +38,7 @@ def request_finished(ctx: Any) -> None:
     ended = ctx.ended_monotonic or time.monotonic()
     fields: dict[str, Any] = {
         "request_id": ctx.request_id,
+        **({"client_request_id": ctx.client_request_id} if ctx.client_request_id else {}),
         "key": (principal.alias or principal.display) if principal is not None else "",
         "team": principal.team_id if principal is not None else None,
         "call": ctx.call_type,
@@ -58,8 +59,11 @@ def request_finished(ctx: Any) -> None:
     _write(fields)
 
 
-def request_rejected(error: Any, request_id: str) -> None:
+def request_rejected(error: Any, request_id: str, client_request_id: str = "") -> None:
     """The line for a request refused before admission: who and what are unknown or not trusted yet."""
     if not logger.isEnabledFor(logging.INFO):
         return
-    _write({"request_id": request_id, "status": error.status, "error": error.type})
+    fields: dict[str, Any] = {"request_id": request_id}
+    if client_request_id:
+        fields["client_request_id"] = client_request_id
+    _write({**fields, "status": error.status, "error": error.type})

@@ -77,9 +77,9 @@ def _access(write, *args: Any) -> None:
         logger.exception("request observer %s failed", getattr(write, "__qualname__", write))
 
 
-def request_rejected(error: Any, request_id: str = "") -> None:
+def request_rejected(error: Any, request_id: str = "", client_request_id: str = "") -> None:
     """A request answered with an error before admission (no model group or deployment yet)."""
-    _access(accesslog.request_rejected, error, request_id)
+    _access(accesslog.request_rejected, error, request_id, client_request_id)
     if not _recording():
         return
     try:

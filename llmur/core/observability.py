@@ -201,6 +201,10 @@ def request_finished(ctx: Any) -> None:
     server = trace.get_current_span()
     if server.is_recording():
         server.set_attribute("llmur.request_id", ctx.request_id)
+        if ctx.client_request_id:
+            server.set_attribute("llmur.client_request_id", ctx.client_request_id)
+        if ctx.response_id:
+            server.set_attribute("gen_ai.response.id", ctx.response_id)
         server.set_attribute("llmur.model_group", ctx.model)
         server.set_attribute("llmur.cache_hit", bool(ctx.cache_hit))
         if ctx.deployment_id:

@@ -59,7 +59,8 @@ def test_json_access_line_carries_the_request_and_no_secret(json_server, aliased
     assert (status, echoed) == (200, "trace-abc-123")
     line = json.loads(_line(json_server, "trace-abc-123"))
     assert line["logger"] == "llmur.access" and line["level"] == "INFO"
-    assert line["request_id"] == "trace-abc-123"
+    # llmur's own id (the SpendLog key) beside the client's x-request-id.
+    assert line["client_request_id"] == "trace-abc-123" and len(line["request_id"]) == 32
     assert (line["key"], line["model"], line["status"]) == ("ci-bot", "mock-gpt", 200)
     assert line["deployment"] and line["prompt_tokens"] > 0 and line["completion_tokens"] > 0
     assert line["latency_ms"] >= 0 and line["stream"] is False
@@ -79,7 +80,7 @@ def test_text_access_line_and_prompts_only_when_turned_on(django_db_setup, fake_
     server = start_gateway({"model_list": mock_model_list(fake_provider.url), "log_prompts": True})
     try:
         assert _chat(server.url, aliased_key, "trace-text-9")[0] == 200
-        line = _line(server, "request_id=trace-text-9")
+        line = _line(server, "client_request_id=trace-text-9")
         assert " key=ci-bot " in line and " model=mock-gpt " in line and " status=200 " in line
         assert PROMPT in line
         assert aliased_key not in server.output()

@@ -153,10 +153,10 @@ def test_one_request_id_and_one_spend_row_across_retries_and_fallback(shuffle_ga
     answer = shuffle_gateway.chat("flaky", headers={"x-request-id": request_id})
     assert answer.status == 200 and answer.headers["x-request-id"] == request_id
     deadline = time.monotonic() + 10
-    while not SpendLog.objects.filter(request_id=request_id).exists() and time.monotonic() < deadline:
+    while not SpendLog.objects.filter(client_request_id=request_id).exists() and time.monotonic() < deadline:
         call_command("process_spend")
         time.sleep(0.1)
-    rows = list(SpendLog.objects.filter(request_id=request_id))
+    rows = list(SpendLog.objects.filter(client_request_id=request_id))
     assert [(row.deployment, row.http_status) for row in rows] == [("fb-backup", 200)]
 
 
@@ -249,10 +249,12 @@ def test_cache_hit_is_marked_and_billed_zero_in_spendlog(shuffle_gateway, redis_
     hit = shuffle_gateway.chat("cached", prompt, headers={"x-request-id": hit_id})
     assert hit.headers["x-llmur-cache-hit"] == "true"
     deadline = time.monotonic() + 10
-    while SpendLog.objects.filter(request_id__in=[miss_id, hit_id]).count() < 2 and time.monotonic() < deadline:
+    while (SpendLog.objects.filter(client_request_id__in=[miss_id, hit_id]).count() < 2
+           and time.monotonic() < deadline):
         call_command("process_spend")
         time.sleep(0.1)
-    miss_row, hit_row = SpendLog.objects.get(request_id=miss_id), SpendLog.objects.get(request_id=hit_id)
+    miss_row = SpendLog.objects.get(client_request_id=miss_id)
+    hit_row = SpendLog.objects.get(client_request_id=hit_id)
     assert (miss_row.cache_hit, hit_row.cache_hit) == (False, True)
     assert miss_row.deployment == "cache-1"
     assert hit_row.cost == 0
