@@ -17,7 +17,7 @@ from gateway import auth, pipeline, registry
 from gateway.context import RequestContext
 from gateway.providers.base import dumps
 from gateway.routing.state import get_state
-from llmur.core.errors import LlmurError
+from llmur.core.errors import LlmurError, shown
 
 HEALTH_TIMEOUT_S = 10.0
 _PING = {"chat": {"messages": [{"role": "user", "content": "ping"}], "max_tokens": 1},
@@ -66,7 +66,7 @@ async def health(request) -> HttpResponse:
         reg = await registry.get()
         model = request.GET.get("model")
         if model is not None and not reg.group(model):
-            raise LlmurError(404, "not_found_error", f"Model '{model}' does not exist on this gateway.",
+            raise LlmurError(404, "not_found_error", f"Model '{shown(model)}' does not exist on this gateway.",
                              param="model", code="404")
         deployments = [d for name in ([model] if model else reg.model_names) for d in reg.group(name)]
         cooldowns = await get_state().cooldowns()

@@ -18,7 +18,7 @@ from accounts.schemas import Out
 from gateway import model_services
 from gateway.deployments import config_deployment_id
 from gateway.models import ModelDeployment
-from llmur.core.errors import LlmurError
+from llmur.core.errors import LlmurError, shown
 
 router = Router(auth=management_auth, tags=["Models"])
 
@@ -101,7 +101,7 @@ def model_delete(request, body: ModelDeleteIn):
     policy.require_may_manage_models(actor, "delete models")
     deployment = ModelDeployment.objects.filter(deployment_id=body.id).first()
     if deployment is None:
-        raise LlmurError(404, "not_found_error", f"No deployment with id {body.id!r}; see /model/info.", param="id",
+        raise LlmurError(404, "not_found_error", f"No deployment with id {shown(body.id)!r}; see /model/info.", param="id",
                          code="404")
     model_services.deployment_delete(by=actor, deployment=deployment)
     return {"message": f"Model {body.id} deleted.", "id": body.id}

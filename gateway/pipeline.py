@@ -21,7 +21,7 @@ from gateway import aliases, auth, http, limits, registry, request_log, response
 from gateway import idempotency
 from gateway.request_ids import client_request_id, id_headers, new_request_id, request_id_for
 from gateway.context import RequestContext, Usage
-from llmur.core.errors import LlmurError
+from llmur.core.errors import LlmurError, shown
 from gateway.providers import provider_for
 from gateway.providers import anthropic as anthropic_translation
 from gateway.providers.base import CHAT, EMBEDDING, MESSAGES, Answer, Chunk, UpstreamStreamError, dumps, loads
@@ -61,7 +61,7 @@ def authorize(ctx: RequestContext, reg: registry.Registry) -> tuple[registry.Dep
     if allowed is not None and ctx.model not in allowed:
         if not group:
             raise _unknown_model(ctx.model)
-        raise LlmurError(403, "permission_error", f"This key is not allowed to use model '{ctx.model}'. "
+        raise LlmurError(403, "permission_error", f"This key is not allowed to use model '{shown(ctx.model)}'. "
                          "GET /v1/models lists the models it may use.", param="model", code="403")
     if not group:
         raise _unknown_model(ctx.model)
@@ -69,7 +69,7 @@ def authorize(ctx: RequestContext, reg: registry.Registry) -> tuple[registry.Dep
 
 
 def _unknown_model(model: str) -> LlmurError:
-    return LlmurError(404, "not_found_error", f"Model '{model}' does not exist on this gateway. "
+    return LlmurError(404, "not_found_error", f"Model '{shown(model)}' does not exist on this gateway. "
                       "GET /v1/models lists the models your key can use.", param="model", code="404")
 
 
@@ -125,7 +125,7 @@ class _Call:
         if self.translate_messages:
             body, call_type = anthropic_translation.anthropic_to_openai_request(body), CHAT
         if call_type not in self.provider.call_types:
-            raise LlmurError(400, "invalid_request_error", f"Model '{ctx.model}' ({dep.provider}) does not support "
+            raise LlmurError(400, "invalid_request_error", f"Model '{shown(ctx.model)}' ({dep.provider}) does not support "
                              f"{ctx.call_type} requests.", param="model")
         self.call_type = call_type
         self.api_key = api_key_for(ctx, dep)

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from ninja import Schema
 
-from llmur.core.errors import LlmurError
+from llmur.core.errors import LlmurError, shown
 
 # Only operators configure upstreams: a client may never redirect a call or supply provider keys.
 FORBIDDEN_FIELDS = ("api_base", "base_url", "api_key", "api_version", "azure_ad_token", "custom_llm_provider",
@@ -37,7 +37,7 @@ def parse_body(raw: bytes) -> dict[str, Any]:
     forbidden = _forbidden_field(body, raw)
     if forbidden is not None:
         _, path = forbidden
-        raise invalid(f"'{path}' cannot be set by clients: upstreams and their credentials are configured by "
+        raise invalid(f"'{shown(path)}' cannot be set by clients: upstreams and their credentials are configured by "
                       "the operator.", path)
     return body
 

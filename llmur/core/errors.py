@@ -8,6 +8,12 @@ ANTHROPIC_TYPES = {400: "invalid_request_error", 401: "authentication_error", 40
                    504: "timeout_error"}
 
 
+def shown(text: str, limit: int = 200) -> str:
+    """Client input echoed in an error, cut to a length fit for a message (a 2 MB model name is not
+    sent back whole)."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
+
 class LlmurError(Exception):
     """An error a client will see: HTTP status, OpenAI error type, message, offending param, code.
 
