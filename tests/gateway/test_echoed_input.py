@@ -44,6 +44,6 @@ def test_a_2mb_field_name_around_a_forbidden_field_is_not_echoed_whole(gateway):
 
 
 def test_a_2mb_model_in_the_health_query_is_not_echoed_whole(gateway):
-    status, headers, body = post(gateway.url, f"/health?model={'m' * 60000}", None, bearer(gateway.master_key),
-                                 method="GET")
+    status, _, body = post(gateway.url, f"/health?model={'m' * 60000}", None, bearer(gateway.master_key),
+                           method="GET")
     assert status == 404 and len(body["error"]["message"]) < 500
