@@ -6,6 +6,7 @@ protobuf payloads; the upstream stand-in records the headers llmur sends it.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import urllib.request
@@ -37,7 +38,7 @@ class _Recorder(ThreadingHTTPServer):
 class _Upstream(BaseHTTPRequestHandler):
     """An OpenAI-compatible chat endpoint that remembers each request's headers."""
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.server.received.append({k.lower(): v for k, v in self.headers.items()})
         answer = json.dumps({"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": body["model"],
@@ -57,9 +58,10 @@ class _Upstream(BaseHTTPRequestHandler):
 class _Collector(BaseHTTPRequestHandler):
     """An OTLP/HTTP trace receiver: decodes ExportTraceServiceRequest into plain dicts."""
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-            ExportTraceServiceRequest, ExportTraceServiceResponse,
+            ExportTraceServiceRequest,
+            ExportTraceServiceResponse,
         )
 
         payload = ExportTraceServiceRequest.FromString(self.rfile.read(int(self.headers["Content-Length"])))
@@ -136,7 +138,9 @@ def test_a_traced_request_has_a_server_span_and_a_child_genai_span_with_tracepar
     # The server span continues the client's trace; the upstream span is its child.
     assert server_span["parent_id"] == CLIENT_PARENT_ID
     assert client_span["parent_id"] == server_span["span_id"]
-    assert server_span["attributes"]["llmur.request_id"] == "trace-me-1"
+    # Spend is keyed on llmur's own id; the client's x-request-id is kept beside it.
+    assert server_span["attributes"]["llmur.client_request_id"] == "trace-me-1"
+    assert re.fullmatch(r"[0-9a-f]{32}", server_span["attributes"]["llmur.request_id"])
     assert server_span["attributes"]["llmur.cache_hit"] is False
 
     assert client_span["name"] == "chat gpt-4o-mini"
