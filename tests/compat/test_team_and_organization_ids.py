@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 from accounts.models import Organization, Team
 
@@ -73,3 +74,13 @@ def test_removing_someone_who_is_not_a_member_is_a_400(admin):
     for who in ({"user_id": "elsewhere"}, {"user_id": "nobody-at-all"}, {"user_email": "nobody@example.com"}):
         response = admin.post("/team/member_delete", {"team_id": team["team_id"], **who})
         assert response.status_code == 400, who
+
+
+def test_parallel_new_teams_naming_one_new_member_all_succeed(admin):
+    """LiteLLM's scripts create teams in parallel with the same (not yet existing) member: it is created once."""
+    member = f"member-{uuid.uuid4().hex[:8]}"
+    body = {"team_alias": "my-new-team", "members_with_roles": [{"role": "user", "user_id": member}]}
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        answers = list(pool.map(lambda _: admin.post("/team/new", body), range(6)))
+    assert [a.status_code for a in answers] == [200] * 6, [a.text for a in answers if a.status_code != 200]
+    assert Team.objects.filter(memberships__user__username=member).count() == 6
