@@ -1,6 +1,7 @@
 """Who may call: organizations, teams, users, projects and their virtual keys."""
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 
 from django.contrib.auth.models import AbstractUser
@@ -39,10 +40,22 @@ class Budgeted(models.Model):
         abstract = True
 
 
+def public_id_new() -> str:
+    """A generated public id (team_id / organization_id) when the client chose none, as LiteLLM does."""
+    return str(uuid.uuid4())
+
+
+# The public id the API speaks (LiteLLM's team_id / organization_id): any string the client chose,
+# or a generated UUID. Rows made before it existed carry their primary key as text, so ids handed
+# out earlier keep working. Foreign keys still point at the integer primary key.
+PUBLIC_ID = {"max_length": 200, "unique": True, "default": public_id_new}
+
+
 class Organization(Budgeted):
     """The top of the hierarchy: a company or business unit that owns teams and projects."""
 
-    name = models.CharField(max_length=200, unique=True)
+    public_id = models.CharField("organization id", **PUBLIC_ID)
+    name = models.CharField("organization alias", max_length=200, blank=True)
     allowed_models = models.JSONField(default=list, blank=True, help_text="Allowed model names; empty allows all.")
     blocked = models.BooleanField(default=False)
     metadata = models.JSONField(default=dict, blank=True)
@@ -50,10 +63,10 @@ class Organization(Budgeted):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering = ["name"]
+        ordering = ["name", "id"]
 
     def __str__(self) -> str:
-        return self.name
+        return self.name or self.public_id
 
 
 class User(AbstractUser, Budgeted):
@@ -90,8 +103,9 @@ class OrganizationMembership(models.Model):
 class Team(Budgeted):
     """A group of users sharing keys, budgets and an allow-list of models."""
 
+    public_id = models.CharField("team id", **PUBLIC_ID)
     organization = models.ForeignKey(Organization, null=True, blank=True, on_delete=models.PROTECT, related_name="teams")
-    name = models.CharField("team alias", max_length=200)
+    name = models.CharField("team alias", max_length=200, blank=True)
     allowed_models = models.JSONField(default=list, blank=True, help_text="Allowed model names; empty allows all.")
     blocked = models.BooleanField(default=False)
     metadata = models.JSONField(default=dict, blank=True)
@@ -104,11 +118,10 @@ class Team(Budgeted):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering = ["name"]
-        constraints = [models.UniqueConstraint(fields=["organization", "name"], name="uniq_team_name_per_org")]
+        ordering = ["name", "id"]
 
     def __str__(self) -> str:
-        return self.name
+        return self.name or self.public_id
 
 
 class TeamMembership(models.Model):

@@ -73,6 +73,7 @@ class UserNewIn(BudgetIn):
     user_role: str | None = None
     password: str | None = None
     teams: list[IdLike] = Field(default_factory=list)
+    team_id: IdLike = Field(None, description="One team to join (LiteLLM's field; `teams` takes several).")
     organization_id: IdLike = None
     models: list[str] | None = None
     metadata: dict[str, Any] | None = None
@@ -101,13 +102,15 @@ class MemberIn(_In):
 
 
 class TeamNewIn(BudgetIn):
-    team_alias: str
+    team_id: str | None = Field(None, description="The team's id, any string; a UUID is generated when omitted.")
+    team_alias: str | None = Field(None, description="A display name; optional, need not be unique.")
     organization_id: IdLike = None
     models: list[str] | None = None
     metadata: dict[str, Any] | None = None
     blocked: bool = False
     members_with_roles: list[MemberIn] = Field(default_factory=list)
     aliases: dict[str, str] | None = Field(None, description="Model aliases for the team's keys.")
+    model_aliases: dict[str, str] | None = Field(None, description="LiteLLM's name for `aliases`.")
     log_requests: bool | None = Field(None, description="Store the prompts and answers (redacted) of the team's keys.")
 
 
@@ -137,7 +140,8 @@ class TeamMemberDeleteIn(_In):
 
 
 class OrganizationNewIn(BudgetIn):
-    organization_alias: str
+    organization_id: str | None = Field(None, description="Any string; a UUID is generated when omitted.")
+    organization_alias: str | None = Field(None, description="A display name; optional, need not be unique.")
     models: list[str] | None = None
     metadata: dict[str, Any] | None = None
 
@@ -219,6 +223,7 @@ class KeyOut(BudgetOut):
 
 class KeyWithSecretOut(KeyOut):
     key: str = Field(description="The plaintext key: in this response only.")
+    token_id: str = Field(description="The key's stored token (the same as `token`), as LiteLLM names it here.")
 
 
 class KeyInfoOut(Out):
@@ -263,7 +268,7 @@ class MemberOut(Out):
 
 class TeamOut(BudgetOut):
     team_id: str
-    team_alias: str
+    team_alias: str | None
     organization_id: str | None
     models: list[str]
     blocked: bool
@@ -273,6 +278,10 @@ class TeamOut(BudgetOut):
     log_requests: bool
     created_at: str | None
     updated_at: str | None
+
+
+class TeamUpdateOut(TeamOut):
+    data: TeamOut = Field(description="The team again, where LiteLLM's clients read it.")
 
 
 class UserInfoOut(Out):
@@ -307,7 +316,7 @@ class TeamDeleteOut(Out):
 
 class OrganizationTeamOut(Out):
     team_id: str
-    team_alias: str
+    team_alias: str | None
 
 
 class OrganizationMemberOut(Out):
@@ -315,9 +324,19 @@ class OrganizationMemberOut(Out):
     role: str
 
 
+class BudgetTableOut(Out):
+    max_budget: float | None
+    soft_budget: float | None
+    budget_duration: str | None
+    budget_reset_at: str | None
+    tpm_limit: int | None
+    rpm_limit: int | None
+    max_parallel_requests: int | None
+
+
 class OrganizationOut(BudgetOut):
     organization_id: str
-    organization_alias: str
+    organization_alias: str | None
     models: list[str]
     blocked: bool
     metadata: dict[str, Any]
@@ -325,6 +344,7 @@ class OrganizationOut(BudgetOut):
     members: list[OrganizationMemberOut]
     created_at: str | None
     updated_at: str | None
+    litellm_budget_table: BudgetTableOut
 
 
 class ProjectOut(BudgetOut):
@@ -364,13 +384,21 @@ def budget_out(entity: Any) -> dict[str, Any]:
     }
 
 
+def budget_table(entity: Any) -> dict[str, Any]:
+    """The budget as LiteLLM nests it (`litellm_budget_table`) on organizations."""
+    return {"max_budget": money(entity.max_budget), "soft_budget": money(entity.soft_budget),
+            "budget_duration": entity.budget_duration or None, "budget_reset_at": _iso(entity.budget_reset_at),
+            "tpm_limit": entity.tpm_limit, "rpm_limit": entity.rpm_limit,
+            "max_parallel_requests": entity.max_parallel_requests}
+
+
 def key_out(key: VirtualKey) -> dict[str, Any]:
     return {
         "token": key.key_hash, "key_id": key.pk, "key_name": key.display, "key_alias": key.key_alias or None,
         "models": list(key.allowed_models or []), **budget_out(key), "expires": _iso(key.expires_at),
         "user_id": key.user.username if key.user_id else None,
-        "team_id": str(key.team_id) if key.team_id else None,
-        "organization_id": str(key.organization_id) if key.organization_id else None,
+        "team_id": key.team.public_id if key.team_id else None,
+        "organization_id": key.organization.public_id if key.organization_id else None,
         "project_id": str(key.project_id) if key.project_id else None,
         "metadata": key.metadata or {}, "blocked": key.blocked, "aliases": key.aliases or {},
         "log_requests": key.log_requests, "created_at": _iso(key.created_at),
@@ -383,7 +411,7 @@ def user_out(user: User) -> dict[str, Any]:
         "user_id": user.username, "user_email": user.email or None, "user_role": user.role,
         "models": list(user.allowed_models or []), **budget_out(user), "metadata": user.metadata or {},
         "is_active": user.is_active, "created_at": _iso(user.date_joined),
-        "teams": [str(t) for t in user.team_memberships.values_list("team_id", flat=True)],
+        "teams": list(user.team_memberships.values_list("team__public_id", flat=True)),
     }
 
 
@@ -395,8 +423,8 @@ def member_out(membership: TeamMembership) -> dict[str, Any]:
 def team_out(team: Team) -> dict[str, Any]:
     memberships = team.memberships.select_related("user")
     return {
-        "team_id": str(team.pk), "team_alias": team.name,
-        "organization_id": str(team.organization_id) if team.organization_id else None,
+        "team_id": team.public_id, "team_alias": team.name or None,
+        "organization_id": team.organization.public_id if team.organization_id else None,
         "models": list(team.allowed_models or []), **budget_out(team), "blocked": team.blocked,
         "metadata": team.metadata or {}, "members_with_roles": [member_out(m) for m in memberships],
         "aliases": team.aliases or {}, "log_requests": team.log_requests,
@@ -406,19 +434,21 @@ def team_out(team: Team) -> dict[str, Any]:
 
 def organization_out(org: Organization) -> dict[str, Any]:
     return {
-        "organization_id": str(org.pk), "organization_alias": org.name, "models": list(org.allowed_models or []),
+        "organization_id": org.public_id, "organization_alias": org.name or None,
+        "models": list(org.allowed_models or []),
         **budget_out(org), "blocked": org.blocked, "metadata": org.metadata or {},
-        "teams": [{"team_id": str(t.pk), "team_alias": t.name} for t in org.teams.all()],
+        "teams": [{"team_id": t.public_id, "team_alias": t.name or None} for t in org.teams.all()],
         "members": [{"user_id": m.user.username, "role": m.role} for m in org.memberships.select_related("user")],
         "created_at": _iso(org.created_at), "updated_at": _iso(org.updated_at),
+        "litellm_budget_table": budget_table(org),
     }
 
 
 def project_out(project: Project) -> dict[str, Any]:
     return {
         "project_id": str(project.pk), "project_alias": project.name,
-        "team_id": str(project.team_id) if project.team_id else None,
-        "organization_id": str(project.organization_id) if project.organization_id else None,
+        "team_id": project.team.public_id if project.team_id else None,
+        "organization_id": project.organization.public_id if project.organization_id else None,
         "is_active": project.is_active, "models": list(project.allowed_models or []), **budget_out(project),
         "metadata": project.metadata or {},
         # Which providers have a key, and its last characters for recognition; never the key.

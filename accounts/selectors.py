@@ -53,12 +53,26 @@ def _by_id(model: type, value: Any, *, param: str, label: str, queryset: QuerySe
     return found
 
 
+def _by_public_id(model: type, value: Any, *, param: str, label: str, queryset: QuerySet | None = None):
+    """A team or organization by its public id (LiteLLM's team_id / organization_id: any string)."""
+    qs = queryset if queryset is not None else model.objects.all()
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).strip():
+        raise LlmurError(400, "invalid_request_error", f"{param} must be a {label} id (a string).", param=param,
+                         code="400")
+    public_id = str(value).strip()
+    found = qs.filter(public_id=public_id).first()
+    if found is None:
+        raise not_found(f"No {label} with {param} {public_id!r} (or it is not yours to see).", param)
+    return found
+
+
 def team_get(*, team_id: Any, queryset: QuerySet[Team] | None = None) -> Team:
-    return _by_id(Team, team_id, param="team_id", label="team", queryset=queryset)
+    return _by_public_id(Team, team_id, param="team_id", label="team", queryset=queryset)
 
 
 def organization_get(*, organization_id: Any, queryset: QuerySet[Organization] | None = None) -> Organization:
-    return _by_id(Organization, organization_id, param="organization_id", label="organization", queryset=queryset)
+    return _by_public_id(Organization, organization_id, param="organization_id", label="organization",
+                         queryset=queryset)
 
 
 def project_get(*, project_id: Any, queryset: QuerySet[Project] | None = None) -> Project:
@@ -79,6 +93,19 @@ def user_get(*, user_id: str | None = None, user_email: str | None = None,
         raise LlmurError(400, "invalid_request_error", "Give user_id or user_email.", param="user_id", code="400")
     if found is None:
         raise not_found(f"No user with {what} (or it is not yours to see).", "user_id")
+    return found
+
+
+def team_member_get(*, team: Team, user_id: str | None = None, user_email: str | None = None) -> User:
+    """A member of the team; anyone else (or nobody) is a 400 naming the team, as LiteLLM answers."""
+    if not user_id and not user_email:
+        raise LlmurError(400, "invalid_request_error", "Give user_id or user_email.", param="user_id", code="400")
+    qs = team.members.all()
+    found = qs.filter(username=str(user_id)).first() if user_id else qs.filter(email__iexact=user_email).first()
+    if found is None:
+        who = f"user_id {user_id!r}" if user_id else f"user_email {user_email!r}"
+        raise LlmurError(400, "invalid_request_error", f"No member with {who} in team {team.public_id!r}.",
+                         param="user_id" if user_id else "user_email", code="400")
     return found
 
 

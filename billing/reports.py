@@ -14,6 +14,7 @@ from typing import Any
 from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
+from accounts.models import Team
 from billing.models import DailySpend, SpendByModel, SpendByOwner, SpendByTeam, SpendLog
 from billing.rollups import spend_rollups_refresh
 from llmur.core.errors import LlmurError
@@ -218,3 +219,25 @@ def deployment_health(*, hours: int = 1) -> dict[str, dict[str, Any]]:
     return {r["deployment"]: {"requests": r["requests"], "failures": r["failures"],
                               "mean_latency_ms": round((r["latency"] or 0) / r["requests"]) if r["requests"] else 0}
             for r in rows}
+
+
+def team_spend_by_day(*, scope: Q | None = None, start: dt.date | None = None, end: dt.date | None = None
+                      ) -> list[dict[str, Any]]:
+    """/global/spend/report?group_by=team in LiteLLM's shape: one row per day, each with its teams' totals
+    and a per-model breakdown in `metadata`. A team is named by its alias (else its team_id); spend
+    with no team is "Unassigned"."""
+    rows = spend_report(group_by=["day", "team", "model"], scope=scope, start=start, end=end)
+    teams = Team.objects.in_bulk({r["team_id"] for r in rows if r["team_id"] is not None})
+    days: dict[str, dict[Any, dict[str, Any]]] = {}
+    for row in rows:
+        team = teams.get(row["team_id"]) if row["team_id"] is not None else None
+        public_id = team.public_id if team is not None else None
+        name = (team.name or team.public_id) if team is not None else "Unassigned"
+        entry = days.setdefault(row["day"], {}).setdefault(
+            row["team_id"], {"team_name": name, "team_id": public_id, "total_spend": Decimal(0), "metadata": []})
+        entry["total_spend"] += row["spend"]
+        entry["metadata"].append({"model": row["model"], "spend": float(row["spend"]),
+                                  "total_tokens": row["total_tokens"], "api_requests": row["api_requests"]})
+    return [{"group_by_day": day,
+             "teams": [{**t, "total_spend": float(t["total_spend"])} for t in by_team.values()]}
+            for day, by_team in days.items()]

@@ -15,9 +15,13 @@ def entity_spend_get(*, kind: str, pk: int) -> Decimal:
 
 
 def entity_name_get(*, kind: str, pk: int) -> str:
-    """The name people know an entity by: a team's alias, a project's or organization's name, a user's username."""
+    """The name people know an entity by: a team's alias (else its team_id), a project's or organization's name
+    (an organization without one: its organization_id), a user's username."""
     model = ENTITY_MODELS[kind]
     field = "username" if kind == "user" else "key_alias" if kind == "key" else "name"
+    if kind in ("team", "organization"):
+        row = model.objects.filter(pk=pk).values_list(field, "public_id").first()
+        return str((row[0] or row[1]) if row else "")
     return str(model.objects.filter(pk=pk).values_list(field, flat=True).first() or "")
 
 

@@ -8,7 +8,7 @@ from ninja import Router
 
 from accounts import policy
 from accounts.api import management_auth
-from accounts.models import VirtualKey
+from accounts.models import Organization, Team, VirtualKey
 from accounts.policy import Actor
 from accounts.schemas import Out
 from billing import reports
@@ -44,18 +44,29 @@ class SpendLogOut(Out):
     metadata: dict[str, Any]
 
 
+def _public_id(row: SpendLog, name: str) -> str | None:
+    """The team's / organization's public id; a deleted one (rows outlive their owners) by its old number."""
+    if getattr(row, f"{name}_id") is None:
+        return None
+    entity = getattr(row, name)
+    return entity.public_id if entity is not None else str(getattr(row, f"{name}_id"))
+
+
 def _log_out(row: SpendLog) -> dict[str, Any]:
+    team_id, org_id = _public_id(row, "team"), _public_id(row, "organization")
     return {
         "request_id": row.request_id, "call_type": row.call_type, "api_key": row.key.key_hash if row.key else None,
         "key_name": row.key_display or None, "spend": float(row.cost), "total_tokens": row.total_tokens,
         "prompt_tokens": row.prompt_tokens, "completion_tokens": row.completion_tokens,
         "startTime": row.started_at.isoformat(), "endTime": row.ended_at.isoformat(), "model": row.model,
         "model_id": row.deployment or None, "custom_llm_provider": row.provider or None,
-        "user": row.user.username if row.user else None, "team_id": str(row.team_id) if row.team_id else None,
+        "user": row.user.username if row.user else None, "team_id": team_id,
         "project_id": str(row.project_id) if row.project_id else None,
-        "organization_id": str(row.organization_id) if row.organization_id else None,
+        "organization_id": org_id,
         "status": row.status, "cache_hit": str(row.cache_hit), "end_user": row.end_user or None,
-        "request_duration_ms": row.latency_ms, "metadata": row.metadata or {},
+        "request_duration_ms": row.latency_ms,
+        # LiteLLM's clients read the caller's team and organization here too.
+        "metadata": {**(row.metadata or {}), "user_api_key_team_id": team_id, "user_api_key_org_id": org_id},
     }
 
 
@@ -75,7 +86,7 @@ def spend_logs(request, response: HttpResponse, api_key: str | None = None, user
         scope=policy.spend_scope(actor), key_id=key.pk if key else None, user_id=user.pk if user else None,
         team_id=team.pk if team else None, model=model, request_id=request_id,
         start=reports.parse_date(start_date, param="start_date"), end=reports.parse_date(end_date, param="end_date"),
-        cursor=cursor, limit=limit).select_related("key", "user"))
+        cursor=cursor, limit=limit).select_related("key", "user", "team", "organization"))
     if len(rows) == limit:
         response["x-next-cursor"] = reports.log_cursor(rows[-1])
     return [_log_out(r) for r in rows]
@@ -85,18 +96,28 @@ def spend_logs(request, response: HttpResponse, api_key: str | None = None, user
             summary="Spend grouped by day, key, team, user, project, organization or model.")
 def global_spend_report(request, start_date: str | None = None, end_date: str | None = None,
                         group_by: str = "team"):
+    """group_by=team (the default) answers in LiteLLM's shape, a row per day with its teams; any other
+    grouping (one or more of day, key, team, user, project, organization, model) answers flat rows."""
     actor: Actor = request.auth
     groups = [g.strip() for g in group_by.split(",") if g.strip()]
+    if groups == ["team"]:
+        return reports.team_spend_by_day(scope=policy.spend_scope(actor),
+                                         start=reports.parse_date(start_date, param="start_date"),
+                                         end=reports.parse_date(end_date, param="end_date"))
     rows = reports.spend_report(group_by=groups, scope=policy.spend_scope(actor),
                                 start=reports.parse_date(start_date, param="start_date"),
                                 end=reports.parse_date(end_date, param="end_date"))
     keys = VirtualKey.objects.in_bulk([r["key_id"] for r in rows if r.get("key_id")])
+    public = {"team_id": Team.objects.in_bulk([r["team_id"] for r in rows if r.get("team_id")]),
+              "organization_id": Organization.objects.in_bulk([r["organization_id"] for r in rows
+                                                                if r.get("organization_id")])}
     for row in rows:
-        # Ids as strings and money as a JSON number, as everywhere else in the API.
+        # Ids as strings (teams and organizations by their public id) and money as a JSON number.
         row["spend"] = float(row["spend"])
         for name in ("team_id", "user_id", "project_id", "organization_id"):
-            if name in row:
-                row[name] = str(row[name]) if row[name] is not None else None
+            if name in row and row[name] is not None:
+                entity = public.get(name, {}).get(row[name])
+                row[name] = entity.public_id if entity is not None else str(row[name])
         if "key_id" in row:
             key = keys.get(row["key_id"])
             row["api_key"] = key.key_hash if key else None

@@ -226,8 +226,10 @@ def _refusal(kind: str, entity: Entity, limit: int, retry_after: int, remaining_
 
 def _budget_refusal(entity: Entity, spend: Decimal, reserved: Decimal = Decimal(0)) -> LlmurError:
     in_flight = f" (+ {money(reserved)} reserved by requests in flight)" if reserved > 0 else ""
+    # LiteLLM's clients look for its phrase "Budget has been exceeded!"; llmur's detail follows it.
     error = LlmurError(429, "budget_exceeded",
-                       f"{entity.label} budget exceeded: spend {money(spend)}{in_flight} of max_budget "
+                       f"Budget has been exceeded! {entity.label} budget exceeded: spend {money(spend)}{in_flight} "
+                       f"of max_budget "
                        f"{money(entity.max_budget or Decimal(0))}", code="429")
     error.entity = entity
     return error

@@ -12,7 +12,7 @@ from ninja import Field, Router, Schema
 from pydantic import ConfigDict
 
 from accounts import policy
-from accounts.api import management_auth
+from accounts.api import management_auth, self_key_auth
 from accounts.policy import Actor
 from accounts.schemas import Out
 from gateway import model_services
@@ -82,7 +82,7 @@ def config_deployments() -> list[dict[str, Any]]:
     return out
 
 
-@router.get("/model/info", response=ModelInfoOut,
+@router.get("/model/info", response=ModelInfoOut, auth=self_key_auth,
             summary="Deployments the caller may use (a proxy admin: all, with upstream details); never secrets.")
 def model_info(request, litellm_model_id: str | None = None, model_name: str | None = None):
     actor: Actor = request.auth

@@ -623,12 +623,24 @@ def _json(data: Any, request_id: str) -> HttpResponse:
     return json_response(dumps(data), {"x-request-id": request_id})
 
 
+def access_groups(names: list[str], reg: registry.Registry) -> list[str]:
+    """The access groups (model_info.access_groups, LiteLLM's) of the deployments behind these model names."""
+    found = {group for name in names for dep in reg.group(name)
+             for group in (dep.model_info.get("access_groups") or []) if isinstance(group, str)}
+    return sorted(found)
+
+
 async def models_list(request) -> HttpResponse:
+    """?only_model_access_groups=true lists the access groups of the key's models instead (LiteLLM's flag)."""
     request_id = request_id_for(request.META)
     try:
         principal = await _principal(request)
-        names = allowed_model_names(principal, await registry.get())
-        names += aliases.visible_aliases(principal, names)
+        reg = await registry.get()
+        names = allowed_model_names(principal, reg)
+        if request.GET.get("only_model_access_groups", "").lower() in ("true", "1"):
+            names = access_groups(names, reg)
+        else:
+            names += aliases.visible_aliases(principal, names)
     except LlmurError as error:
         return error_response(error, anthropic=False, request_id=request_id)
     return _json({"object": "list", "data": [_model_object(name) for name in names]}, request_id)

@@ -14,6 +14,7 @@ from django.http import HttpResponse, JsonResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from gateway import auth
+from llmur import __version__
 from llmur.core import collectors, health
 from llmur.core.errors import LlmurError
 
@@ -24,7 +25,10 @@ def liveliness(request) -> JsonResponse:
 
 
 def readiness(request) -> JsonResponse:
+    """llmur's own fields, plus those LiteLLM's clients read: `db` (the database's state), `cache`, and
+    `litellm_version`, which carries llmur's version (there is no LiteLLM inside)."""
     status, body = health.readiness()
+    body.update({"db": body["database"], "llmur_version": __version__, "litellm_version": __version__})
     return JsonResponse(body, status=status)
 
 

@@ -31,6 +31,7 @@ class Actor:
     user: User | None = None
     is_master: bool = False
     key_id: int | None = None        # the virtual key the caller authenticated with, if any
+    key_team_id: int | None = None   # that key's team, for a key with no user behind it
 
     # ------------------------------------------------------------------ construction
 
@@ -47,6 +48,11 @@ class Actor:
     def for_user(cls, user: User, source: str, *, via_key: VirtualKey | None = None) -> "Actor":
         label = user.get_username() + (f" (key {via_key.display})" if via_key else "")
         return cls(label=label, source=source, user=user, key_id=via_key.pk if via_key else None)
+
+    @classmethod
+    def for_key(cls, key: VirtualKey, source: str) -> "Actor":
+        """A key with no user behind it: it reads about itself (and its team), nothing more; read-only."""
+        return cls(label=f"key {key.display}", source=source, key_id=key.pk, key_team_id=key.team_id)
 
     @classmethod
     def of_request(cls, request: HttpRequest) -> "Actor":
@@ -100,7 +106,7 @@ class Actor:
     @cached_property
     def member_team_ids(self) -> frozenset[int]:
         if not self.user:
-            return frozenset()
+            return frozenset({self.key_team_id}) if self.key_team_id else frozenset()
         return frozenset(TeamMembership.objects.filter(user=self.user).values_list("team_id", flat=True))
 
     @cached_property
@@ -115,8 +121,11 @@ class Actor:
         return self.is_proxy_admin or bool(self.admin_team_ids or self.admin_org_ids)
 
 
-def actor_from_key(raw: str, *, source: str = "api") -> Actor:
-    """The Actor behind a bearer key on the management API: a master key or a user's virtual key."""
+def actor_from_key(raw: str, *, source: str = "api", keyless: bool = False) -> Actor:
+    """The Actor behind a bearer key on the management API: a master key or a user's virtual key.
+
+    `keyless`: the route also answers a key that belongs to no user, about itself (Actor.for_key).
+    """
     raw = (raw or "").strip()
     if not raw:
         raise LlmurError(401, "auth_error", "Missing key: send Authorization: Bearer KEY (or x-api-key).", code="401")
@@ -126,6 +135,8 @@ def actor_from_key(raw: str, *, source: str = "api") -> Actor:
     key = VirtualKey.objects.select_related("user").filter(key_hash=digest).first()
     if key is None or key.blocked or (key.expires_at is not None and key.expires_at <= timezone.now()):
         raise LlmurError(401, "auth_error", "Invalid, blocked or expired key.", code="401")
+    if key.user is None and keyless:
+        return Actor.for_key(key, source)
     if key.user is None or not key.user.is_active:
         raise LlmurError(403, "auth_error", "This key belongs to no active user: management routes need the master "
                          "key or the key of a user with a role.", code="403")

@@ -27,6 +27,7 @@ from accounts.policy.actor import Actor
 from accounts.policy.limits import loosened_fields
 from accounts.policy.scopes import (
     can_manage_project,
+    can_manage_team,
     can_read_project,
     forbidden,
     given,
@@ -72,12 +73,23 @@ def visible_keys(actor: Actor) -> QuerySet[VirtualKey]:
     qs = VirtualKey.objects.all()
     if actor.is_proxy_admin:
         return qs
-    own = Q(user_id=actor.user.pk) if actor.user else Q(pk__in=[])
+    if actor.user is not None:
+        own = Q(user_id=actor.user.pk)
+    else:  # a key with no user sees itself
+        own = Q(pk=actor.key_id) if actor.key_id is not None else Q(pk__in=[])
     if actor.read_only:
         return qs.filter(own)
     return qs.filter(own | Q(team_id__in=actor.admin_team_ids) | Q(organization_id__in=actor.admin_org_ids)
                      | Q(project__team_id__in=actor.admin_team_ids)
                      | Q(project__organization_id__in=actor.admin_org_ids))
+
+
+def team_keys_shown(actor: Actor, team: Team) -> QuerySet[VirtualKey]:
+    """/team/info's keys: all of them to who runs the team, else one's own (a key with no user: itself)."""
+    qs = VirtualKey.objects.filter(team=team).select_related("user", "team", "organization")
+    if can_manage_team(actor, team):
+        return qs
+    return qs.filter(user=actor.user) if actor.user is not None else qs.filter(pk=actor.key_id)
 
 
 def key_to_read(actor: Actor, raw: str) -> VirtualKey:

@@ -58,7 +58,7 @@ def organization_to_read(actor: Actor, organization_id: Any) -> Organization:
 def organization_to_manage(actor: Actor, organization_id: Any, *, what: str = "change it") -> Organization:
     org = organization_to_read(actor, organization_id)
     if not can_manage_org(actor, org):
-        raise forbidden(f"Only an admin of organization {org.pk} may {what}.")
+        raise forbidden(f"Only an admin of organization {org.public_id!r} may {what}.")
     return org
 
 
@@ -112,7 +112,7 @@ def team_to_read(actor: Actor, team_id: Any) -> Team:
 def team_to_manage(actor: Actor, team_id: Any, *, what: str = "change it") -> Team:
     team = team_to_read(actor, team_id)
     if not can_manage_team(actor, team):
-        raise forbidden(f"Only an admin of team {team.pk} may {what}.")
+        raise forbidden(f"Only an admin of team {team.public_id!r} may {what}.")
     return team
 
 
@@ -207,7 +207,7 @@ def require_may_change_team(actor: Actor, team: Team, fields: dict[str, Any]) ->
                             "organization takes a proxy admin.")
         return
     if not can_manage_team(actor, team):
-        raise forbidden(f"Only an admin of team {team.pk} may change it.")
+        raise forbidden(f"Only an admin of team {team.public_id!r} may change it.")
     extra = set(fields) - SELF_EDITABLE_FIELDS
     if extra:
         raise forbidden("A team admin cannot change the team's own budget, limits, models, aliases, request log or "
@@ -218,7 +218,7 @@ def require_may_change_organization(actor: Actor, org: Organization, fields: dic
     if actor.is_proxy_admin:
         return
     if not can_manage_org(actor, org):
-        raise forbidden(f"Only an admin of organization {org.pk} may change it.")
+        raise forbidden(f"Only an admin of organization {org.public_id!r} may change it.")
     extra = set(fields) - SELF_EDITABLE_FIELDS
     if extra:
         raise forbidden("An organization admin cannot change the organization's own budget, limits, models or "

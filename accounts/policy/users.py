@@ -42,6 +42,13 @@ def require_may_add_member(actor: Actor, user: User, *, where: str) -> None:
             "To add someone new, use a user_id that is not taken.")
 
 
+def creates_users_implicitly(actor: Actor) -> bool:
+    """Whether an unknown user_id on /key/generate or /user/update creates that user, as LiteLLM does for any
+    caller. Only for a proxy admin: below that, people are created explicitly (/user/new) into the teams and
+    organizations one administers (require_may_create_user), so an unknown user_id is a 404."""
+    return actor.is_proxy_admin
+
+
 def can_change_user(actor: Actor, user: User) -> bool:
     """Whether the actor may change this person's account at all (the admin's change page, /user/update)."""
     return actor.is_proxy_admin or (not actor.read_only and actor.is_user(user))

@@ -69,6 +69,18 @@ def parse_models(value: Any, *, param: str = "models") -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def parse_public_id(value: Any, *, param: str) -> str | None:
+    """A client-chosen team_id / organization_id: any string up to 200 characters; None when not given."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise invalid(f"{param} must be a string.", param)
+    text = str(value)
+    if text != text.strip() or len(text) > 200 or any(not c.isprintable() for c in text):
+        raise invalid(f"{param} must be up to 200 printable characters, without surrounding spaces.", param)
+    return text
+
+
 def parse_aliases(value: Any, *, param: str = "aliases") -> dict[str, str]:
     """A model alias map: requested name → model group (gateway/aliases.py)."""
     if value is None:

@@ -19,6 +19,7 @@ from accounts.services.common import (
     locked_for_update,
     membership_set,
     parse_models,
+    parse_public_id,
     save_update,
     save_validated,
 )
@@ -28,15 +29,16 @@ from llmur.core.errors import LlmurError
 
 
 @transaction.atomic
-def organization_create(*, by: Actor, name: str, models: Any = None, metadata: dict | None = None,
-                        **budget: Any) -> Organization:
+def organization_create(*, by: Actor, name: str | None = "", organization_id: str | None = None,
+                        models: Any = None, metadata: dict | None = None, **budget: Any) -> Organization:
+    """An organization under the public id the client chose (a UUID when omitted); the alias may repeat."""
     policy.require_proxy_admin(by, "create organizations")
-    name = (name or "").strip()
-    if not name:
-        raise invalid("organization_alias must not be empty.", "organization_alias")
-    if Organization.objects.filter(name=name).exists():
-        raise invalid(f"An organization named {name!r} already exists.", "organization_alias")
-    org = Organization(name=name, allowed_models=parse_models(models), metadata=metadata or {})
+    public_id = parse_public_id(organization_id, param="organization_id")
+    if public_id is not None and Organization.objects.filter(public_id=public_id).exists():
+        raise invalid(f"An organization with organization_id {public_id!r} already exists.", "organization_id")
+    org = Organization(name=(name or "").strip(), allowed_models=parse_models(models), metadata=metadata or {})
+    if public_id is not None:
+        org.public_id = public_id
     apply_budget(org, budget_values(budget))
     save_validated(org)
     audit_record(by=by, action="create", instance=org, after=snapshot(org))
@@ -76,7 +78,7 @@ def organization_member_set(*, by: Actor, organization: Organization, user: User
     if role not in OrganizationMembership.OrgRole.values:
         raise invalid(f"Unknown organization role {role!r} (expected org_admin or member).", "role")
     if not policy.can_manage_org(by, organization):
-        raise policy.forbidden(f"Only an admin of organization {organization.pk} may add members.")
+        raise policy.forbidden(f"Only an admin of organization {organization.public_id!r} may add members.")
     if not OrganizationMembership.objects.filter(organization=organization, user=user).exists():
         policy.require_may_add_member(by, user, where=f"organization {organization.name!r}")
     return membership_set(by=by, model=OrganizationMembership, role=role, organization=organization, user=user)
@@ -85,7 +87,7 @@ def organization_member_set(*, by: Actor, organization: Organization, user: User
 @transaction.atomic
 def organization_member_delete(*, by: Actor, organization: Organization, user: User) -> None:
     if not policy.can_manage_org(by, organization):
-        raise policy.forbidden(f"Only an admin of organization {organization.pk} may remove members.")
+        raise policy.forbidden(f"Only an admin of organization {organization.public_id!r} may remove members.")
     membership = OrganizationMembership.objects.filter(organization=organization, user=user).first()
     if membership is None:
         raise LlmurError(404, "not_found_error",

@@ -20,29 +20,35 @@ from accounts.services.common import (
     membership_set,
     parse_aliases,
     parse_models,
+    parse_public_id,
     save_update,
     save_validated,
 )
 from accounts.services.keys import key_delete
 from accounts.services.users import user_get_or_create_member
-from llmur.core.errors import LlmurError
 
 
 @transaction.atomic
-def team_create(*, by: Actor, name: str, organization: Organization | None = None, models: Any = None,
-                metadata: dict | None = None, blocked: bool = False, aliases: Any = None, log_requests: bool = False,
+def team_create(*, by: Actor, name: str | None = "", team_id: str | None = None,
+                organization: Organization | None = None, models: Any = None, metadata: dict | None = None,
+                blocked: bool = False, aliases: Any = None, log_requests: bool = False,
                 members: list[tuple[str | None, str | None, str]] = (), **budget: Any) -> Team:
-    """A team, with its first members as (user_id, user_email, role), in one transaction."""
+    """A team, with its first members as (user_id, user_email, role), in one transaction.
+
+    `team_id` is the public id the client chose (a UUID is generated when omitted); the alias
+    (`name`) is optional and may repeat.
+    """
     if not policy.can_create_team(by, organization):
         raise policy.forbidden("Only a proxy admin, or an organization admin inside their organization, may create "
                                "teams.")
-    name = (name or "").strip()
-    if not name:
-        raise invalid("team_alias must not be empty.", "team_alias")
-    if Team.objects.filter(name=name, organization=organization).exists():
-        raise invalid(f"A team named {name!r} already exists here.", "team_alias")
-    team = Team(name=name, organization=organization, allowed_models=parse_models(models), metadata=metadata or {},
-                blocked=blocked, aliases=parse_aliases(aliases), log_requests=bool(log_requests))
+    public_id = parse_public_id(team_id, param="team_id")
+    if public_id is not None and Team.objects.filter(public_id=public_id).exists():
+        raise invalid(f"A team with team_id {public_id!r} already exists.", "team_id")
+    team = Team(name=(name or "").strip(), organization=organization, allowed_models=parse_models(models),
+                metadata=metadata or {}, blocked=blocked, aliases=parse_aliases(aliases),
+                log_requests=bool(log_requests))
+    if public_id is not None:
+        team.public_id = public_id
     apply_budget(team, budget_values(budget))
     policy.check_within(team, [organization], what="team")
     save_validated(team)
@@ -74,7 +80,7 @@ def team_update(*, by: Actor, team: Team, **fields: Any) -> Team:
 def team_delete(*, by: Actor, team: Team) -> None:
     """Deletes the team with its keys; refuses while projects still belong to it."""
     if not policy.can_delete_team(by, team):
-        raise policy.forbidden(f"Only an organization or proxy admin may delete team {team.pk}.")
+        raise policy.forbidden(f"Only an organization or proxy admin may delete team {team.public_id!r}.")
     if team.projects.exists():
         raise invalid(f"Team {team.name!r} still has projects; delete or move them first.", "team_id")
     for key in VirtualKey.objects.filter(team=team):
@@ -96,26 +102,31 @@ def team_member_add(*, by: Actor, team: Team, user: User, role: str = TeamMember
     if role not in TeamMembership.TeamRole.values:
         raise invalid(f"Unknown team member role {role!r} (expected admin or user).", "member.role")
     if not policy.can_manage_team(by, team):
-        raise policy.forbidden(f"Only an admin of team {team.pk} may add members.")
+        raise policy.forbidden(f"Only an admin of team {team.public_id!r} may add members.")
     if not TeamMembership.objects.filter(team=team, user=user).exists():
         policy.require_may_add_member(by, user, where=f"team {team.name!r}")
     return membership_set(by=by, model=TeamMembership, role=role, team=team, user=user)
 
 
 @transaction.atomic
-def team_members_add(*, by: Actor, team: Team, members: Iterable[tuple[str | None, str | None, str]]) -> None:
-    """/team/member_add and /team/new's members: (user_id, user_email, role) each, all or none."""
+def team_members_add(*, by: Actor, team: Team, members: Iterable[tuple[str | None, str | None, str]],
+                     new_only: bool = False) -> None:
+    """/team/member_add and /team/new's members: (user_id, user_email, role) each, all or none.
+
+    `new_only`: someone already in the team is a 400 (LiteLLM's /team/member_add), not a role change.
+    """
     for user_id, user_email, role in members:
         user = user_get_or_create_member(by=by, user_id=user_id, user_email=user_email)
+        if new_only and TeamMembership.objects.filter(team=team, user=user).exists():
+            raise invalid(f"{user.username!r} is already a member of team {team.public_id!r}.", "member.user_id")
         team_member_add(by=by, team=team, user=user, role=role)
 
 
 @transaction.atomic
 def team_member_delete(*, by: Actor, team: Team, user: User) -> None:
     if not policy.can_manage_team(by, team):
-        raise policy.forbidden(f"Only an admin of team {team.pk} may remove members.")
+        raise policy.forbidden(f"Only an admin of team {team.public_id!r} may remove members.")
     membership = TeamMembership.objects.filter(team=team, user=user).first()
     if membership is None:
-        raise LlmurError(404, "not_found_error", f"{user.username!r} is not a member of team {team.name!r}.",
-                         param="user_id", code="404")
+        raise invalid(f"{user.username!r} is not a member of team {team.public_id!r}.", "user_id")
     delete_audited(by=by, instance=membership)

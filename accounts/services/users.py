@@ -1,6 +1,7 @@
 """Writes on people: create, change (their own account or a proxy admin's), delete."""
 from __future__ import annotations
 
+import uuid
 from typing import Any, Iterable
 
 from django.db import transaction
@@ -22,6 +23,12 @@ from accounts.services.common import (
     save_validated,
 )
 from accounts.services.keys import key_delete
+from llmur.core.errors import LlmurError
+
+
+def user_id_new() -> str:
+    """A user_id for /user/new when the caller gave none, as LiteLLM generates one."""
+    return str(uuid.uuid4())
 
 
 @transaction.atomic
@@ -106,4 +113,26 @@ def user_get_or_create_member(*, by: Actor, user_id: str | None, user_email: str
         return found
     if not (user_id or user_email):
         raise invalid("member needs user_id or user_email.", "member.user_id")
-    return user_create(by=by, username=user_id or user_email or "", email=user_email or "")
+    return user_get_or_create(by=by, user_id=user_id or user_email or "", email=user_email or "")
+
+
+def user_get_or_create(*, by: Actor, user_id: str, email: str = "") -> User:
+    """The user with this user_id, created bare (internal user, no budget) when there is none yet.
+
+    Race-safe: the create runs in a savepoint, and a concurrent request that created the same user
+    first makes this one read it instead (a locking read, which sees the other's committed row under
+    MySQL's repeatable read too). Whether `by` may create people this way is the caller's to ask
+    (policy.creates_users_implicitly; new team members follow the membership rules instead).
+    """
+    with transaction.atomic():
+        found = User.objects.filter(username=user_id).first()
+        if found is not None:
+            return found
+        try:
+            with transaction.atomic():
+                return user_create(by=by, username=user_id, email=email)
+        except LlmurError:
+            found = User.objects.select_for_update().filter(username=user_id).first()
+            if found is None:
+                raise
+            return found

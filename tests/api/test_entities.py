@@ -50,9 +50,9 @@ def test_team_lifecycle(admin_api):
     assert admin_api.get("/key/info", key=key["key"]).status_code == 404
 
 
-def test_team_id_must_be_a_number(admin_api):
+def test_an_unknown_team_id_is_a_404_naming_it(admin_api):
     response = admin_api.get("/team/info", team_id="abc")
-    assert response.status_code == 400 and error_of(response)["param"] == "team_id"
+    assert response.status_code == 404 and error_of(response)["param"] == "team_id"
 
 
 def test_organization_and_members(admin_api):
@@ -156,12 +156,12 @@ def test_spend_logs_and_report_filter_and_group(world, admin_api):
     assert {r["api_key"] for r in logs} == {world.team_a_key.key_hash}
     assert len(admin_api.get("/spend/logs", model="gpt-4o").json()) == 2
     assert len(admin_api.get("/spend/logs", start_date=today.isoformat()).json()) == 2
-    assert len(admin_api.get("/spend/logs", team_id=world.team_b.pk).json()) == 1
+    assert len(admin_api.get("/spend/logs", team_id=world.team_b.public_id).json()) == 1
     assert len(admin_api.get("/spend/logs", user_id="member").json()) == 2
 
     by_team = admin_api.get("/global/spend/report", start_date=yesterday.isoformat(), end_date=today.isoformat(),
-                            group_by="team").json()
-    assert {(r["team_id"], r["spend"]) for r in by_team} == {(str(world.team_a.pk), 0.3), (str(world.team_b.pk), 1.0)}
+                            group_by="team,organization").json()
+    assert {(r["team_id"], r["spend"]) for r in by_team} == {(world.team_a.public_id, 0.3), (world.team_b.public_id, 1.0)}
     by_key = admin_api.get("/global/spend/report", group_by="key").json()
     assert {r["api_key"]: r["api_requests"] for r in by_key} == {world.team_a_key.key_hash: 2,
                                                                  world.team_b_key.key_hash: 1}
@@ -184,9 +184,9 @@ def test_spend_is_scoped_to_what_the_caller_may_see(world):
     assert [r["spend"] for r in team_admin.get("/spend/logs").json()] == [0.1]
     assert team_admin.get("/spend/logs", api_key=world.team_b_plain).status_code == 404
     report = team_admin.get("/global/spend/report", group_by="team").json()
-    assert [r["team_id"] for r in report] == [str(world.team_a.pk)]
-    assert Api(world.keys["outsider"]).get("/global/spend/report", group_by="team").json()[0]["team_id"] == \
-        str(world.team_b.pk)
+    assert [[t["team_id"] for t in day["teams"]] for day in report] == [[world.team_a.public_id]]
+    outsider = Api(world.keys["outsider"]).get("/global/spend/report", group_by="team").json()
+    assert [t["team_id"] for t in outsider[0]["teams"]] == [world.team_b.public_id]
 
 
 def test_every_management_route_declares_the_json_it_answers(db):

@@ -119,14 +119,14 @@ def test_blocked_key_cannot_use_the_management_api(world):
 
 
 def test_key_budget_must_fit_inside_its_team(world, admin_api):
-    response = admin_api.post("/key/generate", {"team_id": world.team_a.pk, "max_budget": 500})
+    response = admin_api.post("/key/generate", {"team_id": world.team_a.public_id, "max_budget": 500})
     assert response.status_code == 400 and error_of(response)["param"] == "max_budget"
-    response = admin_api.post("/key/generate", {"team_id": world.team_a.pk, "models": ["claude-opus"]})
+    response = admin_api.post("/key/generate", {"team_id": world.team_a.public_id, "models": ["claude-opus"]})
     assert response.status_code == 400 and "claude-opus" in error_of(response)["message"]
-    ok = admin_api.post("/key/generate", {"team_id": world.team_a.pk, "models": ["gpt-4o"], "max_budget": 20})
-    assert ok.status_code == 200 and ok.json()["team_id"] == str(world.team_a.pk)
+    ok = admin_api.post("/key/generate", {"team_id": world.team_a.public_id, "models": ["gpt-4o"], "max_budget": 20})
+    assert ok.status_code == 200 and ok.json()["team_id"] == world.team_a.public_id
     # The team's organization is filled in from the team.
-    assert ok.json()["organization_id"] == str(world.org1.pk)
+    assert ok.json()["organization_id"] == world.org1.public_id
 
 
 def test_every_write_leaves_an_audit_entry_with_secrets_masked(admin_api):

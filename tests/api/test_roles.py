@@ -51,11 +51,11 @@ def test_team_admin_cannot_delete_or_list_another_teams_keys(world):
     admin = as_(world, "teamadmin")
     assert admin.post("/key/delete", {"keys": [world.team_b_plain]}).status_code == 404
     assert admin.post("/key/delete", {"key_aliases": ["team-b-key"]}).status_code == 404
-    assert admin.get("/key/list", team_id=world.team_b.pk).status_code == 404
+    assert admin.get("/key/list", team_id=world.team_b.public_id).status_code == 404
     listed = admin.get("/key/list", return_full_object="true").json()["keys"]
     assert {k["key_alias"] for k in listed} == {"teamadmin-own", "team-a-key"}
     assert VirtualKey.objects.filter(pk=world.team_b_key.pk).exists()
-    info = admin.get("/team/info", team_id=world.team_b.pk)
+    info = admin.get("/team/info", team_id=world.team_b.public_id)
     assert info.status_code == 404
 
 
@@ -63,20 +63,20 @@ def test_team_admin_cannot_delete_or_list_another_teams_keys(world):
                                          ("member", 404), ("viewer", 403), ("outsider", 404)])
 def test_issuing_a_team_a_key_for_someone_else(world, who, status):
     # member: the viewer is not a person they may see; outsider: team A is not a team they may see.
-    response = as_(world, who).post("/key/generate", {"team_id": world.team_a.pk, "user_id": "viewer"})
+    response = as_(world, who).post("/key/generate", {"team_id": world.team_a.public_id, "user_id": "viewer"})
     assert response.status_code == status
 
 
 def test_member_may_issue_their_own_key_in_their_team_within_its_limits(world):
     member = as_(world, "member")
-    response = member.post("/key/generate", {"team_id": world.team_a.pk, "max_budget": 5})
+    response = member.post("/key/generate", {"team_id": world.team_a.public_id, "max_budget": 5})
     assert response.status_code == 200 and response.json()["user_id"] == "member"
-    over = member.post("/key/generate", {"team_id": world.team_a.pk, "max_budget": 51})
+    over = member.post("/key/generate", {"team_id": world.team_a.public_id, "max_budget": 51})
     assert over.status_code == 400 and error_of(over)["param"] == "max_budget"
 
 
 def test_team_admin_key_budget_cannot_exceed_team_budget(world):
-    response = as_(world, "teamadmin").post("/key/generate", {"team_id": world.team_a.pk, "max_budget": 60})
+    response = as_(world, "teamadmin").post("/key/generate", {"team_id": world.team_a.public_id, "max_budget": 60})
     assert response.status_code == 400
 
 
@@ -96,7 +96,7 @@ def test_viewer_reads_own_key_but_writes_nothing(world):
     assert viewer.get("/key/info").json()["info"]["key_alias"] == "viewer-own"
     assert viewer.get("/key/list").json()["total_count"] == 1
     for route, body in [("/key/generate", {}), ("/key/block", {"key": world.keys["viewer"]}),
-                        ("/team/member_add", {"team_id": world.team_a.pk, "member": {"user_id": "x"}}),
+                        ("/team/member_add", {"team_id": world.team_a.public_id, "member": {"user_id": "x"}}),
                         ("/user/update", {"user_id": "viewer", "user_email": "v@x.io"})]:
         response = viewer.post(route, body)
         assert response.status_code == 403, route
@@ -117,13 +117,13 @@ def test_users_cannot_read_each_others_personal_keys(world):
 ])
 def test_creating_a_user_in_team_a_never_grants_more_than_held(world, who, role, status):
     response = as_(world, who).post("/user/new", {"user_id": "newbie", "user_role": role,
-                                                  "teams": [world.team_a.pk]})
+                                                  "teams": [world.team_a.public_id]})
     assert response.status_code == status
     assert User.objects.filter(username="newbie").exists() is (status == 200)
 
 
 def test_team_admin_cannot_create_users_into_another_team(world):
-    response = as_(world, "teamadmin").post("/user/new", {"user_id": "sneaky", "teams": [world.team_b.pk]})
+    response = as_(world, "teamadmin").post("/user/new", {"user_id": "sneaky", "teams": [world.team_b.public_id]})
     # Another team answers like a missing one (issue 16.12).
     assert response.status_code == 404 and not User.objects.filter(username="sneaky").exists()
 
@@ -156,32 +156,32 @@ def test_only_proxy_admin_changes_budgets_and_deletes_users(world):
 def test_creating_teams(world, who, org, status):
     body = {"team_alias": "new-team"}
     if org:
-        body["organization_id"] = getattr(world, org).pk
+        body["organization_id"] = getattr(world, org).public_id
     assert as_(world, who).post("/team/new", body).status_code == status
 
 
 def test_team_admin_manages_members_but_not_the_teams_own_budget(world):
     admin = as_(world, "teamadmin")
-    added = admin.post("/team/member_add", {"team_id": world.team_a.pk, "member": {"role": "user",
+    added = admin.post("/team/member_add", {"team_id": world.team_a.public_id, "member": {"role": "user",
                                                                                  "user_id": "fresh"}})
     assert added.status_code == 200
     assert "fresh" in {m["user_id"] for m in added.json()["members_with_roles"]}
-    assert admin.post("/team/member_delete", {"team_id": world.team_a.pk, "user_id": "fresh"}).status_code == 200
+    assert admin.post("/team/member_delete", {"team_id": world.team_a.public_id, "user_id": "fresh"}).status_code == 200
     assert not TeamMembership.objects.filter(team=world.team_a, user__username="fresh").exists()
-    assert admin.post("/team/update", {"team_id": world.team_a.pk, "team_alias": "team-a2"}).status_code == 200
-    raise_budget = admin.post("/team/update", {"team_id": world.team_a.pk, "max_budget": 1000})
+    assert admin.post("/team/update", {"team_id": world.team_a.public_id, "team_alias": "team-a2"}).status_code == 200
+    raise_budget = admin.post("/team/update", {"team_id": world.team_a.public_id, "max_budget": 1000})
     assert raise_budget.status_code == 403
     assert Team.objects.get(pk=world.team_a.pk).max_budget == 50
-    assert admin.post("/team/member_add", {"team_id": world.team_b.pk,
+    assert admin.post("/team/member_add", {"team_id": world.team_b.public_id,
                                            "member": {"user_id": "member"}}).status_code == 404
 
 
 def test_org_admin_sets_team_budgets_within_the_organization(world):
     admin = as_(world, "orgadmin")
-    assert admin.post("/team/update", {"team_id": world.team_a.pk, "max_budget": 80}).status_code == 200
-    over = admin.post("/team/update", {"team_id": world.team_a.pk, "max_budget": 150})
+    assert admin.post("/team/update", {"team_id": world.team_a.public_id, "max_budget": 80}).status_code == 200
+    over = admin.post("/team/update", {"team_id": world.team_a.public_id, "max_budget": 150})
     assert over.status_code == 400 and "org-1" in error_of(over)["message"]
-    assert admin.post("/team/update", {"team_id": world.team_b.pk, "max_budget": 1}).status_code == 404
+    assert admin.post("/team/update", {"team_id": world.team_b.public_id, "max_budget": 1}).status_code == 404
 
 
 def test_team_lists_are_scoped(world):
@@ -198,8 +198,8 @@ def test_only_proxy_admin_creates_organizations(world, who, status):
 
 
 def test_organization_info_is_scoped(world):
-    assert as_(world, "orgadmin").get("/organization/info", organization_id=world.org1.pk).status_code == 200
-    assert as_(world, "orgadmin").get("/organization/info", organization_id=world.org2.pk).status_code == 404
+    assert as_(world, "orgadmin").get("/organization/info", organization_id=world.org1.public_id).status_code == 200
+    assert as_(world, "orgadmin").get("/organization/info", organization_id=world.org2.public_id).status_code == 404
     assert [o["organization_alias"] for o in as_(world, "orgadmin").get("/organization/list").json()] == ["org-1"]
 
 
@@ -210,7 +210,7 @@ def test_organization_info_is_scoped(world):
     ("teamadmin", "team_b", 404), ("member", "team_a", 403), ("viewer", "team_a", 403),
 ])
 def test_creating_projects(world, who, team, status):
-    response = as_(world, who).post("/project/new", {"project_alias": "p", "team_id": getattr(world, team).pk})
+    response = as_(world, who).post("/project/new", {"project_alias": "p", "team_id": getattr(world, team).public_id})
     assert response.status_code == status
 
 

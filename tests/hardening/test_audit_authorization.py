@@ -42,7 +42,7 @@ def bob(world, settings) -> User:
 
 def test_16_2_a_team_admin_cannot_take_over_a_user_of_another_team(world, bob):
     admin_a = Api(world.keys["teamadmin"])
-    added = admin_a.post("/team/member_add", {"team_id": world.team_a.pk, "member": {"user_id": "outsider"}})
+    added = admin_a.post("/team/member_add", {"team_id": world.team_a.public_id, "member": {"user_id": "outsider"}})
     assert added.status_code == 403 and "proxy admin" in error_of(added)["message"]
     assert not TeamMembership.objects.filter(team=world.team_a, user=bob).exists()
     changed = admin_a.post("/user/update", {"user_id": "outsider", "password": NEW_PASSWORD})
@@ -84,12 +84,12 @@ def test_16_2_a_team_admin_cannot_set_a_members_password_in_the_admin(world, set
 
 def test_16_2_an_organization_admin_of_all_their_teams_may_add_them(world, master_key):
     """Adding someone who belongs elsewhere is fine for whoever already runs all of it."""
-    Api(master_key).post("/team/member_add", {"team_id": world.team_a.pk, "member": {"user_id": "fresh"}})
-    team_c = Api(master_key).post("/team/new", {"team_alias": "team-c", "organization_id": world.org1.pk}).json()
+    Api(master_key).post("/team/member_add", {"team_id": world.team_a.public_id, "member": {"user_id": "fresh"}})
+    team_c = Api(master_key).post("/team/new", {"team_alias": "team-c", "organization_id": world.org1.public_id}).json()
     response = Api(world.keys["orgadmin"]).post("/team/member_add", {"team_id": team_c["team_id"],
                                                                      "member": {"user_id": "fresh"}})
     assert response.status_code == 200
-    assert TeamMembership.objects.filter(team_id=team_c["team_id"], user__username="fresh").exists()
+    assert TeamMembership.objects.filter(team__public_id=team_c["team_id"], user__username="fresh").exists()
 
 
 # --------------------------------------------------------------------------- 16.3 keys outside the team
@@ -97,7 +97,7 @@ def test_16_2_an_organization_admin_of_all_their_teams_may_add_them(world, maste
 @pytest.fixture
 def narrow_team_a(world, master_key):
     """Team A as the audit set it: only gpt-4o-mini, $5."""
-    response = Api(master_key).post("/team/update", {"team_id": world.team_a.pk, "models": ["gpt-4o-mini"],
+    response = Api(master_key).post("/team/update", {"team_id": world.team_a.public_id, "models": ["gpt-4o-mini"],
                                                      "max_budget": 5})
     assert response.status_code == 200
     VirtualKey.objects.filter(team=world.team_a).update(max_budget=None)
@@ -105,7 +105,7 @@ def narrow_team_a(world, master_key):
 
 
 def test_16_3_user_new_into_a_team_gives_a_key_of_that_team(world, narrow_team_a):
-    response = Api(world.keys["teamadmin"]).post("/user/new", {"user_id": "newbie", "teams": [narrow_team_a.pk]})
+    response = Api(world.keys["teamadmin"]).post("/user/new", {"user_id": "newbie", "teams": [narrow_team_a.public_id]})
     assert response.status_code == 200 and response.json()["key"].startswith("sk-")
     key = VirtualKey.objects.get(user__username="newbie")
     assert key.team_id == narrow_team_a.pk
@@ -121,7 +121,7 @@ def test_16_3_a_key_for_a_member_cannot_leave_the_teams_models_and_budget(world,
 def test_16_3_a_key_for_a_member_without_team_id_is_a_key_of_the_team(world, narrow_team_a):
     response = Api(world.keys["teamadmin"]).post("/key/generate", {"user_id": "member"})
     assert response.status_code == 200
-    assert (response.json()["user_id"], response.json()["team_id"]) == ("member", str(narrow_team_a.pk))
+    assert (response.json()["user_id"], response.json()["team_id"]) == ("member", narrow_team_a.public_id)
 
 
 def test_16_3_a_key_for_someone_outside_the_scope_says_what_to_do(world):
@@ -139,8 +139,7 @@ def test_16_3_spend_of_a_key_issued_to_a_member_charges_the_team(gateway, master
 
     admin = Api(master_key)
     team = admin.post("/team/new", {"team_alias": "spenders", "models": ["mock-gpt"], "max_budget": 5}).json()
-    admin.post("/user/new", {"user_id": "lead", "teams": [team["team_id"]], "user_role": "team_admin",
-                             "auto_create_key": False})
+    admin.post("/user/new", {"user_id": "lead", "user_role": "team_admin", "auto_create_key": False})
     admin.post("/team/member_add", {"team_id": team["team_id"], "member": {"user_id": "lead", "role": "admin"}})
     admin.post("/user/new", {"user_id": "worker", "teams": [team["team_id"]], "auto_create_key": False})
     lead_plain = admin.post("/key/generate", {"user_id": "lead"}).json()["key"]
@@ -156,7 +155,7 @@ def test_16_3_spend_of_a_key_issued_to_a_member_charges_the_team(gateway, master
         call_command("process_spend")
         time.sleep(0.1)
     row = SpendLog.objects.get(key__key_hash=token)
-    assert row.team_id == int(team["team_id"])
+    assert row.team.public_id == team["team_id"]
 
 
 # --------------------------------------------------------------------------- 16.5 owners lifting their own limits
@@ -197,7 +196,7 @@ def test_16_5_an_owner_tightens_and_blocks_their_own_key(world, alices_key):
 
 
 def test_16_5_a_team_admin_loosens_a_members_team_key(world, master_key):
-    issued = Api(master_key).post("/key/generate", {"user_id": "member", "team_id": world.team_a.pk,
+    issued = Api(master_key).post("/key/generate", {"user_id": "member", "team_id": world.team_a.public_id,
                                                     "max_budget": 1}).json()["key"]
     assert Api(world.keys["member"]).post("/key/update", {"key": issued, "max_budget": 10}).status_code == 403
     assert Api(world.keys["teamadmin"]).post("/key/update", {"key": issued, "max_budget": 10}).status_code == 200
@@ -388,26 +387,27 @@ def _probe(api: Api, method: str, path: str, body: dict):
     return response.status_code, response.content.decode()
 
 
-def _same_answer(api: Api, method: str, path: str, body_for, existing: int) -> None:
+def _same_answer(api: Api, method: str, path: str, body_for, existing: int | str) -> None:
     status_existing, text_existing = _probe(api, method, path, body_for(existing))
     status_missing, text_missing = _probe(api, method, path, body_for(MISSING))
     assert status_existing == status_missing == 404, (status_existing, text_existing)
-    assert re.sub(rf"\b{existing}\b", "ID", text_existing) == re.sub(rf"\b{MISSING}\b", "ID", text_missing)
+    assert (re.sub(rf"\b{re.escape(str(existing))}\b", "ID", text_existing)
+            == re.sub(rf"\b{MISSING}\b", "ID", text_missing))
 
 
 @pytest.mark.parametrize("method, path, body_for", PROBES, ids=[f"{m} {p}" for m, p, _ in PROBES])
 def test_16_12_another_teams_existence_cannot_be_probed(world, method, path, body_for):
-    _same_answer(Api(world.keys["teamadmin"]), method, path, body_for, world.team_b.pk)
+    _same_answer(Api(world.keys["teamadmin"]), method, path, body_for, world.team_b.public_id)
 
 
 @pytest.mark.parametrize("method, path, body_for", ORG_PROBES, ids=[f"{m} {p}" for m, p, _ in ORG_PROBES])
 def test_16_12_another_organizations_existence_cannot_be_probed(world, method, path, body_for):
-    _same_answer(Api(world.keys["orgadmin"]), method, path, body_for, world.org2.pk)
+    _same_answer(Api(world.keys["orgadmin"]), method, path, body_for, world.org2.public_id)
 
 
 @pytest.mark.parametrize("method, path, body_for", PROJECT_PROBES, ids=[f"{m} {p}" for m, p, _ in PROJECT_PROBES])
 def test_16_12_another_teams_project_cannot_be_probed(world, master_key, method, path, body_for):
-    project = Api(master_key).post("/project/new", {"project_alias": "b-project", "team_id": world.team_b.pk})
+    project = Api(master_key).post("/project/new", {"project_alias": "b-project", "team_id": world.team_b.public_id})
     _same_answer(Api(world.keys["teamadmin"]), method, path, body_for, int(project.json()["project_id"]))
 
 

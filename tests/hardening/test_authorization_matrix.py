@@ -114,8 +114,8 @@ def resolve(value: Any, town: Town, who: str) -> Any:
     w = town.world
     person = PERSON.get(who, who)
     table = {
-        "@team_a": w.team_a.pk, "@team_b": w.team_b.pk, "@team_c": town.team_c.pk, "@org1": w.org1.pk,
-        "@org2": w.org2.pk, "@project_a": town.project_a.pk, "@project_b": town.project_b.pk,
+        "@team_a": w.team_a.public_id, "@team_b": w.team_b.public_id, "@team_c": town.team_c.public_id,
+        "@org1": w.org1.public_id, "@org2": w.org2.public_id, "@project_a": town.project_a.pk, "@project_b": town.project_b.pk,
         "@team_a_key": w.team_a_plain, "@team_b_key": w.team_b_plain, "@member_team_key": town.member_team_key,
         "@db_model": town.db_model, "@self": person if who != "nouser" else "nobody",
         "@own_limited": town.limited.get(person, "sk-none"), "@own_blocked": town.blocked.get(person, "sk-none"),
@@ -158,6 +158,10 @@ API: list[R] = [
     ("POST /user/new",               (200, 403, 403, 403, 403, 403, 404),
         {"user_id": "n5", "teams": ["@team_a"], "models": ["gpt-4o"]}),
     ("POST /user/new",               (200, 404, 404, 404, 403, 403, 200), {"user_id": "n6", "teams": ["@team_b"]}),
+    # without user_id one is generated; creating still follows the rules above
+    ("POST /user/new",               (200, 200, 200, 403, 403, 403, 404), {"teams": ["@team_a"]}),
+    # an unknown user_id is created implicitly (as LiteLLM does) only for a proxy admin; else 404
+    ("POST /user/update",            (200, 404, 404, 404, 403, 403, 404), {"user_id": "ghost", "metadata": {"a": 1}}),
     ("POST /user/update",            (200, 403, 403, 200, 403, 403, 404), {"user_id": "member", "password": PASSWORD}),
     ("POST /user/update",            (200, 403, 403, 200, 403, 403, 404),
         {"user_id": "member", "user_email": "new@evil.example"}),
@@ -179,17 +183,24 @@ API: list[R] = [
         {"team_id": "@team_a", "member": {"user_id": "outsider"}}),
     ("POST /team/member_add",        (200, 403, 403, 403, 403, 403, 404),
         {"team_id": "@team_a", "member": {"user_id": "proxy"}}),
-    ("POST /team/member_add",        (200, 200, 200, 403, 403, 403, 404),
+    # someone already in the team: 400, as LiteLLM answers (after the same checks as any add)
+    ("POST /team/member_add",        (400, 400, 400, 403, 403, 403, 404),
         {"team_id": "@team_a", "member": {"user_id": "member", "role": "admin"}}),
     ("POST /team/member_add",        (200, 404, 404, 404, 403, 403, 403),
         {"team_id": "@team_b", "member": {"user_id": "member"}}),
     ("POST /team/member_delete",     (200, 200, 200, 403, 403, 403, 404), {"team_id": "@team_a", "user_id": "member"}),
+    # not a member (or nobody): 400, as LiteLLM answers
+    ("POST /team/member_delete",     (400, 400, 400, 403, 403, 403, 404),
+        {"team_id": "@team_a", "user_id": "outsider"}),
     ("POST /organization/member_add", (200, 403, 404, 404, 403, 403, 404),
         {"organization_id": "@org1", "member": {"user_id": "outsider"}}),
     ("POST /organization/member_add", (200, 200, 404, 404, 403, 403, 404),
         {"organization_id": "@org1", "member": {"user_id": "fresh", "role": "org_admin"}}),
     # ---- teams: a team's own budget, limits, models and blocked state are set from above it
     ("POST /team/new",               (200, 403, 403, 403, 403, 403, 403), {"team_alias": "t0"}),
+    # the client's team_id; one already taken is a 400, but only after the caller may create teams at all
+    ("POST /team/new",               (200, 403, 403, 403, 403, 403, 403), {"team_id": "client-chosen-id"}),
+    ("POST /team/new",               (400, 403, 403, 403, 403, 403, 403), {"team_id": "@team_b"}),
     ("POST /team/new",               (200, 200, 404, 404, 403, 403, 404),
         {"team_alias": "t1", "organization_id": "@org1"}),
     ("POST /team/new",               (400, 400, 404, 404, 403, 403, 404),
@@ -205,10 +216,14 @@ API: list[R] = [
     ("POST /team/update",            (200, 404, 404, 404, 403, 403, 403), {"team_id": "@team_b", "max_budget": 1}),
     ("POST /team/delete",            (200, 200, 404, 404, 403, 403, 404), {"team_ids": ["@team_c"]}),
     ("POST /team/delete",            (400, 400, 403, 403, 403, 403, 404), {"team_ids": ["@team_a"]}),
-    ("GET /team/info",               (200, 404, 404, 404, 404, 403, 200), {"team_id": "@team_b"}),
+    ("GET /team/info",               (200, 404, 404, 404, 404, 404, 200), {"team_id": "@team_b"}),
+    # a key with no user reads its own team (and among its keys, only itself)
+    ("GET /team/info",               (200, 200, 200, 200, 200, 200, 404), {"team_id": "@team_a"}),
     ("GET /team/list",               (200, 404, 404, 404, 404, 403, 404), {"organization_id": "@org2"}),
     # ---- keys: inside a scope the issuer administers, within its limits (16.3)
     ("POST /key/generate",           (200, 200, 200, 200, 403, 403, 200), {}),
+    # an unknown user_id is created implicitly only for a proxy admin; else 404
+    ("POST /key/generate",           (200, 404, 404, 404, 403, 403, 404), {"user_id": "ghost"}),
     ("POST /key/generate",           (200, 200, 200, 200, 403, 403, 404), {"team_id": "@team_a"}),
     ("POST /key/generate",           (400, 400, 400, 400, 403, 403, 404), {"team_id": "@team_a", "models": ["claude"]}),
     ("POST /key/generate",           (400, 400, 400, 400, 403, 403, 404), {"team_id": "@team_a", "max_budget": 100}),
@@ -248,7 +263,9 @@ API: list[R] = [
     ("POST /key/regenerate",         (200, 200, 200, 200, 403, 403, 200), {"key": "@own_limited"}),
     ("POST /key/delete",             (200, 200, 200, 404, 403, 403, 404), {"keys": ["@team_a_key"]}),
     ("POST /key/delete",             (200, 200, 200, 200, 403, 403, 200), {"keys": ["@own_blocked"]}),
-    ("GET /key/info",                (200, 404, 404, 404, 404, 403, 200), {"key": "@team_b_key"}),
+    ("GET /key/info",                (200, 404, 404, 404, 404, 404, 200), {"key": "@team_b_key"}),
+    # every key reads about itself, one with no user too
+    ("GET /key/info",                (200, 200, 200, 200, 200, 200, 200), {}),
     ("GET /key/list",                (200, 200, 200, 403, 403, 403, 404), {"team_id": "@team_a"}),
     # ---- models: proxy admins only; run-time deployments name only allowed variables (16.7)
     ("POST /model/new",              (200, 403, 403, 403, 403, 403, 403),
@@ -257,10 +274,12 @@ API: list[R] = [
         {"model_name": "m2", "litellm_params": {"model": "openai/m2", "api_base": "http://attacker.example/v1",
                                                 "api_key": "os.environ/LLMUR_CONFIGURATION"}}),
     ("POST /model/delete",           (200, 403, 403, 403, 403, 403, 403), {"id": "@db_model"}),
-    ("GET /model/info",              (200, 200, 200, 200, 200, 403, 200), {}),
+    ("GET /model/info",              (200, 200, 200, 200, 200, 200, 200), {}),
     # ---- organizations
     ("GET /organization/list",       (200, 200, 200, 200, 200, 403, 200), {}),
     ("POST /organization/new",       (200, 403, 403, 403, 403, 403, 403), {"organization_alias": "o-new"}),
+    ("POST /organization/new",       (200, 403, 403, 403, 403, 403, 403), {"organization_id": "o-chosen"}),
+    ("POST /organization/new",       (400, 403, 403, 403, 403, 403, 403), {"organization_id": "@org2"}),
     ("GET /organization/info",       (200, 200, 404, 404, 404, 403, 404), {"organization_id": "@org1"}),
     # ---- projects: inside the team or organization that owns them
     ("POST /project/new",            (200, 200, 200, 403, 403, 403, 404),
@@ -350,7 +369,7 @@ def test_spend_each_role_sees(town):
         "proxy": {"team-a", "team-b", None}, "orgadmin": {"team-a"}, "teamadmin": {"team-a"},
         "member": {None}, "viewer": set(), "stranger": {"team-b"},
     }
-    names = {str(t.pk): t.name for t in Team.objects.all()}
+    names = {t.public_id: t.name for t in Team.objects.all()}
     for who, teams in expected.items():
         rows = Api(bearer(town, who)).get("/spend/logs").json()
         assert {names.get(r["team_id"]) for r in rows} == teams, who

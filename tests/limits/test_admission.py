@@ -113,7 +113,8 @@ def test_budget_exceeded_names_the_team_its_limit_and_spend(redis_mode):
     assert len(admitted) == 1 and len(refused) == 2
     error = refused[0]
     assert (error.status, error.type) == (429, "budget_exceeded")
-    assert error.message == "team 'research' budget exceeded: spend $0.0025 of max_budget $0.001"
+    assert error.message == ("Budget has been exceeded! team 'research' budget exceeded: spend $0.0025 of "
+                             "max_budget $0.001")
 
 
 def test_budget_counter_is_rebuilt_from_database_and_stream(redis_mode):

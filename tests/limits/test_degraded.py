@@ -156,7 +156,8 @@ def test_embedded_budget_counts_spend_settled_in_this_process(embedded):
     refused = [r for r in results if isinstance(r, LlmurError)]
     assert len(results) - len(refused) == 2
     assert refused[0].type == "budget_exceeded"
-    assert refused[0].message == "key 'tight' budget exceeded: spend $0.005 of max_budget $0.005"
+    assert refused[0].message == ("Budget has been exceeded! key 'tight' budget exceeded: spend $0.005 of "
+                                  "max_budget $0.005")
 
 
 def test_after_redis_fails_in_flight_reservations_still_count_against_the_budget(own_redis):

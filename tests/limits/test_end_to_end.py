@@ -107,7 +107,8 @@ def test_200_concurrent_requests_on_a_budget_for_about_100(redis_client, fake_pr
     key.refresh_from_db()
     assert key.spend == total
     message = json.loads(refused[0][2])["error"]["message"]
-    assert message.startswith("key 'budget-200' budget exceeded: spend $") and "max_budget $0.0131" in message
+    assert message.startswith("Budget has been exceeded! key 'budget-200' budget exceeded: spend $")
+    assert "max_budget $0.0131" in message
 
 
 def test_rpm_limit_60_and_a_burst_of_100_across_two_workers(redis_client, fake_provider, django_db_setup):

@@ -22,11 +22,13 @@ class OneLineParser(CommandParser):
 
 
 def _team(value: str) -> Team:
-    if value.isdigit():
-        return selectors.team_get(team_id=value)
+    """By team_id (the public id the API speaks), else by alias when exactly one team has it."""
+    by_id = Team.objects.filter(public_id=value).first()
+    if by_id is not None:
+        return by_id
     matches = list(Team.objects.filter(name=value)[:2])
     if len(matches) != 1:
-        problem = "no such team" if not matches else "several teams have this name; give its id"
+        problem = "no such team" if not matches else "several teams have this alias; give its team_id"
         raise CommandError(f"--team {value!r}: {problem}", returncode=2)
     return matches[0]
 
