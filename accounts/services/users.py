@@ -120,8 +120,9 @@ def user_get_or_create(*, by: Actor, user_id: str, email: str = "") -> User:
     """The user with this user_id, created bare (internal user, no budget) when there is none yet.
 
     Race-safe: the create runs in a savepoint, and a concurrent request that created the same user
-    first makes this one read it instead (a locking read, which sees the other's committed row under
-    MySQL's repeatable read too). Whether `by` may create people this way is the caller's to ask
+    first makes this one read it instead: the duplicate-key error comes once the other transaction
+    committed, and a new read sees its row (read committed, Django's level on PostgreSQL and MySQL;
+    a locking read here would deadlock MySQL transactions that share the duplicate's lock). Whether `by` may create people this way is the caller's to ask
     (policy.creates_users_implicitly; new team members follow the membership rules instead).
     """
     with transaction.atomic():
@@ -132,7 +133,7 @@ def user_get_or_create(*, by: Actor, user_id: str, email: str = "") -> User:
             with transaction.atomic():
                 return user_create(by=by, username=user_id, email=email)
         except LlmurError:
-            found = User.objects.select_for_update().filter(username=user_id).first()
+            found = User.objects.filter(username=user_id).first()
             if found is None:
                 raise
             return found
