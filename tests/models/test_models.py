@@ -119,12 +119,15 @@ def test_organization_membership_is_unique_per_user():
         OrganizationMembership.objects.create(organization=organization, user=user)
 
 
-def test_team_names_are_unique_within_an_organization():
-    organization = Organization.objects.create(name="acme")
-    Team.objects.create(name="research", organization=organization)
-    assert Team.objects.create(name="research", organization=Organization.objects.create(name="other")).pk
+def test_team_and_organization_ids_are_unique_and_their_aliases_may_repeat():
+    organization = Organization.objects.create(name="acme", public_id="acme")
+    first = Team.objects.create(name="research", organization=organization)
+    assert Team.objects.create(name="research", organization=organization).public_id != first.public_id
+    assert Organization.objects.create(name="acme").public_id != "acme"
     with pytest.raises(IntegrityError), transaction.atomic():
-        Team.objects.create(name="research", organization=organization)
+        Team.objects.create(name="other", public_id=first.public_id)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Organization.objects.create(public_id="acme")
 
 
 # --------------------------------------------------------------------------- money
