@@ -31,7 +31,7 @@ from gateway.routing import litellm_headers
 from gateway.routing.cooldowns import is_deployment_failure, may_cool_down, retry_after_seconds
 from gateway.routing.state import NEEDS, get_state
 from gateway.routing.strategies import CHOOSERS
-from llmur.core.errors import LlmurError
+from llmur.core.errors import LlmurError, shown
 
 logger = logging.getLogger("llmur.router")
 
@@ -117,7 +117,7 @@ class Router:
         ctx.metadata.setdefault("routing", {})["max_retries"] = retries
         try:
             if options.get("mock_testing_fallbacks"):
-                raise fb.mock_error(500, f"mock_testing_fallbacks: model '{ctx.model}' failed on purpose.")
+                raise fb.mock_error(500, f"mock_testing_fallbacks: model '{shown(ctx.model)}' failed on purpose.")
             return await self._try_group(ctx, ctx.model, primary, attempt, retries)
         except LlmurError as error:
             kind = fb.error_kind(error)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmur.core.errors import LlmurError
+from llmur.core.errors import LlmurError, shown
 
 KINDS = ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks")
 MOCKS = ("mock_testing_fallbacks", "mock_testing_rate_limit_error", "mock_timeout")
@@ -82,7 +82,7 @@ def _client_fallbacks(value: Any, where: str, overrides: dict[str, dict[str, Any
             refused = sorted(set(extra) - FALLBACK_OVERRIDABLE)
             if refused:
                 raise _bad(where, f"a fallback may replace only request fields such as messages or temperature, "
-                                  f"not {', '.join(refused)}")
+                                  f"not {shown(', '.join(refused))}")
             overrides[model] = extra
             plain.append(model)
         else:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from billing.pricing import prices
-from llmur.core.errors import LlmurError
+from llmur.core.errors import LlmurError, shown
 
 
 def has_budget(principal: Any) -> bool:
@@ -26,7 +26,7 @@ def refuse_unpriced(ctx: Any, model: str, deployments: tuple[Any, ...]) -> None:
     if all(prices.is_priced(model=model, deployment=dep) for dep in deployments):
         return
     raise LlmurError(403, "permission_error",
-                     f"Model '{model}' is served through the wildcard group '{deployments[0].wildcard}' and has "
+                     f"Model '{shown(model)}' is served through the wildcard group '{deployments[0].wildcard}' and has "
                      "no known price, so a budget could not be kept on it: this key (or its owner) has a budget. "
                      "An operator can price it (a ModelPrice row for the model, or model_info "
                      "input_cost_per_token and output_cost_per_token on the wildcard entry), or use a key "
