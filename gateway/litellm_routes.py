@@ -70,6 +70,9 @@ async def batch_chat(request: Any) -> HttpResponse:
     request_id = pipeline.request_id_for(request.META)
     try:
         body = schemas.parse_body(request.body)
+        if "," not in str(body.get("model") or ""):
+            # is_batch matched a "model" key elsewhere in the body (a JSON schema, say): one model after all.
+            return await pipeline.run(request, "chat")
         names = _models(body)
         if body.get("stream") is True:
             raise schemas.invalid("Streaming is not supported when 'model' names several models; send one "

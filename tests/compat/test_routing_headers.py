@@ -91,6 +91,13 @@ def test_comma_separated_models_answer_a_list_in_order(gateway):
     assert isinstance(answers, list) and [a["model"] for a in answers] == ["mock-m1", "mock-m2"]
 
 
+def test_a_model_key_elsewhere_in_the_body_is_not_a_batch(gateway):
+    answer = gateway.chat("m1", response_format={"type": "json_schema", "json_schema": {
+        "name": "x", "schema": {"type": "object", "properties": {"model": {"enum": ["a,b"]}}},
+        "example": {"model": "a,b"}}})
+    assert answer.status == 200 and answer.json()["object"] == "chat.completion"
+
+
 def test_a_batch_is_refused_whole_when_the_key_may_not_use_one_of_its_models(gateway, make_key, fake_provider):
     before = _by_model(fake_provider)
     answer = gateway.chat("m1,m2", key=make_key(allowed_models=["m1"]))
