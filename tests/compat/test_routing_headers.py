@@ -10,8 +10,8 @@ from collections import Counter
 import openai
 import pytest
 
-from tests.routing.conftest import Client
 from tests.conftest import start_gateway
+from tests.routing.conftest import Client
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
