@@ -9,7 +9,8 @@ Out, beside llmur's own `x-llmur-*` and on errors too: `x-litellm-model-id` (the
 answered or failed last), `x-litellm-model-group`, `x-litellm-attempted-retries` (attempts in the
 last model group tried, minus one), `x-litellm-max-retries`, `x-litellm-timeout` (the timeout in
 force for the last attempt, in seconds as a float: "1.0"), `x-litellm-call-id` (the request id),
-and `x-litellm-key-spend` when admission learnt the key's spend.
+and `x-litellm-key-spend` (USD, settled before this request) when admission read the key's spend:
+for keys with a budget or soft budget, with Redis.
 """
 from __future__ import annotations
 
@@ -65,5 +66,5 @@ def response_headers(ctx: Any) -> dict[str, str]:
         headers["x-litellm-max-retries"] = str(routing["max_retries"])
     spend = ctx.metadata.get("key_spend")
     if spend is not None:
-        headers["x-litellm-key-spend"] = str(spend)
+        headers["x-litellm-key-spend"] = str(float(spend))
     return headers

@@ -142,6 +142,20 @@ def test_retry_headers_count_attempts_against_the_deployments_num_retries(gatewa
     assert (plain.headers["x-litellm-attempted-retries"], plain.headers["x-litellm-max-retries"]) == ("0", "2")
 
 
+def test_key_spend_header_reports_what_a_budgeted_key_has_spent(gateway, make_key):
+    key = make_key(max_budget=10)
+    first = gateway.chat("priced/gpt-spend", key=key)
+    assert first.status == 200 and float(first.headers["x-litellm-key-spend"]) == 0.0
+    deadline = time.monotonic() + 30
+    while True:   # the first request's cost is booked after its answer: wait for a later request to see it
+        spend = float(gateway.chat("priced/gpt-spend", key=key).headers["x-litellm-key-spend"])
+        if spend > 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert spend > 0
+    assert "x-litellm-key-spend" not in gateway.chat("m1", key=make_key()).headers   # no budget: not counted
+
+
 def test_x_litellm_timeout_is_reported_and_a_clients_shorter_one_honoured(gateway):
     started = time.monotonic()
     answer = gateway.chat("short", num_retries=0, headers={"x-litellm-timeout": "0.2"})
