@@ -3,7 +3,8 @@
 Batch models: `"model": "gpt-4o,claude-sonnet"` on chat completions asks every named model at once
 and answers a JSON list with one completion per model, in the order given (LiteLLM's "return all
 responses"). Every model must be one the key may use, checked before any is called; each is then
-served as its own request (own request id `<id>-<n>`, limits, spend and headers), so budgets and
+served as its own request (own llmur request id, the batch's x-request-id with `-<n>` appended as its
+client request id; own limits and spend), so budgets and
 rate limits count each. A model that fails has its OpenAI error object in its place; when all
 fail, the first failure is the answer. Streaming is refused (a list cannot be streamed), and so
 is a batch with an Idempotency-Key (the key names one request).
