@@ -106,6 +106,16 @@ class PriceBook:
         return Price(_decimal(info.get("input_cost_per_token"), base.input_cost_per_token),
                      _decimal(info.get("output_cost_per_token"), base.output_cost_per_token))
 
+    def is_priced(self, *, model: str, deployment: Any = None) -> bool:
+        """Whether the deployment sets its own prices or a ModelPrice names its model (no silent 0)."""
+        info = _get(deployment, "model_info") or {}
+        if info.get("input_cost_per_token") is not None and info.get("output_cost_per_token") is not None:
+            return True
+        params = _get(deployment, "litellm_params") or {}
+        upstream = str(_get(params, "model") or model)
+        names = (upstream, upstream.split("/", 1)[-1], str(info.get("base_model") or ""), model)
+        return any(name and name in (self._prices or {}) for name in names)
+
     def _lookup(self, upstream: str, base_model: Any, group: str) -> Price:
         prices = self._prices or {}
         # `openai/gpt-4o` is priced as gpt-4o; Azure-style deployments name their base_model.

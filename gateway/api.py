@@ -7,10 +7,17 @@ from __future__ import annotations
 
 from ninja import Router
 
-from gateway import pipeline
+from gateway import litellm_routes, pipeline
+from gateway.routing import litellm_headers
 from gateway.schemas import ChatCompletionIn, CompletionIn, EmbeddingIn, MessagesIn, openapi_body
 
 router = Router(tags=["LLM API"])
+
+
+def _serve(request, call_type: str):
+    """The pipeline, with the client's x-litellm-timeout in scope for the router."""
+    litellm_headers.client_timeout.set(litellm_headers.client_timeout_from(request.META))
+    return pipeline.run(request, call_type)
 
 
 def _post(path: str, schema, name: str):
@@ -24,26 +31,29 @@ def _post(path: str, schema, name: str):
 
 @_post("/chat/completions", ChatCompletionIn, "chat_completions")
 async def chat_completions(request):
-    """OpenAI chat completions, streaming (SSE) or not."""
-    return await pipeline.run(request, "chat")
+    """OpenAI chat completions, streaming (SSE) or not; `model` may list several ("a,b") for a list of answers."""
+    if litellm_routes.is_batch(request.body):
+        litellm_headers.client_timeout.set(litellm_headers.client_timeout_from(request.META))
+        return await litellm_routes.batch_chat(request)
+    return await _serve(request, "chat")
 
 
 @_post("/completions", CompletionIn, "completions")
 async def completions(request):
     """OpenAI legacy text completions, streaming (SSE) or not."""
-    return await pipeline.run(request, "completion")
+    return await _serve(request, "completion")
 
 
 @_post("/embeddings", EmbeddingIn, "embeddings")
 async def embeddings(request):
     """OpenAI embeddings."""
-    return await pipeline.run(request, "embedding")
+    return await _serve(request, "embedding")
 
 
 @router.post("/v1/messages", operation_id="messages", openapi_extra=openapi_body(MessagesIn),
              summary="Anthropic Messages API, streaming (SSE) or not; the anthropic-version header is accepted.")
 async def messages(request):
-    return await pipeline.run(request, "messages")
+    return await _serve(request, "messages")
 
 
 @router.get("/v1/models", operation_id="models_list", summary="The models the calling key may use.")
@@ -56,3 +66,26 @@ async def models_list(request):
 @router.get("/models/{path:model_id}", operation_id="models_retrieve_unprefixed", include_in_schema=False)
 async def models_retrieve(request, model_id: str):
     return await pipeline.models_retrieve(request, model_id)
+
+
+# Azure OpenAI's paths, as the Azure SDKs call them (LiteLLM serves them too): the deployment names
+# the model group. Not in the schema: /v1/chat/completions is the documented way.
+@router.post("/openai/deployments/{path:deployment}/chat/completions", operation_id="azure_chat_completions",
+             include_in_schema=False)
+async def azure_chat_completions(request, deployment: str):
+    litellm_headers.client_timeout.set(litellm_headers.client_timeout_from(request.META))
+    return await litellm_routes.azure_deployment(request, "chat", deployment)
+
+
+@router.post("/openai/deployments/{path:deployment}/completions", operation_id="azure_completions",
+             include_in_schema=False)
+async def azure_completions(request, deployment: str):
+    litellm_headers.client_timeout.set(litellm_headers.client_timeout_from(request.META))
+    return await litellm_routes.azure_deployment(request, "completion", deployment)
+
+
+@router.post("/openai/deployments/{path:deployment}/embeddings", operation_id="azure_embeddings",
+             include_in_schema=False)
+async def azure_embeddings(request, deployment: str):
+    litellm_headers.client_timeout.set(litellm_headers.client_timeout_from(request.META))
+    return await litellm_routes.azure_deployment(request, "embedding", deployment)

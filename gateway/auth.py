@@ -20,6 +20,7 @@ from django.conf import settings
 
 from gateway import http, registry
 from gateway.context import EntityLimits, Principal
+from gateway.routing import wildcards
 from llmur.core.db import db_call
 from llmur.core.errors import LlmurError
 
@@ -178,7 +179,7 @@ class _SnapshotUnpickler(pickle.Unpickler):
 
     ALLOWED = frozenset({("gateway.context", "Principal"), ("gateway.context", "EntityLimits"),
                          ("decimal", "Decimal"), ("datetime", "datetime"), ("datetime", "timezone"),
-                         ("datetime", "timedelta")})
+                         ("datetime", "timedelta"), ("gateway.routing.wildcards", "ModelAllowList")})
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in self.ALLOWED:
@@ -226,13 +227,9 @@ def _decode(snapshot: tuple) -> Principal | str:
 
 
 def _allowed(*lists: list[str] | None) -> frozenset[str] | None:
-    """Intersection of the non-empty allow-lists; None when none restricts."""
-    result: frozenset[str] | None = None
-    for models in lists:
-        if not models or ALL_MODELS & set(models):
-            continue
-        result = frozenset(models) if result is None else result & frozenset(models)
-    return result
+    """Intersection of the non-empty allow-lists (patterns like "anthropic/*" included); None when none restricts."""
+    restricting = [models for models in lists if models and not ALL_MODELS & set(models)]
+    return wildcards.allow_list(restricting) if restricting else None
 
 
 def _limits(kind: str, entity: Any) -> EntityLimits:

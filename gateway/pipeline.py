@@ -61,8 +61,9 @@ def authorize(ctx: RequestContext, reg: registry.Registry) -> tuple[registry.Dep
     if allowed is not None and ctx.model not in allowed:
         if not group:
             raise _unknown_model(ctx.model)
-        raise LlmurError(403, "permission_error", f"This key is not allowed to use model '{shown(ctx.model)}'. "
-                         "GET /v1/models lists the models it may use.", param="model", code="403")
+        raise LlmurError(401, "key_model_access_denied", f"key not allowed to access model. This key is not "
+                         f"allowed to use model '{shown(ctx.model)}'. GET /v1/models lists the models it may use.",
+                         param="model", code="401")
     if not group:
         raise _unknown_model(ctx.model)
     return group

@@ -16,6 +16,7 @@ from typing import Any
 
 from django.conf import settings
 
+from gateway.routing import wildcards
 from llmur.core.db import db_call
 
 logger = logging.getLogger("llmur.gateway.registry")
@@ -50,15 +51,25 @@ class Deployment:
     source: str = "config"
     # The entry's litellm_params in LiteLLM's shape, without secrets (pricing and limits read it).
     litellm_params: dict[str, Any] = field(default_factory=dict)
+    # The wildcard model_name ("anthropic/*") this deployment was made concrete from, or "".
+    wildcard: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class Registry:
     groups: dict[str, tuple[Deployment, ...]]
     loaded_at: float = 0.0
+    patterns: tuple[str, ...] = field(init=False, default=())
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "patterns", wildcards.ordered_patterns(self.groups))
 
     def group(self, model_name: str) -> tuple[Deployment, ...]:
-        return self.groups.get(model_name, ())
+        """The exact model group, else the one a wildcard model_name makes for this name (gateway.routing.wildcards)."""
+        found = self.groups.get(model_name)
+        if found is not None:
+            return found
+        return wildcards.resolve(self.groups, self.patterns, model_name) if self.patterns else ()
 
     @property
     def model_names(self) -> list[str]:

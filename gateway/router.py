@@ -22,8 +22,10 @@ from django.conf import settings
 from gateway import registry
 from gateway.context import RequestContext
 from gateway.lifespan import on_shutdown, on_startup
+from gateway.routing import litellm_headers
 from gateway.routing.engine import Router, RouterConfig
 from gateway.routing.state import close_state
+from gateway.routing.unpriced import refuse_unpriced
 
 logger = logging.getLogger("llmur.router")
 
@@ -49,9 +51,19 @@ async def route(ctx: RequestContext, attempt: Callable[[Any], Awaitable[T]], *,
     """Run `attempt` on the deployments of ctx.model (then of its fallbacks) until one answers.
 
     `group(model)` returns a model group's deployments; `allowed(model)` says whether the key may use
-    a fallback group.
+    a fallback group. A wildcard group the caller may not be charged for is refused
+    (gateway.routing.unpriced). The x-litellm-* headers of what happened go to ctx.response_headers,
+    on success and failure alike.
     """
-    return await get_router().route(ctx, attempt, group=group, allowed=allowed)
+    async def priced_group(model: str) -> tuple[registry.Deployment, ...]:
+        deployments = await group(model)
+        refuse_unpriced(ctx, model, deployments)
+        return deployments
+
+    try:
+        return await get_router().route(ctx, attempt, group=priced_group, allowed=allowed)
+    finally:
+        ctx.response_headers.update(litellm_headers.response_headers(ctx))
 
 
 def release(ctx: RequestContext) -> None:

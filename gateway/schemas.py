@@ -18,7 +18,8 @@ FORBIDDEN_FIELDS = ("api_base", "base_url", "api_key", "api_version", "azure_ad_
                     "aws_access_key_id", "aws_secret_access_key", "vertex_credentials", "extra_headers")
 # LiteLLM-proxy parameters read by the gateway (router, cache), never sent upstream.
 PROXY_ONLY_FIELDS = ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks", "cache", "num_retries",
-                     "mock_response", "tags")
+                     "mock_response", "tags", "mock_testing_fallbacks", "mock_testing_rate_limit_error",
+                     "mock_timeout")
 
 
 def invalid(message: str, param: str | None = None) -> LlmurError:

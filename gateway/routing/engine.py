@@ -27,10 +27,11 @@ from typing import Any, Awaitable, Callable, TypeVar
 
 from gateway.context import RequestContext
 from gateway.routing import fallbacks as fb
+from gateway.routing import litellm_headers
 from gateway.routing.cooldowns import is_deployment_failure, may_cool_down, retry_after_seconds
 from gateway.routing.state import NEEDS, get_state
 from gateway.routing.strategies import CHOOSERS
-from llmur.core.errors import LlmurError
+from llmur.core.errors import LlmurError, shown
 
 logger = logging.getLogger("llmur.router")
 
@@ -111,9 +112,13 @@ class Router:
                     group: GroupLookup, allowed: Allowed | None = None) -> T:
         """Call `attempt(deployment)` on ctx.model's deployments, then its fallbacks, until one answers."""
         options = fb.request_options(ctx)
-        retries = options.get("num_retries", self.config.num_retries)
+        primary = await group(ctx.model)
+        retries = options.get("num_retries", _group_retries(primary, self.config.num_retries))
+        ctx.metadata.setdefault("routing", {})["max_retries"] = retries
         try:
-            return await self._try_group(ctx, ctx.model, await group(ctx.model), attempt, retries)
+            if options.get("mock_testing_fallbacks"):
+                raise fb.mock_error(500, f"mock_testing_fallbacks: model '{shown(ctx.model)}' failed on purpose.")
+            return await self._try_group(ctx, ctx.model, primary, attempt, retries)
         except LlmurError as error:
             kind = fb.error_kind(error)
             if kind == "fallbacks" and not is_deployment_failure(error):
@@ -128,6 +133,9 @@ class Router:
                     continue
                 tried.append(model)
                 ctx.metadata["fallback_model"] = model
+                overrides = options.get("fallback_overrides", {}).get(model)
+                if overrides:
+                    ctx.body = {**ctx.body, **overrides}
                 try:
                     return await self._try_group(ctx, model, deployments, attempt, retries)
                 except LlmurError as fallback_error:
@@ -144,6 +152,10 @@ class Router:
         state, need = self.state, self.config.need
         tried: dict[str, int] = defaultdict(int)
         last: LlmurError | None = None
+        routing = ctx.metadata.setdefault("routing", {})
+        routing["group"], routing["attempts"] = model, 0
+        options = ctx.metadata.get("router_options") or {}
+        client_timeout = litellm_headers.client_timeout.get()
         for number in range(1 + retries):
             deployment = await self._pick(ctx, model, group, tried)
             if deployment is None:
@@ -151,10 +163,13 @@ class Router:
             if tried[deployment.id] and last is not None:
                 await asyncio.sleep(self._wait(last))
             tried[deployment.id] += 1
+            routing["attempts"] += 1
+            deployment = litellm_headers.with_client_timeout(deployment, client_timeout)
             ctx.deployment, ctx.deployment_id, ctx.provider = deployment, deployment.id, deployment.provider
             ctx.metadata[_CTX_KEY] = flight = _Flight(deployment.id, need, time.monotonic())
             state.started(deployment.id, need)
             try:
+                _raise_mock(ctx, options, deployment)
                 result = await attempt(deployment)
                 flight.answered = time.monotonic()
                 return result
@@ -163,7 +178,7 @@ class Router:
                 if not is_deployment_failure(error):
                     raise
                 last = error
-                if may_cool_down(len(group)):
+                if may_cool_down(len(group)) and not getattr(error, "mock", False):
                     cooled = await state.failed(deployment.id, allowed_fails=self.config.allowed_fails,
                                                 cooldown_time=self.config.cooldown_time)
                     if cooled:
@@ -230,3 +245,20 @@ class Router:
                 ttft = max(0.0, first - flight.started)
             tokens = ctx.usage.total_tokens
         self.state.finished(flight.deployment_id, flight.need, latency=latency, ttft=ttft, tokens=tokens)
+
+
+def _group_retries(group: Group, default: int) -> int:
+    """A deployment's own litellm_params num_retries (LiteLLM's per-model setting) over router_settings'."""
+    own = [d.litellm_params.get("num_retries") for d in group]
+    own = [n for n in own if isinstance(n, int) and not isinstance(n, bool) and n >= 0]
+    return max(own) if own else default
+
+
+def _raise_mock(ctx: RequestContext, options: dict[str, Any], deployment: Any) -> None:
+    """LiteLLM's mock_timeout / mock_testing_rate_limit_error switches (see gateway.routing.fallbacks)."""
+    if options.get("mock_timeout"):
+        raise fb.mock_error(504, f"mock_timeout: deployment {deployment.id} timed out on purpose after "
+                                 f"{deployment.timeout:g} s.", type_="timeout")
+    if options.get("mock_testing_rate_limit_error") and not ctx.metadata.get("_mock_rate_limited"):
+        ctx.metadata["_mock_rate_limited"] = True
+        raise fb.mock_error(429, "mock_testing_rate_limit_error: rate limited on purpose.", type_="rate_limit_error")

@@ -111,16 +111,17 @@ def test_unknown_model_is_404_saying_how_to_list_models(gateway, key):
     assert "/v1/models" in error["message"] and error["param"] == "model"
 
 
-def test_disallowed_model_is_403_and_absent_from_models(gateway, make_key):
+def test_disallowed_model_is_401_as_in_litellm_and_absent_from_models(gateway, make_key):
     key = make_key(allowed_models=["mock-claude"])
     client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=key, max_retries=0)
-    with pytest.raises(openai.PermissionDeniedError) as refused:
+    with pytest.raises(openai.AuthenticationError) as refused:
         client.chat.completions.create(model="mock-gpt", messages=HELLO)
-    assert refused.value.status_code == 403
-    assert "not allowed" in refused.value.message
+    assert refused.value.status_code == 401
+    assert "key not allowed to access model." in refused.value.message
+    assert refused.value.body["type"] == "key_model_access_denied"
     assert [m.id for m in client.models.list()] == ["mock-claude"]
     status, _, _ = post(gateway.url, "/v1/models/mock-gpt", None, bearer(key), method="GET")
-    assert status == 403
+    assert status == 401
     assert client.chat.completions.create(model="mock-claude", messages=HELLO, max_tokens=1).choices
 
 

@@ -53,17 +53,17 @@ def test_key_without_access_to_the_target_cannot_use_the_alias(server):
 
     key, record = new_key(key_alias="only-other", allowed_models=["other"])
     client = sdk(server, key)
-    with pytest.raises(openai.PermissionDeniedError) as refused:
+    with pytest.raises(openai.AuthenticationError) as refused:
         client.chat.completions.create(model="gpt-4", messages=HELLO, max_tokens=2)
     assert "not allowed to use model 'mock-gpt'" in refused.value.message
     # The alias of a model it may use works, and /v1/models lists only aliases of usable groups.
     assert client.chat.completions.create(model="gpt-4o", messages=HELLO, max_tokens=2).model == "mock-slow-1"
     assert [m.id for m in client.models.list()] == ["other", "gpt-4o"]
-    with pytest.raises(openai.PermissionDeniedError):
+    with pytest.raises(openai.AuthenticationError):
         client.models.retrieve("gpt-4")
     # An alias naming the target literally in the allow-list does not widen it either.
     key2, _ = new_key(key_alias="alias-in-list", allowed_models=["gpt-4", "other"])
-    with pytest.raises(openai.PermissionDeniedError):
+    with pytest.raises(openai.AuthenticationError):
         sdk(server, key2).chat.completions.create(model="gpt-4", messages=HELLO, max_tokens=2)
     assert not SpendLog.objects.filter(key_id=record.pk, model="mock-gpt").exists()
 
@@ -85,7 +85,7 @@ def test_team_and_key_aliases_resolve_key_first_and_respect_the_team_allow_list(
     # A team restricted to "other" cannot reach mock-gpt through its own key's alias.
     narrow = Team.objects.create(name="narrow", allowed_models=["other"])
     key3, _ = new_key(key_alias="narrow-key", team=narrow, aliases={"sneaky": "mock-gpt"})
-    with pytest.raises(openai.PermissionDeniedError):
+    with pytest.raises(openai.AuthenticationError):
         sdk(server, key3).chat.completions.create(model="sneaky", messages=HELLO, max_tokens=2)
 
 

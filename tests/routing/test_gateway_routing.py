@@ -272,7 +272,7 @@ def test_cached_answer_never_crosses_a_keys_allow_list(shuffle_gateway, make_key
     wait_stored(redis_url, before)
     count = by_model(fake_provider)["cache-1"]
     refused = shuffle_gateway.chat("cached", prompt, key=may_not)
-    assert refused.status == 403
+    assert refused.status == 401
     assert refused.headers.get("x-llmur-cache-hit") is None
     assert "choices" not in refused.json()
     assert shuffle_gateway.chat("cached", prompt, key=may).headers["x-llmur-cache-hit"] == "true"
