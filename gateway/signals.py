@@ -8,20 +8,18 @@ each worker polls it (gateway.auth) and drops its local cache within 250 ms. In 
 from __future__ import annotations
 
 import logging
-from functools import lru_cache
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
-from llmur import redis_clients
+from llmur.core.redis import sync_redis
 
 logger = logging.getLogger("llmur.gateway.signals")
 
 
-@lru_cache(maxsize=1)
 def _redis():
-    return redis_clients.sync_client(socket_connect_timeout=2, socket_timeout=2)
+    return sync_redis("control")
 
 
 def bump_version(name: str) -> None:
