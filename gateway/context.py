@@ -8,7 +8,11 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gateway.limits import Reservation
+    from gateway.registry import Deployment, Registry
 
 
 @dataclass(slots=True, frozen=True)
@@ -53,6 +57,10 @@ class Principal:
     # Prompts and answers are stored (redacted) when the key, its project or its team asks for it.
     log_requests: bool = False
 
+    def may_use(self, model: str) -> bool:
+        """May this caller use the model group (or alias target) of that name?"""
+        return self.allowed_models is None or model in self.allowed_models
+
 
 @dataclass(slots=True)
 class Usage:
@@ -76,10 +84,11 @@ class RequestContext:
     client_request_id: str = ""    # the client's x-request-id, kept for search, never a key
     response_id: str = ""          # the upstream answer's id (chatcmpl-…, msg_…)
     principal: Principal | None = None
-    deployment: Any = None         # the deployment chosen by the router
+    registry: Registry | None = None   # the deployment list this request was authorized against
+    deployment: Deployment | None = None   # the deployment chosen by the router
     deployment_id: str = ""
     provider: str = ""
-    reservation: Any = None        # what limits.admit reserved; limits.settle releases it
+    reservation: Reservation | None = None   # what limits.admit reserved; limits.settle releases it
     usage: Usage = field(default_factory=Usage)
     cost: Decimal = Decimal(0)
     http_status: int = 200

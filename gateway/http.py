@@ -13,7 +13,7 @@ import logging
 import aiohttp
 from django.conf import settings
 
-from gateway.lifespan import on_shutdown, on_startup
+from llmur.core.lifespan import on_shutdown, on_startup
 from llmur.core.redis import async_redis, close_async
 
 logger = logging.getLogger("llmur.gateway.http")

@@ -47,14 +47,16 @@ from billing import tokens
 from billing.connections import (
     GROUP, KEY_PREFIX, STREAM, async_redis, budget_key, close_async, entity_ref, redis_configured,
 )
-from billing.events import event_from_context
+from gateway.spend_event import event_from_context
 from billing.pricing import (
     Price, budget_units, cost_of, estimate_cost_units, from_units, prices, to_units,
 )
+from billing.lifecycle import budget_reset_listeners
 from billing.writer import writer
+from gateway import registry
 from gateway.context import RequestContext
 from llmur.core.errors import LlmurError
-from gateway.lifespan import on_shutdown, on_startup
+from llmur.core.lifespan import on_shutdown, on_startup
 from llmur.core.db import db_call
 from llmur.core.health import readiness_check
 
@@ -155,9 +157,7 @@ async def _group(ctx: RequestContext) -> tuple[Any, ...]:
     if ctx.deployment is not None:
         return (ctx.deployment,)
     try:
-        from gateway import registry
-
-        return tuple((await registry.get()).group(ctx.model))
+        return tuple((ctx.registry or await registry.get()).group(ctx.model))
     except Exception:  # noqa: BLE001 - no registry (tests, commands): price by the model name
         return ()
 
@@ -924,12 +924,6 @@ def _settle_without_redis(reservation: Reservation, event: dict[str, Any]) -> No
 
 @on_startup
 async def _start() -> None:
-    if not redis_configured():
-        writer.start()   # embedded: its loop also runs budget resets and the daily rollup
-    try:
-        await prices.ensure_loaded()
-    except Exception as exc:  # noqa: BLE001 - the database may come later; pricing retries on use
-        logger.warning("prices not loaded at start: %s", exc.__class__.__name__)
     if redis_configured():
         try:
             client = async_redis()
@@ -942,7 +936,6 @@ async def _start() -> None:
 
 @on_shutdown
 async def _stop() -> None:
-    await writer.stop()
     connections, state.connections = state.connections, None
     if connections is not None:
         await connections.aclose()
@@ -960,22 +953,5 @@ def _readiness() -> tuple[bool, str]:
     return True, "redis"
 
 
-async def _embedded_maintenance() -> None:
-    """Embedded mode has no Celery beat: the writer's loop resets budgets and rolls up spend."""
-    now = time.monotonic()
-    if now - _maintenance["reset"] >= 10:
-        _maintenance["reset"] = now
-        from billing.services import budget_reset_due
-
-        for kind, pk in await db_call(budget_reset_due):
-            local.forget_budget(entity_ref(kind, pk))
-    if now - _maintenance["rollup"] >= 60:
-        _maintenance["rollup"] = now
-        from billing.services import daily_spend_rollup
-
-        await db_call(daily_spend_rollup)
-
-
-_maintenance = {"reset": 0.0, "rollup": 0.0}
-if not redis_configured():
-    writer.after_flush.append(_embedded_maintenance)
+# A budget the embedded upkeep reset is rebuilt from the database on its next use.
+budget_reset_listeners.append(lambda kind, pk: local.forget_budget(entity_ref(kind, pk)))

@@ -56,9 +56,9 @@ def error_response(error: LlmurError, *, anthropic: bool, request_id: str = "",
 def authorize(ctx: RequestContext, reg: registry.Registry) -> tuple[registry.Deployment, ...]:
     """The model group, if it exists and the key may use it."""
     principal = ctx.principal
+    ctx.registry = reg
     group = reg.group(ctx.model)
-    allowed = principal.allowed_models if principal is not None else None
-    if allowed is not None and ctx.model not in allowed:
+    if principal is not None and not principal.may_use(ctx.model):
         if not group:
             raise _unknown_model(ctx.model)
         raise LlmurError(403, "permission_error", f"This key is not allowed to use model '{shown(ctx.model)}'. "
@@ -77,7 +77,7 @@ def allowed_model_names(principal, reg: registry.Registry) -> list[str]:
     names = reg.model_names
     if principal.allowed_models is None:
         return names
-    return [name for name in names if name in principal.allowed_models]
+    return [name for name in names if principal.may_use(name)]
 
 
 @lru_cache(maxsize=1024)
@@ -303,13 +303,15 @@ async def _run(request, call_type: str) -> HttpResponse:
 
 async def _route(ctx: RequestContext, attempt):
     attempt = observability.trace_attempts(attempt)  # a GenAI client span per attempt when tracing is on
+    reg = ctx.registry or await registry.get()
+
     async def group(model: str) -> tuple[registry.Deployment, ...]:
-        return (await registry.get()).group(model)
+        return reg.group(model)   # the list the request was authorized against: one lookup per request
 
     principal = ctx.principal
 
     def allowed(model: str) -> bool:
-        return principal is None or principal.allowed_models is None or model in principal.allowed_models
+        return principal is None or principal.may_use(model)
 
     return await router.route(ctx, lambda dep: attempt(ctx, dep), group=group, allowed=allowed)
 

@@ -32,7 +32,7 @@ from typing import Any, Mapping
 import orjson
 
 from gateway.context import RequestContext
-from gateway.lifespan import on_shutdown
+from llmur.core.lifespan import on_shutdown
 from gateway.routing.fallbacks import request_options
 from llmur.core import metrics
 from llmur.core.errors import LlmurError

@@ -21,7 +21,7 @@ from django.conf import settings
 
 from gateway import registry
 from gateway.context import RequestContext
-from gateway.lifespan import on_shutdown, on_startup
+from llmur.core.lifespan import on_shutdown, on_startup
 from gateway.routing.engine import Router, RouterConfig
 from gateway.routing.state import close_state
 
