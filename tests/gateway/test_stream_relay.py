@@ -1,4 +1,4 @@
-"""The fused OpenAI stream relay (gateway.pipeline._openai_passthrough) on upstream bytes cut at
+"""The fused OpenAI stream relay (gateway.relay._openai_passthrough) on upstream bytes cut at
 awkward places: what the client receives and what billing reads must not depend on how the bytes
 arrived."""
 import asyncio
@@ -7,7 +7,7 @@ import orjson
 import pytest
 
 from gateway.context import RequestContext
-from gateway.pipeline import _openai_passthrough
+from gateway.relay import _openai_passthrough
 from gateway.providers.base import UpstreamStreamError
 
 
