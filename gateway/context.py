@@ -100,4 +100,18 @@ class RequestContext:
     first_byte_monotonic: float | None = None
     ended_monotonic: float | None = None
     response_headers: dict[str, str] = field(default_factory=dict)
+    # What the pipeline learns on the way, read by settlement, billing and the request log.
+    body_bytes: int = 0                     # size of the client's body (admission estimates tokens)
+    client_headers: dict[str, str] = field(default_factory=dict)   # anthropic-version/-beta to pass on
+    request_metadata: Any = None            # the client's `metadata` field, kept for the gateway
+    usage_seen: bool = False                # the upstream stream reported usage
+    usage_estimated: bool = False           # it did not: tokens counted from what was streamed
+    content_chunks: int = 0                 # streamed chunks that carried content
+    streamed_text: list[str] = field(default_factory=list)   # their text
+    completion_text: str = ""               # streamed_text joined, when usage has to be estimated
+    response_body: bytes | None = None      # the answer, for the opt-in request log
+    client_disconnected: bool = False
+    stream_finished: bool = False
+    settled: bool = False
+    # Per-step state of other parts (routing's flight, the response cache's key), keyed by their module.
     metadata: dict[str, Any] = field(default_factory=dict)

@@ -819,9 +819,7 @@ async def _admit(ctx: RequestContext) -> None:
     price = _dearest(ctx, group)
     reservation = Reservation(mode="none", entities=entities, price=price)
     if any(entity.budget >= 0 for entity in entities):
-        body_bytes = ctx.metadata.get("body_bytes")
-        if not isinstance(body_bytes, int):
-            body_bytes = len(orjson.dumps(ctx.body))
+        body_bytes = ctx.body_bytes or len(orjson.dumps(ctx.body))
         reservation.reserve = estimate_cost_units(price, body=ctx.body, body_bytes=body_bytes,
                                                   deployment=group[0] if len(group) == 1 else None)
     if entities:
@@ -853,15 +851,15 @@ def _without_budget(entity: Entity) -> Entity:
 def _complete_usage(ctx: RequestContext) -> None:
     """Count tokens the upstream did not report (a stream without usage, a client that left)."""
     usage = ctx.usage
-    text = ctx.metadata.get("completion_text")
-    if not (ctx.metadata.get("usage_estimated") or (usage.total_tokens == 0 and isinstance(text, str) and text)):
+    text = ctx.completion_text
+    if not (ctx.usage_estimated or (usage.total_tokens == 0 and isinstance(text, str) and text)):
         return
     if usage.prompt_tokens == 0:
         usage.prompt_tokens = tokens.count_prompt(ctx.body)
     if isinstance(text, str) and text:
         # The text the client received, tokenized, replaces the pipeline's chunk count.
         usage.completion_tokens = tokens.count_text(text)
-    ctx.metadata["usage_estimated"] = True
+    ctx.usage_estimated = True
 
 
 async def settle(ctx: RequestContext) -> None:

@@ -105,11 +105,11 @@ async def _run(request, call_type: str) -> HttpResponse:
                              stream=body.get("stream") is True and call_type != EMBEDDING,
                              client_request_id=client_id, principal=principal,
                              started_at=datetime.now(timezone.utc))
-        ctx.metadata["body_bytes"] = len(raw)
+        ctx.body_bytes = len(raw)
         ctx.end_user = body.get("user") if isinstance(body.get("user"), str) else ""
         if anthropic:
-            ctx.metadata["anthropic-version"] = meta.get("HTTP_ANTHROPIC_VERSION", "")
-            ctx.metadata["anthropic-beta"] = meta.get("HTTP_ANTHROPIC_BETA", "")
+            ctx.client_headers = {"anthropic-version": meta.get("HTTP_ANTHROPIC_VERSION", ""),
+                                  "anthropic-beta": meta.get("HTTP_ANTHROPIC_BETA", "")}
         authorize(ctx, await registry.get())
         # Before admission: a replayed answer takes no rate-limit slot and costs nothing.
         claim = await idempotency.claim(ctx, meta.get(idempotency.HEADER), raw)
@@ -137,7 +137,7 @@ async def _run(request, call_type: str) -> HttpResponse:
         return error_response(error, anthropic=anthropic, headers=answer_headers(ctx))
     except asyncio.CancelledError:
         ctx.success, ctx.http_status = False, 499   # the client went away before the answer
-        ctx.metadata["client_disconnected"] = True
+        ctx.client_disconnected = True
         await settle(ctx)
         raise
     except Exception:
@@ -163,7 +163,7 @@ async def _run(request, call_type: str) -> HttpResponse:
         content = answer.raw if answer.raw is not None else dumps(answer.data)
         response_cache.cache_store(ctx, content)
         if ctx.principal.log_requests:
-            ctx.metadata["response_body"] = content
+            ctx.response_body = content
         return json_response(content, answer_headers(ctx))
     finally:
         await settle(ctx)

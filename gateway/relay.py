@@ -93,7 +93,7 @@ async def relay(ctx: RequestContext, call: Call, first: bytes | None, stream) ->
     except BaseException:
         # GeneratorExit or CancelledError: the client disconnected.
         ctx.success, ctx.http_status = False, 499
-        ctx.metadata["client_disconnected"] = True
+        ctx.client_disconnected = True
         raise
     finally:
         await _finish_stream(ctx, stream)
@@ -101,26 +101,26 @@ async def relay(ctx: RequestContext, call: Call, first: bytes | None, stream) ->
 
 async def _finish_stream(ctx: RequestContext, stream) -> None:
     """Drop the upstream connection, book what was streamed, settle. Runs once."""
-    if ctx.metadata.get("_stream_finished"):
+    if ctx.stream_finished:
         return
-    ctx.metadata["_stream_finished"] = True
+    ctx.stream_finished = True
     parts, upstream = stream
     # Closing (not releasing) drops the upstream connection at once, so the provider stops generating.
     upstream.close()
     await parts.aclose()
-    if not ctx.metadata.get("_usage_seen"):
-        ctx.metadata["usage_estimated"] = True
-        ctx.metadata["completion_text"] = "".join(ctx.metadata.get("_text", ()))
-        ctx.usage.completion_tokens = max(ctx.usage.completion_tokens, ctx.metadata.get("_content_chunks", 0))
+    if not ctx.usage_seen:
+        ctx.usage_estimated = True
+        ctx.completion_text = "".join(ctx.streamed_text)
+        ctx.usage.completion_tokens = max(ctx.usage.completion_tokens, ctx.content_chunks)
     await settle(ctx)
 
 
 async def close_relay(ctx: RequestContext, relay: AsyncIterator[bytes], stream) -> None:
     """End a relay however far it got: mid-stream its own cleanup runs; never started, it is done here."""
     await relay.aclose()
-    if not ctx.metadata.get("_stream_finished"):
+    if not ctx.stream_finished:
         ctx.success, ctx.http_status = False, 499
-        ctx.metadata["client_disconnected"] = True
+        ctx.client_disconnected = True
         await _finish_stream(ctx, stream)
 
 
@@ -138,20 +138,20 @@ def _client_wants_usage(ctx: RequestContext) -> bool:
 async def _count_openai(ctx: RequestContext, chunks: AsyncIterator[Chunk], keep_usage: bool) -> AsyncIterator[Chunk]:
     """Read usage, count content chunks and keep their text (billing counts it when usage never comes);
     drop the usage-only chunk the client did not ask for."""
-    text: list[str] = ctx.metadata.setdefault("_text", [])
+    text = ctx.streamed_text
     count = 0
     async for chunk in chunks:
         data = chunk.data
         if not ctx.response_id:
             note_response_id(ctx, data)
         if data.get("usage"):
-            ctx.metadata["_usage_seen"] = usage_from(data, ctx.usage)
+            ctx.usage_seen = usage_from(data, ctx.usage)
             if not data.get("choices") and not keep_usage:
                 continue
         choices = data.get("choices")
         if choices:
             count += 1
-            ctx.metadata["_content_chunks"] = count
+            ctx.content_chunks = count
             choice = choices[0]
             piece = (choice.get("delta") or {}).get("content") if "delta" in choice else choice.get("text")
             if isinstance(piece, str):
@@ -164,7 +164,7 @@ async def _openai_passthrough(ctx: RequestContext, reads: AsyncIterator[bytes], 
     _count_openai → _openai_out do, but one yield per upstream read instead of one per event, each
     through four generator layers (and one ASGI send per event). Nothing is held back: the events
     that arrived together leave together; an unfinished one waits for its rest, as before."""
-    text: list[str] = ctx.metadata.setdefault("_text", [])
+    text = ctx.streamed_text
     buffer = b""
     done = False
     out: list[bytes] = []
@@ -224,12 +224,12 @@ def _openai_event(ctx: RequestContext, raw: bytes, out: list[bytes], text: list[
     if not ctx.response_id:
         note_response_id(ctx, parsed)
     if parsed.get("usage"):
-        ctx.metadata["_usage_seen"] = usage_from(parsed, ctx.usage)
+        ctx.usage_seen = usage_from(parsed, ctx.usage)
         if not parsed.get("choices") and not keep_usage:
             return False
     choices = parsed.get("choices")
     if choices:
-        ctx.metadata["_content_chunks"] = ctx.metadata.get("_content_chunks", 0) + 1
+        ctx.content_chunks += 1
         choice = choices[0]
         piece = (choice.get("delta") or {}).get("content") if "delta" in choice else choice.get("text")
         if isinstance(piece, str):
@@ -245,7 +245,7 @@ async def _openai_out(chunks: AsyncIterator[Chunk]) -> AsyncIterator[bytes]:
 
 
 async def _anthropic_passthrough(ctx: RequestContext, events: AsyncIterator[Chunk]) -> AsyncIterator[bytes]:
-    text: list[str] = ctx.metadata.setdefault("_text", [])
+    text = ctx.streamed_text
     count = 0
     async for event in events:
         data = event.data
@@ -254,10 +254,10 @@ async def _anthropic_passthrough(ctx: RequestContext, events: AsyncIterator[Chun
             usage_from(data.get("message") or {}, ctx.usage)
             note_response_id(ctx, data.get("message") or {})
         elif kind == "message_delta":
-            ctx.metadata["_usage_seen"] = usage_from(data, ctx.usage)
+            ctx.usage_seen = usage_from(data, ctx.usage)
         elif kind == "content_block_delta":
             count += 1
-            ctx.metadata["_content_chunks"] = count
+            ctx.content_chunks = count
             piece = (data.get("delta") or {}).get("text")
             if isinstance(piece, str):
                 text.append(piece)

@@ -104,9 +104,9 @@ def request_log_submit(ctx: RequestContext) -> None:
     with _lock:
         _pending += 1
     try:
-        response = ctx.metadata.get("response_body")
+        response = ctx.response_body
         if response is None and ctx.stream:
-            response = "".join(ctx.metadata.get("_text", ()))
+            response = "".join(ctx.streamed_text)
         _pool().submit(_ship, ctx, response)
     except Exception:  # noqa: BLE001 - the caller goes on to settle the request whatever happens here
         with _lock:

@@ -13,9 +13,9 @@ logger = logging.getLogger("llmur.gateway.pipeline")
 
 
 async def settle(ctx: RequestContext) -> None:
-    if ctx.metadata.get("_settled"):
+    if ctx.settled:
         return
-    ctx.metadata["_settled"] = True
+    ctx.settled = True
     ctx.ended_monotonic = time.monotonic()
     try:
         router.release(ctx)

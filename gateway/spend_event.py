@@ -20,9 +20,9 @@ def event_from_context(ctx: RequestContext, *, cost: Decimal, now: datetime | No
     if ctx.first_byte_monotonic is not None:
         ttft = max(0, int((ctx.first_byte_monotonic - ctx.started_monotonic) * 1000))
     metadata = {}
-    if ctx.metadata.get("usage_estimated"):
+    if ctx.usage_estimated:
         metadata["usage_estimated"] = True
-    if ctx.metadata.get("client_disconnected"):
+    if ctx.client_disconnected:
         metadata["client_disconnected"] = True
     return {
         "request_id": ctx.request_id,

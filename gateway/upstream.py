@@ -49,7 +49,7 @@ def upstream_body(ctx: RequestContext) -> dict[str, Any]:
         body = {k: v for k, v in body.items() if k not in schemas.PROXY_ONLY_FIELDS}
         if ctx.call_type != MESSAGES:
             # LiteLLM clients send metadata (tags, trace ids) for the gateway, not for the provider.
-            ctx.metadata["request_metadata"] = body.pop("metadata", None)
+            ctx.request_metadata = body.pop("metadata", None)
     return body
 
 
@@ -72,7 +72,7 @@ class Call:
         client_headers = {}
         if ctx.call_type == MESSAGES:
             for header in ("anthropic-version", "anthropic-beta"):
-                value = ctx.metadata.get(header)
+                value = ctx.client_headers.get(header)
                 if value:
                     client_headers[header] = value
         self.request = self.provider.build_request(dep, call_type, body, api_key=self.api_key,
