@@ -16,7 +16,7 @@ from gateway.providers import anthropic as anthropic_translation
 from gateway.providers.base import MESSAGES, Chunk, UpstreamStreamError, loads
 from gateway.settlement import settle
 from gateway.upstream import Call, connection_error, open_response, timeout_error
-from gateway.usage import note_response_id, usage_from
+from gateway.usage import tally_anthropic_event, tally_openai_chunk
 from llmur.core import observability
 from llmur.core.errors import LlmurError
 
@@ -136,27 +136,10 @@ def _client_wants_usage(ctx: RequestContext) -> bool:
 
 
 async def _count_openai(ctx: RequestContext, chunks: AsyncIterator[Chunk], keep_usage: bool) -> AsyncIterator[Chunk]:
-    """Read usage, count content chunks and keep their text (billing counts it when usage never comes);
-    drop the usage-only chunk the client did not ask for."""
-    text = ctx.streamed_text
-    count = 0
+    """Tally each chunk (gateway.usage); drop the usage-only chunk the client did not ask for."""
     async for chunk in chunks:
-        data = chunk.data
-        if not ctx.response_id:
-            note_response_id(ctx, data)
-        if data.get("usage"):
-            ctx.usage_seen = usage_from(data, ctx.usage)
-            if not data.get("choices") and not keep_usage:
-                continue
-        choices = data.get("choices")
-        if choices:
-            count += 1
-            ctx.content_chunks = count
-            choice = choices[0]
-            piece = (choice.get("delta") or {}).get("content") if "delta" in choice else choice.get("text")
-            if isinstance(piece, str):
-                text.append(piece)
-        yield chunk
+        if tally_openai_chunk(ctx, chunk.data, keep_usage):
+            yield chunk
 
 
 async def _openai_passthrough(ctx: RequestContext, reads: AsyncIterator[bytes], keep_usage: bool) -> AsyncIterator[bytes]:
@@ -164,7 +147,6 @@ async def _openai_passthrough(ctx: RequestContext, reads: AsyncIterator[bytes], 
     _count_openai → _openai_out do, but one yield per upstream read instead of one per event, each
     through four generator layers (and one ASGI send per event). Nothing is held back: the events
     that arrived together leave together; an unfinished one waits for its rest, as before."""
-    text = ctx.streamed_text
     buffer = b""
     done = False
     out: list[bytes] = []
@@ -180,7 +162,7 @@ async def _openai_passthrough(ctx: RequestContext, reads: AsyncIterator[bytes], 
                     break
                 raw = buffer[start:end + 2]
                 start = end + 2
-                if _openai_event(ctx, raw, out, text, keep_usage):
+                if _openai_event(ctx, raw, out, keep_usage):
                     done = True
                     break
             if done:
@@ -191,7 +173,7 @@ async def _openai_passthrough(ctx: RequestContext, reads: AsyncIterator[bytes], 
                 out.clear()
         else:
             if buffer.strip():
-                _openai_event(ctx, buffer + b"\n\n", out, text, keep_usage)
+                _openai_event(ctx, buffer + b"\n\n", out, keep_usage)
     except Exception:
         if out:   # the events before the failure still reach the client, then the error event
             yield b"".join(out)
@@ -200,7 +182,7 @@ async def _openai_passthrough(ctx: RequestContext, reads: AsyncIterator[bytes], 
     yield b"".join(out)
 
 
-def _openai_event(ctx: RequestContext, raw: bytes, out: list[bytes], text: list[str], keep_usage: bool) -> bool:
+def _openai_event(ctx: RequestContext, raw: bytes, out: list[bytes], keep_usage: bool) -> bool:
     """Read one OpenAI SSE event as openai_chunks and _count_openai do; append what the client gets
     to out. True at [DONE]."""
     if raw.startswith(b"data: ") and raw.find(b"\n", 6) == len(raw) - 2:
@@ -221,20 +203,8 @@ def _openai_event(ctx: RequestContext, raw: bytes, out: list[bytes], text: list[
         error = parsed["error"] if isinstance(parsed["error"], dict) else {"message": str(parsed["error"])}
         raise UpstreamStreamError(str(error.get("message") or "upstream stream error"),
                                   error.get("type") or "api_error", error.get("code"))
-    if not ctx.response_id:
-        note_response_id(ctx, parsed)
-    if parsed.get("usage"):
-        ctx.usage_seen = usage_from(parsed, ctx.usage)
-        if not parsed.get("choices") and not keep_usage:
-            return False
-    choices = parsed.get("choices")
-    if choices:
-        ctx.content_chunks += 1
-        choice = choices[0]
-        piece = (choice.get("delta") or {}).get("content") if "delta" in choice else choice.get("text")
-        if isinstance(piece, str):
-            text.append(piece)
-    out.append(raw)
+    if tally_openai_chunk(ctx, parsed, keep_usage):
+        out.append(raw)
     return False
 
 
@@ -245,20 +215,6 @@ async def _openai_out(chunks: AsyncIterator[Chunk]) -> AsyncIterator[bytes]:
 
 
 async def _anthropic_passthrough(ctx: RequestContext, events: AsyncIterator[Chunk]) -> AsyncIterator[bytes]:
-    text = ctx.streamed_text
-    count = 0
     async for event in events:
-        data = event.data
-        kind = data.get("type")
-        if kind == "message_start":
-            usage_from(data.get("message") or {}, ctx.usage)
-            note_response_id(ctx, data.get("message") or {})
-        elif kind == "message_delta":
-            ctx.usage_seen = usage_from(data, ctx.usage)
-        elif kind == "content_block_delta":
-            count += 1
-            ctx.content_chunks = count
-            piece = (data.get("delta") or {}).get("text")
-            if isinstance(piece, str):
-                text.append(piece)
-        yield event.raw if event.raw is not None else streaming.anthropic_event(data)
+        tally_anthropic_event(ctx, event.data)
+        yield event.raw if event.raw is not None else streaming.anthropic_event(event.data)
