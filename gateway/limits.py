@@ -1,6 +1,6 @@
 """Admission and settlement of each request against budgets and rate limits.
 
-Contract with the pipeline (gateway/pipeline.py):
+Contract with the pipeline (gateway/pipeline.py, gateway/settlement.py):
   * ``await admit(ctx)`` runs after authorization and before the upstream call. It raises
     LlmurError(429, ...) when a budget or limit refuses the request, else stores what it
     reserved in ctx.reservation.
