@@ -47,18 +47,18 @@ from billing import tokens
 from billing.connections import (
     GROUP, KEY_PREFIX, STREAM, async_redis, budget_key, close_async, entity_ref, redis_configured,
 )
-from gateway.spend_event import event_from_context
+from billing.lifecycle import budget_reset_listeners
 from billing.pricing import (
     Price, budget_units, cost_of, estimate_cost_units, from_units, prices, to_units,
 )
-from billing.lifecycle import budget_reset_listeners
 from billing.writer import writer
 from gateway import registry
 from gateway.context import RequestContext
-from llmur.core.errors import LlmurError
-from llmur.core.lifespan import on_shutdown, on_startup
+from gateway.spend_event import event_from_context
 from llmur.core.db import db_call
+from llmur.core.errors import LlmurError
 from llmur.core.health import readiness_check
+from llmur.core.lifespan import on_shutdown, on_startup
 
 logger = logging.getLogger("llmur.limits")
 

@@ -32,10 +32,10 @@ from typing import Any, Mapping
 import orjson
 
 from gateway.context import RequestContext
-from llmur.core.lifespan import on_shutdown
 from gateway.routing.fallbacks import request_options
 from llmur.core import metrics
 from llmur.core.errors import LlmurError
+from llmur.core.lifespan import on_shutdown
 from llmur.core.redis import async_redis, close_async
 
 logger = logging.getLogger("llmur.cache")

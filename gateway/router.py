@@ -21,9 +21,9 @@ from django.conf import settings
 
 from gateway import registry
 from gateway.context import RequestContext
-from llmur.core.lifespan import on_shutdown, on_startup
 from gateway.routing.engine import Router, RouterConfig
 from gateway.routing.state import close_state
+from llmur.core.lifespan import on_shutdown, on_startup
 
 logger = logging.getLogger("llmur.router")
 

@@ -7,8 +7,8 @@ import orjson
 import pytest
 
 from gateway.context import RequestContext
-from gateway.relay import _openai_passthrough
 from gateway.providers.base import UpstreamStreamError
+from gateway.relay import _openai_passthrough
 
 
 def _event(data) -> bytes:
