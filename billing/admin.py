@@ -14,7 +14,8 @@ from django.utils.functional import cached_property
 
 from accounts import policy
 from accounts.policy import Actor, ProxyAdminEdits, ProxyAdminMayView, ReadOnly, StaffMayView
-from billing.models import DailySpend, ModelPrice, SpendByModel, SpendLog
+from billing import selectors
+from billing.models import DailySpend, ModelPrice, SpendLog
 
 
 class ModelNameFilter(admin.SimpleListFilter):
@@ -28,12 +29,7 @@ class ModelNameFilter(admin.SimpleListFilter):
     parameter_name = "model"
 
     def lookups(self, request, model_admin):
-        from gateway.models import ModelDeployment
-
-        names = set(ModelPrice.objects.values_list("model", flat=True))
-        names |= set(ModelDeployment.objects.values_list("model_name", flat=True))
-        names |= set(SpendByModel.objects.order_by().values_list("model", flat=True).distinct()[:500])
-        return [(name, name) for name in sorted(names)]
+        return [(name, name) for name in selectors.spend_model_choices()]
 
     def queryset(self, request, queryset):
         return queryset.filter(model=self.value()) if self.value() else queryset
@@ -46,11 +42,7 @@ class ProviderFilter(admin.SimpleListFilter):
     parameter_name = "provider"
 
     def lookups(self, request, model_admin):
-        from gateway.models import ModelDeployment
-
-        names = set(ModelDeployment.objects.order_by().values_list("provider", flat=True).distinct())
-        names |= set(ModelPrice.objects.exclude(provider="").order_by().values_list("provider", flat=True).distinct())
-        return [(name, name) for name in sorted(names)]
+        return [(name, name) for name in selectors.spend_provider_choices()]
 
     def queryset(self, request, queryset):
         return queryset.filter(provider=self.value()) if self.value() else queryset
@@ -163,7 +155,7 @@ from django.contrib.admin.utils import display_for_value  # noqa: E402
 from django.core.exceptions import ValidationError  # noqa: E402
 from django.db.models import Prefetch  # noqa: E402
 
-from billing.alerts import NO_PERIOD, money  # noqa: E402
+from billing.alerts import NO_PERIOD, alert_deliveries_dispatch, money  # noqa: E402
 from billing.models import AlertDelivery, BudgetAlert, TeamAlertSetting  # noqa: E402
 
 
@@ -222,8 +214,6 @@ class BudgetAlertAdmin(ProxyAdminMayView, ReadOnly, admin.ModelAdmin):
 
     @admin.action(description="Deliver again (failed and dead channels)", permissions=["deliver_again"])
     def deliver_again(self, request: HttpRequest, queryset: QuerySet) -> None:
-        from billing.alerts import alert_deliveries_dispatch
-
         deliveries = AlertDelivery.objects.filter(alert__in=queryset).exclude(status=AlertDelivery.Status.DELIVERED)
         ids = list(deliveries.values_list("pk", flat=True))
         deliveries.update(status=AlertDelivery.Status.PENDING, attempts=0, last_error="", next_attempt_at=None)

@@ -31,6 +31,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
+from celery import current_app
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -279,6 +280,9 @@ def alert_delivery_attempt(*, delivery_id: int) -> float | None:
     return wait
 
 
+DELIVER_TASK = "billing.alert_deliver"
+
+
 def alert_deliveries_dispatch(*, delivery_ids: list[int]) -> None:
     """Queue deliveries: Celery tasks with a broker; in embedded mode, a background thread."""
     if not delivery_ids:
@@ -288,11 +292,10 @@ def alert_deliveries_dispatch(*, delivery_ids: list[int]) -> None:
         threading.Thread(target=_deliver_in_thread, args=(list(delivery_ids),), daemon=True,
                          name="llmur-alerts").start()
         return
-    from billing.alert_tasks import alert_deliver
-
     for delivery_id in delivery_ids:
         try:
-            alert_deliver.delay(delivery_id)
+            # By name: the task module (billing/alert_tasks.py) calls this one, not the other way round.
+            current_app.send_task(DELIVER_TASK, args=[delivery_id])
         except Exception as exc:  # noqa: BLE001 - broker down: the sweeper queues it later
             logger.warning("alert delivery %s not queued (%s); the sweeper retries it", delivery_id,
                            exc.__class__.__name__)

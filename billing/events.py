@@ -1,70 +1,15 @@
-"""Spend events: what settlement records for one request, and how it becomes a SpendLog row.
-
-An event is a flat JSON object (one stream entry field, one spool line). Its request_id is the
-idempotency key all the way to the database.
+"""Spend events: the flat JSON object settlement records for one request (one stream entry field,
+one spool line), read here on its way to a SpendLog row. The gateway builds it
+(gateway/spend_event.py); its request_id is the idempotency key all the way to the database.
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
 from decimal import Decimal
 from typing import Any
 
 import orjson
 
-from gateway.context import RequestContext
-
 ENTITY_FIELDS = ("key_id", "user_id", "project_id", "team_id", "organization_id")
-
-
-def event_from_context(ctx: RequestContext, *, cost: Decimal, now: datetime | None = None) -> dict[str, Any]:
-    principal = ctx.principal
-    now = now or datetime.now(dt_timezone.utc)
-    ended = ctx.ended_monotonic
-    latency_ms = max(0, int(((ended or _monotonic()) - ctx.started_monotonic) * 1000))
-    started_at = ctx.started_at or (now - timedelta(milliseconds=latency_ms))
-    ttft = None
-    if ctx.first_byte_monotonic is not None:
-        ttft = max(0, int((ctx.first_byte_monotonic - ctx.started_monotonic) * 1000))
-    metadata = {}
-    if ctx.metadata.get("usage_estimated"):
-        metadata["usage_estimated"] = True
-    if ctx.metadata.get("client_disconnected"):
-        metadata["client_disconnected"] = True
-    return {
-        "request_id": ctx.request_id,
-        "client_request_id": ctx.client_request_id[:128],
-        "response_id": ctx.response_id[:128],
-        "key_id": principal.key_id if principal else None,
-        "user_id": principal.user_id if principal else None,
-        "project_id": principal.project_id if principal else None,
-        "team_id": principal.team_id if principal else None,
-        "organization_id": principal.organization_id if principal else None,
-        "key_display": (principal.display if principal else "")[:32],
-        "call_type": ctx.call_type[:32],
-        "model": ctx.model[:200],
-        "deployment": str(ctx.deployment_id or "")[:200],
-        "provider": (ctx.provider or "")[:32],
-        "prompt_tokens": int(ctx.usage.prompt_tokens),
-        "completion_tokens": int(ctx.usage.completion_tokens),
-        "cost": str(cost),
-        "success": bool(ctx.success),
-        "http_status": int(ctx.http_status),
-        "latency_ms": latency_ms,
-        "ttft_ms": ttft,
-        "started_at": started_at.isoformat(),
-        "ended_at": (started_at + timedelta(milliseconds=latency_ms)).isoformat(),
-        "cache_hit": bool(ctx.cache_hit),
-        "stream": bool(ctx.stream),
-        "end_user": (ctx.end_user or "")[:200],
-        "metadata": metadata,
-    }
-
-
-def _monotonic() -> float:
-    import time
-
-    return time.monotonic()
 
 
 def encode(event: dict[str, Any]) -> bytes:

@@ -19,7 +19,7 @@ from typing import Any
 import redis
 
 from billing import events as spend_events
-from billing.connections import DEAD_LETTERS, GROUP, STREAM
+from billing.connections import DEAD_LETTERS, GROUP, STREAM, sync_redis
 from billing.services import spend_record_batch
 
 logger = logging.getLogger("llmur.billing")
@@ -71,8 +71,6 @@ def _record(client: redis.Redis, entries: list[tuple[Any, dict]]) -> int:
 def drain(*, client: redis.Redis | None = None, batch: int | None = None, max_seconds: float = 20.0,
           consumer: str | None = None) -> int:
     """Drain the stream until it is empty or max_seconds have passed; returns new SpendLog rows."""
-    from billing.connections import sync_redis
-
     batch = batch or default_batch()
     client = client or sync_redis()
     consumer = consumer or consumer_name()
@@ -119,7 +117,5 @@ def _forget_idle_consumers(client: redis.Redis) -> None:
 
 
 def backlog(client: redis.Redis | None = None) -> int:
-    from billing.connections import sync_redis
-
     client = client or sync_redis()
     return int(client.xlen(STREAM))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ninja import Router
 
-from gateway import litellm_routes, pipeline
+from gateway import litellm_routes, pipeline, v1_models
 from gateway.routing import litellm_headers
 from gateway.schemas import ChatCompletionIn, CompletionIn, EmbeddingIn, MessagesIn, openapi_body
 
@@ -59,13 +59,13 @@ async def messages(request):
 @router.get("/v1/models", operation_id="models_list", summary="The models the calling key may use.")
 @router.get("/models", operation_id="models_list_unprefixed", include_in_schema=False)
 async def models_list(request):
-    return await pipeline.models_list(request)
+    return await v1_models.models_list(request)
 
 
 @router.get("/v1/models/{path:model_id}", operation_id="models_retrieve", summary="One model, if the key may use it.")
 @router.get("/models/{path:model_id}", operation_id="models_retrieve_unprefixed", include_in_schema=False)
 async def models_retrieve(request, model_id: str):
-    return await pipeline.models_retrieve(request, model_id)
+    return await v1_models.models_retrieve(request, model_id)
 
 
 # Azure OpenAI's paths, as the Azure SDKs call them (LiteLLM serves them too): the deployment names

@@ -2,7 +2,7 @@
 
 Keys are looked up only by their HMAC digest (accounts.keys.key_digest); the plaintext is never
 stored, logged or echoed. Changes to keys and their owners reach every worker within a second:
-gateway.signals bumps a Redis "auth version" on every save/delete, each process compares it with
+gateway.signals bumps (gateway.versions) a Redis "auth version" on every save/delete, each process compares it with
 the version it last saw at most every 250 ms and drops its local cache when it moved. Without
 Redis (embedded mode, one process) the signal clears the cache directly and entries live ≤ 1 s,
 which also covers writes made by another process such as a management command.

@@ -8,7 +8,11 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gateway.limits import Reservation
+    from gateway.registry import Deployment, Registry
 
 
 @dataclass(slots=True, frozen=True)
@@ -53,6 +57,10 @@ class Principal:
     # Prompts and answers are stored (redacted) when the key, its project or its team asks for it.
     log_requests: bool = False
 
+    def may_use(self, model: str) -> bool:
+        """May this caller use the model group (or alias target) of that name?"""
+        return self.allowed_models is None or model in self.allowed_models
+
 
 @dataclass(slots=True)
 class Usage:
@@ -76,10 +84,11 @@ class RequestContext:
     client_request_id: str = ""    # the client's x-request-id, kept for search, never a key
     response_id: str = ""          # the upstream answer's id (chatcmpl-…, msg_…)
     principal: Principal | None = None
-    deployment: Any = None         # the deployment chosen by the router
+    registry: Registry | None = None   # the deployment list this request was authorized against
+    deployment: Deployment | None = None   # the deployment chosen by the router
     deployment_id: str = ""
     provider: str = ""
-    reservation: Any = None        # what limits.admit reserved; limits.settle releases it
+    reservation: Reservation | None = None   # what limits.admit reserved; limits.settle releases it
     usage: Usage = field(default_factory=Usage)
     cost: Decimal = Decimal(0)
     http_status: int = 200
@@ -91,4 +100,18 @@ class RequestContext:
     first_byte_monotonic: float | None = None
     ended_monotonic: float | None = None
     response_headers: dict[str, str] = field(default_factory=dict)
+    # What the pipeline learns on the way, read by settlement, billing and the request log.
+    body_bytes: int = 0                     # size of the client's body (admission estimates tokens)
+    client_headers: dict[str, str] = field(default_factory=dict)   # anthropic-version/-beta to pass on
+    request_metadata: Any = None            # the client's `metadata` field, kept for the gateway
+    usage_seen: bool = False                # the upstream stream reported usage
+    usage_estimated: bool = False           # it did not: tokens counted from what was streamed
+    content_chunks: int = 0                 # streamed chunks that carried content
+    streamed_text: list[str] = field(default_factory=list)   # their text
+    completion_text: str = ""               # streamed_text joined, when usage has to be estimated
+    response_body: bytes | None = None      # the answer, for the opt-in request log
+    client_disconnected: bool = False
+    stream_finished: bool = False
+    settled: bool = False
+    # Per-step state of other parts (routing's flight, the response cache's key), keyed by their module.
     metadata: dict[str, Any] = field(default_factory=dict)

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.http import HttpResponse
 
-from gateway import auth, pipeline, registry
+from gateway import auth, pipeline, registry, upstream
 from gateway.context import RequestContext
 from gateway.providers.base import dumps
 from gateway.routing.state import get_state
@@ -44,8 +44,8 @@ async def _check(dep: registry.Deployment, cooldowns: dict[str, float]) -> tuple
     ctx = RequestContext(request_id="health", call_type=call_type, model=dep.model_name,
                          body={"model": dep.model_name, **_PING[call_type]})
     try:
-        call = pipeline._Call(ctx, dep)
-        response = await asyncio.wait_for(pipeline._open(call, stream=False), HEALTH_TIMEOUT_S)
+        call = upstream.Call(ctx, dep)
+        response = await asyncio.wait_for(upstream.open_response(call, stream=False), HEALTH_TIMEOUT_S)
         response.release()
     except LlmurError as error:
         return described, error.message

@@ -13,8 +13,8 @@ import logging
 import aiohttp
 from django.conf import settings
 
-from gateway.lifespan import on_shutdown, on_startup
-from llmur import redis_clients
+from llmur.core.lifespan import on_shutdown, on_startup
+from llmur.core.redis import async_redis, close_async
 
 logger = logging.getLogger("llmur.gateway.http")
 
@@ -23,7 +23,6 @@ CONNECTION_LIMIT = 1000
 KEEPALIVE_SECONDS = 60
 
 _session: aiohttp.ClientSession | None = None
-_redis = None
 
 
 def _new_session() -> aiohttp.ClientSession:
@@ -46,17 +45,9 @@ def session() -> aiohttp.ClientSession:
 
 def redis():
     """The async Redis client of the running event loop, or None in embedded (local cache) mode."""
-    global _redis
     if settings.LLMUR.cache.engine != "redis":
         return None
-    client = _redis
-    loop = asyncio.get_running_loop()
-    if client is None or client._llmur_loop is not loop:
-        client = redis_clients.async_client(socket_connect_timeout=2, socket_timeout=2,
-                                         health_check_interval=30)
-        client._llmur_loop = loop
-        _redis = client
-    return client
+    return async_redis("control")
 
 
 @on_startup
@@ -67,13 +58,8 @@ async def open_clients() -> None:
 
 @on_shutdown
 async def close_clients() -> None:
-    global _session, _redis
+    global _session
     if _session is not None and not _session.closed:
         await _session.close()
     _session = None
-    if _redis is not None:
-        try:
-            await _redis.aclose()
-        except Exception:  # noqa: BLE001 - shutdown goes on
-            logger.warning("closing the Redis client failed", exc_info=True)
-    _redis = None
+    await close_async("control")

@@ -1,6 +1,6 @@
 """Admission and settlement of each request against budgets and rate limits.
 
-Contract with the pipeline (gateway/pipeline.py):
+Contract with the pipeline (gateway/pipeline.py, gateway/settlement.py):
   * ``await admit(ctx)`` runs after authorization and before the upstream call. It raises
     LlmurError(429, ...) when a budget or limit refuses the request, else stores what it
     reserved in ctx.reservation.
@@ -47,16 +47,18 @@ from billing import tokens
 from billing.connections import (
     GROUP, KEY_PREFIX, STREAM, async_redis, budget_key, close_async, entity_ref, redis_configured,
 )
-from billing.events import event_from_context
+from billing.lifecycle import budget_reset_listeners
 from billing.pricing import (
     Price, budget_units, cost_of, estimate_cost_units, from_units, prices, to_units,
 )
 from billing.writer import writer
+from gateway import registry
 from gateway.context import RequestContext
-from llmur.core.errors import LlmurError
-from gateway.lifespan import on_shutdown, on_startup
+from gateway.spend_event import event_from_context
 from llmur.core.db import db_call
+from llmur.core.errors import LlmurError
 from llmur.core.health import readiness_check
+from llmur.core.lifespan import on_shutdown, on_startup
 
 logger = logging.getLogger("llmur.limits")
 
@@ -155,9 +157,7 @@ async def _group(ctx: RequestContext) -> tuple[Any, ...]:
     if ctx.deployment is not None:
         return (ctx.deployment,)
     try:
-        from gateway import registry
-
-        return tuple((await registry.get()).group(ctx.model))
+        return tuple((ctx.registry or await registry.get()).group(ctx.model))
     except Exception:  # noqa: BLE001 - no registry (tests, commands): price by the model name
         return ()
 
@@ -821,9 +821,7 @@ async def _admit(ctx: RequestContext) -> None:
     price = _dearest(ctx, group)
     reservation = Reservation(mode="none", entities=entities, price=price)
     if any(entity.budget >= 0 for entity in entities):
-        body_bytes = ctx.metadata.get("body_bytes")
-        if not isinstance(body_bytes, int):
-            body_bytes = len(orjson.dumps(ctx.body))
+        body_bytes = ctx.body_bytes or len(orjson.dumps(ctx.body))
         reservation.reserve = estimate_cost_units(price, body=ctx.body, body_bytes=body_bytes,
                                                   deployment=group[0] if len(group) == 1 else None)
     if entities:
@@ -855,15 +853,15 @@ def _without_budget(entity: Entity) -> Entity:
 def _complete_usage(ctx: RequestContext) -> None:
     """Count tokens the upstream did not report (a stream without usage, a client that left)."""
     usage = ctx.usage
-    text = ctx.metadata.get("completion_text")
-    if not (ctx.metadata.get("usage_estimated") or (usage.total_tokens == 0 and isinstance(text, str) and text)):
+    text = ctx.completion_text
+    if not (ctx.usage_estimated or (usage.total_tokens == 0 and isinstance(text, str) and text)):
         return
     if usage.prompt_tokens == 0:
         usage.prompt_tokens = tokens.count_prompt(ctx.body)
     if isinstance(text, str) and text:
         # The text the client received, tokenized, replaces the pipeline's chunk count.
         usage.completion_tokens = tokens.count_text(text)
-    ctx.metadata["usage_estimated"] = True
+    ctx.usage_estimated = True
 
 
 async def settle(ctx: RequestContext) -> None:
@@ -926,12 +924,6 @@ def _settle_without_redis(reservation: Reservation, event: dict[str, Any]) -> No
 
 @on_startup
 async def _start() -> None:
-    if not redis_configured():
-        writer.start()   # embedded: its loop also runs budget resets and the daily rollup
-    try:
-        await prices.ensure_loaded()
-    except Exception as exc:  # noqa: BLE001 - the database may come later; pricing retries on use
-        logger.warning("prices not loaded at start: %s", exc.__class__.__name__)
     if redis_configured():
         try:
             client = async_redis()
@@ -944,7 +936,6 @@ async def _start() -> None:
 
 @on_shutdown
 async def _stop() -> None:
-    await writer.stop()
     connections, state.connections = state.connections, None
     if connections is not None:
         await connections.aclose()
@@ -962,22 +953,5 @@ def _readiness() -> tuple[bool, str]:
     return True, "redis"
 
 
-async def _embedded_maintenance() -> None:
-    """Embedded mode has no Celery beat: the writer's loop resets budgets and rolls up spend."""
-    now = time.monotonic()
-    if now - _maintenance["reset"] >= 10:
-        _maintenance["reset"] = now
-        from billing.services import budget_reset_due
-
-        for kind, pk in await db_call(budget_reset_due):
-            local.forget_budget(entity_ref(kind, pk))
-    if now - _maintenance["rollup"] >= 60:
-        _maintenance["rollup"] = now
-        from billing.services import daily_spend_rollup
-
-        await db_call(daily_spend_rollup)
-
-
-_maintenance = {"reset": 0.0, "rollup": 0.0}
-if not redis_configured():
-    writer.after_flush.append(_embedded_maintenance)
+# A budget the embedded upkeep reset is rebuilt from the database on its next use.
+budget_reset_listeners.append(lambda kind, pk: local.forget_budget(entity_ref(kind, pk)))

@@ -17,6 +17,7 @@ from accounts import policy
 from accounts.audit import audit_record, snapshot
 from accounts.keys import secret_encrypt
 from accounts.policy import Actor
+from gateway import registry
 from gateway.deployments import SECRET_PARAMS, provider_of
 from gateway.models import ModelDeployment
 from llmur.config import LitellmParams
@@ -60,9 +61,7 @@ def public_params(params: dict[str, Any], *, secret_note: str = "(encrypted)") -
 
 
 def _notify_workers() -> None:
-    from gateway.registry import deployments_changed
-
-    transaction.on_commit(deployments_changed)
+    transaction.on_commit(registry.deployments_changed)
 
 
 @transaction.atomic

@@ -17,7 +17,9 @@ from typing import Any
 from django.conf import settings
 
 from gateway.routing import wildcards
+from gateway.versions import bump_version
 from llmur.core.db import db_call
+from llmur.core.lifespan import on_startup
 
 logger = logging.getLogger("llmur.gateway.registry")
 
@@ -205,18 +207,10 @@ def deployments_changed() -> None:
     """
     mark_stale()
     if settings.LLMUR.cache.engine == "redis":
-        from gateway.signals import bump_version
-
         bump_version(VERSION_KEY)
 
 
-def _preload_hook() -> None:
-    from gateway.lifespan import on_startup
-
-    @on_startup
-    async def preload_deployments() -> None:
-        """Load the deployment list before the first request, so no request pays for it."""
-        await get()
-
-
-_preload_hook()
+@on_startup
+async def preload_deployments() -> None:
+    """Load the deployment list before the first request, so no request pays for it."""
+    await get()

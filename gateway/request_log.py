@@ -18,9 +18,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import orjson
+from celery import current_app
 from django.conf import settings
+from django.db import close_old_connections
+from django.utils.dateparse import parse_datetime
 
 from gateway.context import RequestContext
+from gateway.models import RequestLog
 
 logger = logging.getLogger("llmur.gateway.request_log")
 
@@ -100,9 +104,9 @@ def request_log_submit(ctx: RequestContext) -> None:
     with _lock:
         _pending += 1
     try:
-        response = ctx.metadata.get("response_body")
+        response = ctx.response_body
         if response is None and ctx.stream:
-            response = "".join(ctx.metadata.get("_text", ()))
+            response = "".join(ctx.streamed_text)
         _pool().submit(_ship, ctx, response)
     except Exception:  # noqa: BLE001 - the caller goes on to settle the request whatever happens here
         with _lock:
@@ -151,28 +155,25 @@ def request_log_row(ctx: RequestContext, response: Any) -> dict[str, Any]:
     }
 
 
+STORE_TASK = "gateway.request_log_store"
+
+
 def request_log_store_later(*, row: dict[str, Any]) -> None:
     """Hand a redacted row to the store task (a worker with Redis; this thread in embedded mode)."""
-    from django.db import close_old_connections
-
-    from gateway.tasks import request_log_store
-
-    eager = bool(getattr(settings, "CELERY_TASK_ALWAYS_EAGER", False))
+    if not getattr(settings, "CELERY_TASK_ALWAYS_EAGER", False):
+        # By name: the task module (gateway/tasks.py) calls this one, not the other way round.
+        current_app.send_task(STORE_TASK, args=[row])
+        return
     try:
-        request_log_store.delay(row)
+        request_log_write(rows=[row])   # embedded: what the eager task did, right here
     finally:
-        if eager:
-            close_old_connections()   # this thread wrote to the database: give the connection back
+        close_old_connections()   # this thread wrote to the database: give the connection back
 
 
 # --------------------------------------------------------------------------- storing and purging
 
 def request_log_write(*, rows: list[dict[str, Any]]) -> int:
     """Insert rows (idempotent on request_id: a redelivered task adds nothing)."""
-    from django.utils.dateparse import parse_datetime
-
-    from gateway.models import RequestLog
-
     objects = []
     for row in rows:
         fields = dict(row)
@@ -184,8 +185,6 @@ def request_log_write(*, rows: list[dict[str, Any]]) -> int:
 
 def request_log_purge(*, now: datetime | None = None, batch: int = 5000) -> int:
     """Delete rows older than request_logging.retention_days, in batches; returns how many."""
-    from gateway.models import RequestLog
-
     cutoff = (now or datetime.now(timezone.utc)) - timedelta(days=settings.LLMUR.config.request_logging.retention_days)
     deleted = 0
     while True:

@@ -32,11 +32,11 @@ from typing import Any, Mapping
 import orjson
 
 from gateway.context import RequestContext
-from gateway.lifespan import on_shutdown
 from gateway.routing.fallbacks import request_options
-from llmur import redis_clients
 from llmur.core import metrics
 from llmur.core.errors import LlmurError
+from llmur.core.lifespan import on_shutdown
+from llmur.core.redis import async_redis, close_async
 
 logger = logging.getLogger("llmur.cache")
 
@@ -95,15 +95,9 @@ class RedisBackend:
 
     def __init__(self, url: str) -> None:
         self._url = url
-        self._client = None
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     def _redis(self):
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:
-            self._client = redis_clients.async_client(url=self._url, socket_timeout=1, socket_connect_timeout=1)
-            self._loop = loop
-        return self._client
+        return async_redis("cache", url=self._url)
 
     async def get(self, key: str) -> bytes | None:
         return await self._redis().get(key)
@@ -112,9 +106,7 @@ class RedisBackend:
         await self._redis().set(key, value, px=max(1, int(ttl * 1000)))
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        await close_async("cache")
 
 
 class ResponseCache:

@@ -21,11 +21,11 @@ from django.conf import settings
 
 from gateway import registry
 from gateway.context import RequestContext
-from gateway.lifespan import on_shutdown, on_startup
 from gateway.routing import litellm_headers
 from gateway.routing.engine import Router, RouterConfig
 from gateway.routing.state import close_state
 from gateway.routing.unpriced import refuse_unpriced
+from llmur.core.lifespan import on_shutdown, on_startup
 
 logger = logging.getLogger("llmur.router")
 

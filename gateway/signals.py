@@ -8,34 +8,30 @@ each worker polls it (gateway.auth) and drops its local cache within 250 ms. In 
 from __future__ import annotations
 
 import logging
-from functools import lru_cache
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
-from llmur import redis_clients
+from accounts.models import (
+    Organization,
+    OrganizationMembership,
+    Project,
+    ProjectCredential,
+    Team,
+    TeamMembership,
+    User,
+    VirtualKey,
+)
+from gateway import auth, registry
+from gateway.models import ModelDeployment
+from gateway.versions import bump_version
 
 logger = logging.getLogger("llmur.gateway.signals")
 
 
-@lru_cache(maxsize=1)
-def _redis():
-    return redis_clients.sync_client(socket_connect_timeout=2, socket_timeout=2)
-
-
-def bump_version(name: str) -> None:
-    """INCR a shared version counter; a Redis outage is logged, local caches still expire by TTL."""
-    try:
-        _redis().incr(name)
-    except Exception:  # noqa: BLE001
-        logger.warning("could not bump %s: Redis unreachable; caches expire by TTL instead", name)
-
-
 def auth_changed() -> None:
     """Make every worker forget cached key snapshots (after the current transaction commits)."""
-    from gateway import auth
-
     def publish() -> None:
         # Bump first: the cleared cache re-reads the version on its next request and must see the new one.
         if settings.LLMUR.cache.engine == "redis":
@@ -52,16 +48,10 @@ def _on_change(sender, **kwargs) -> None:
 def _on_deployment_change(sender, instance, **kwargs) -> None:
     # Config-file deployments are mirrored at start-up; only database-added ones change the registry.
     if getattr(instance, "source", None) == "db":
-        from gateway.registry import deployments_changed
-
-        transaction.on_commit(deployments_changed)
+        transaction.on_commit(registry.deployments_changed)
 
 
 def connect() -> None:
-    from accounts.models import (Organization, OrganizationMembership, Project, ProjectCredential, Team,
-                                 TeamMembership, User, VirtualKey)
-    from gateway.models import ModelDeployment
-
     for model in (VirtualKey, User, Team, Project, Organization, ProjectCredential, TeamMembership,
                   OrganizationMembership):
         uid = f"llmur-auth-{model.__name__}"

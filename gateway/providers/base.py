@@ -61,6 +61,8 @@ class Provider:
     # True when streams are OpenAI SSE read exactly as gateway.providers.openai.openai_chunks reads them,
     # so the pipeline may relay them through its fused pass-through (gateway.streaming.openai_passthrough).
     openai_sse = False
+    # How the upstream frames a stream: "sse" (server-sent events) or "ndjson" (one JSON object a line).
+    stream_framing = "sse"
 
     def build_request(self, dep: Deployment, call_type: str, body: dict[str, Any], *, api_key: str | None,
                       client_headers: dict[str, str]) -> UpstreamRequest:

@@ -145,6 +145,7 @@ async def ollama_stream(call_type: str, lines: AsyncIterator[bytes], model: str)
 
 class OllamaProvider(Provider):
     name = "ollama"
+    stream_framing = "ndjson"
 
     def build_request(self, dep: Deployment, call_type: str, body: dict[str, Any], *, api_key: str | None,
                       client_headers: dict[str, str]) -> UpstreamRequest:

@@ -24,7 +24,7 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from llmur import redis_clients
+from llmur.core.redis import async_redis, close_async
 
 logger = logging.getLogger("llmur.routing")
 
@@ -193,7 +193,6 @@ class RedisState:
     def __init__(self, url: str) -> None:
         self._url = url
         self._client = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._fail_script = None
         self._local = LocalState()
         self._cooled: dict[str, float] = {}        # last cooldown set read from Redis: id → end
@@ -419,7 +418,7 @@ class RedisState:
                 for deployment_id, n in held.items():
                     pipe.hincrby(IN_FLIGHT, deployment_id, -n)
                 await pipe.execute()
-            await client.aclose()
+            await close_async("routing")
         except Exception:  # noqa: BLE001 - shutting down; nothing left to do about it
             pass
         self._client = None
@@ -433,13 +432,11 @@ class RedisState:
         """The client of the running event loop, or None while Redis is considered down."""
         if time.monotonic() < self._down_until:
             return None
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:
-            self._client = redis_clients.async_client(url=self._url, decode_responses=True, socket_timeout=1,
-                                                      socket_connect_timeout=1)
-            self._loop = loop
-            self._fail_script = self._client.register_script(_FAIL_SCRIPT)
-        return self._client
+        client = async_redis("routing", url=self._url)
+        if client is not self._client:
+            self._client = client
+            self._fail_script = client.register_script(_FAIL_SCRIPT)
+        return client
 
     def _went_down(self, exc: BaseException) -> None:
         if time.monotonic() >= self._down_until:

@@ -133,7 +133,7 @@ def asgi_tracing(app: Any, *, version: str = "") -> Any:
 
 
 def trace_attempts(attempt: Callable[[Any, Any], Awaitable[Any]]) -> Callable[[Any, Any], Awaitable[Any]]:
-    """Wrap one upstream attempt (pipeline._call_once / _open_stream) in a GenAI client span."""
+    """Wrap one upstream attempt (gateway.upstream.call_once / gateway.relay.open_stream) in a GenAI client span."""
     if _tracer is None:
         return attempt
 

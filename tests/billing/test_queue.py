@@ -27,11 +27,11 @@ def push(client, events):
 
 @pytest.fixture
 def stream(redis_client, monkeypatch):
-    from billing import connections
+    from llmur.core import redis as redis_registry
 
-    monkeypatch.setattr(connections, "_sync_client", None)
+    redis_registry.forget()
     yield redis_client
-    connections._sync_client = None
+    redis_registry.forget()
 
 
 @pytest.mark.django_db

@@ -1,4 +1,4 @@
-"""The fused OpenAI stream relay (gateway.pipeline._openai_passthrough) on upstream bytes cut at
+"""The fused OpenAI stream relay (gateway.relay._openai_passthrough) on upstream bytes cut at
 awkward places: what the client receives and what billing reads must not depend on how the bytes
 arrived."""
 import asyncio
@@ -7,8 +7,8 @@ import orjson
 import pytest
 
 from gateway.context import RequestContext
-from gateway.pipeline import _openai_passthrough
 from gateway.providers.base import UpstreamStreamError
+from gateway.relay import _openai_passthrough
 
 
 def _event(data) -> bytes:
@@ -58,9 +58,9 @@ def test_client_bytes_and_usage_do_not_depend_on_how_the_upstream_bytes_were_cut
         assert b"".join(parts) == expected
         assert all(parts), "no empty writes to the client"
         assert (ctx.usage.prompt_tokens, ctx.usage.completion_tokens) == (7, 3)
-        assert ctx.metadata["_usage_seen"] is True
-        assert ctx.metadata["_content_chunks"] == 2
-        assert "".join(ctx.metadata["_text"]) == "Hello"
+        assert ctx.usage_seen is True
+        assert ctx.content_chunks == 2
+        assert "".join(ctx.streamed_text) == "Hello"
 
 
 def test_usage_chunk_kept_when_the_client_asked_for_it_and_crlf_and_multiline_data_read():
@@ -68,7 +68,7 @@ def test_usage_chunk_kept_when_the_client_asked_for_it_and_crlf_and_multiline_da
     ctx, parts, error = _relay([multiline, USAGE.replace(b"\n", b"\r\n"), DONE], keep_usage=True)
     assert error is None
     assert b"".join(parts) == multiline.replace(b"\r\n", b"\n") + USAGE + DONE
-    assert ctx.metadata["_text"] == ["x"]
+    assert ctx.streamed_text == ["x"]
     assert ctx.usage.completion_tokens == 3
 
 
@@ -77,8 +77,8 @@ def test_stream_without_usage_or_done_keeps_text_for_counting_and_still_ends_wit
     assert error is None
     assert b"".join(parts).endswith(b'"c"}}]}\n\n' + DONE)
     assert not ctx.metadata.get("_usage_seen")
-    assert "".join(ctx.metadata["_text"]) == "abc"
-    assert ctx.metadata["_content_chunks"] == 3
+    assert "".join(ctx.streamed_text) == "abc"
+    assert ctx.content_chunks == 3
 
 
 def test_error_event_after_content_in_the_same_read_sends_the_content_then_raises():

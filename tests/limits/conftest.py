@@ -131,27 +131,27 @@ class OwnRedis:
 @pytest.fixture
 def own_redis(tmp_path, monkeypatch, settings):
     """Point llmur at a test-owned redis-server for the duration of the test."""
-    from billing import connections
     from llmur.config import ResolvedCache
+    from llmur.core import redis as redis_registry
 
     server = OwnRedis(tmp_path)
     server.start()
     monkeypatch.setattr(settings.LLMUR, "cache", ResolvedCache(engine="redis", url=server.url))
-    monkeypatch.setattr(connections, "_sync_client", None)
+    redis_registry.forget()
     yield server
     server.stop()
-    connections._sync_client = None
+    redis_registry.forget()
 
 
 @pytest.fixture
 def redis_mode(redis_client, monkeypatch, settings):
     """Redis mode on the test Redis database (REDIS_URL), emptied first."""
-    from billing import connections
+    from llmur.core import redis as redis_registry
 
     assert settings.LLMUR.cache.engine == "redis"
-    monkeypatch.setattr(connections, "_sync_client", None)
+    redis_registry.forget()
     yield redis_client
-    connections._sync_client = None
+    redis_registry.forget()
 
 
 def usd(value: str) -> Decimal:
