@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from gateway.context import RequestContext
+from llmur.core.scrub import scrub_secrets
 
 ENTITY_FIELDS = ("key_id", "user_id", "project_id", "team_id", "organization_id")
 
@@ -58,6 +59,7 @@ def event_from_context(ctx: RequestContext, *, cost: Decimal, now: datetime | No
         "stream": bool(ctx.stream),
         "end_user": (ctx.end_user or "")[:200],
         "metadata": metadata,
+        "error": "" if ctx.success else scrub_secrets(ctx.error),
     }
 
 

@@ -25,6 +25,7 @@ from llmur.core.errors import LlmurError, shown
 from gateway.providers import provider_for
 from gateway.providers import anthropic as anthropic_translation
 from gateway.providers.base import CHAT, EMBEDDING, MESSAGES, Answer, Chunk, UpstreamStreamError, dumps, loads
+from billing import refusals
 from llmur.core import metrics, observability
 
 logger = logging.getLogger("llmur.gateway.pipeline")
@@ -229,6 +230,7 @@ async def _run(request, call_type: str) -> HttpResponse:
     meta = request.META
     request_id, client_id = new_request_id(), client_request_id(meta)
     ids = id_headers(request_id, client_id)
+    principal = None
     try:
         principal = await auth.authenticate(auth.key_from_headers(meta))
         raw = request.body
@@ -253,6 +255,7 @@ async def _run(request, call_type: str) -> HttpResponse:
         metrics.request_started(ctx)
     except LlmurError as error:
         metrics.request_rejected(error, request_id, client_id)
+        refusals.refusal_count(error=error, principal=principal, request_id=request_id)
         return error_response(error, anthropic=anthropic, headers=ids)
     # Admitted: from here on, settle exactly once however the request ends.
     hit = None
@@ -265,7 +268,7 @@ async def _run(request, call_type: str) -> HttpResponse:
             if hit is None:
                 call, answer = await _route(ctx, _call_once)
     except LlmurError as error:
-        ctx.success, ctx.http_status = False, error.status
+        ctx.success, ctx.http_status, ctx.error = False, error.status, error.message
         await _settle(ctx)
         return error_response(error, anthropic=anthropic, headers=_headers(ctx))
     except asyncio.CancelledError:
@@ -273,8 +276,8 @@ async def _run(request, call_type: str) -> HttpResponse:
         ctx.metadata["client_disconnected"] = True
         await _settle(ctx)
         raise
-    except Exception:
-        ctx.success, ctx.http_status = False, 500
+    except Exception as exc:
+        ctx.success, ctx.http_status, ctx.error = False, 500, f"Internal error in the gateway ({type(exc).__name__})."
         logger.exception("request %s failed", request_id)
         await _settle(ctx)
         return error_response(LlmurError(500, "api_error", f"Internal error in the gateway; the request id is "
@@ -428,6 +431,7 @@ async def _relay(ctx: RequestContext, call: _Call, first: bytes | None, stream) 
         else:
             logger.exception("request %s: relaying the stream failed", ctx.request_id)
             error = LlmurError(500, "api_error", f"Internal error in the gateway; the request id is {ctx.request_id}.")
+        ctx.error = error.message
         logger.warning("request %s: stream from %s ended with an error: %s", ctx.request_id, dep.id,
                        exc.__class__.__name__)
         yield (streaming.anthropic_event(error.anthropic_body()) if anthropic
