@@ -112,7 +112,7 @@ class SpendLogAdmin(ScopedReadOnlyAdmin):
     ordering = ["-started_at", "-id"]
     csv_name = "spend-logs"
     fieldsets = [
-        (None, {"fields": ["request_id", "when", "outcome", "error_message"]}),
+        (None, {"fields": ["request_id", "client_request_id", "response_id", "when", "outcome", "error_message"]}),
         ("Who", {"fields": ["key_name", "user", "team", "project", "organization", "end_user"]}),
         ("Model", {"fields": ["model", "deployment", "provider", "call_type", "stream", "cache_hit"]}),
         ("Usage and cost", {"fields": ["prompt_tokens_n", "completion_tokens_n", "cost_usd", "latency", "first_token"]}),
