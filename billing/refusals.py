@@ -216,5 +216,5 @@ def refusal_summary(*, since: datetime | None = None, key_id: int | None = None)
     qs = RefusalCount.objects.filter(hour__gte=_hour(since))
     if key_id is not None:
         qs = qs.filter(key_id=key_id)
-    return (qs.values("bucket", "key_id", "key_display", "reason")
+    return (qs.values("bucket", "key_id", "key_display", "key__key_alias", "reason")
             .annotate(refused=Sum("count"), last=Max("last_at")).order_by("-refused", "reason"))
