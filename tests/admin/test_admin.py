@@ -217,7 +217,7 @@ def test_model_page_shows_deployments_with_price_and_last_hour_health(root):
         SpendLog.objects.create(request_id=uuid.uuid4().hex, model="gpt-4o", deployment="cfg-1", status=status,
                                 latency_ms=100, started_at=now, ended_at=now)
     html = root.get("/admin/gateway/modeldeployment/").content.decode()
-    assert "$2.50 / $10.00" in html and "2 req, 1 failed, 100 ms mean" in html
+    assert "$2.50 / $10.00" in html and "2 req, 1 failed</a><br><small>100 ms mean" in html
     # Config deployments are changed in the file, not here.
     row = ModelDeployment.objects.get(deployment_id="cfg-1")
     page = root.get(f"/admin/gateway/modeldeployment/{row.pk}/change/").content.decode()
