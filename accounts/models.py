@@ -99,6 +99,9 @@ class OrganizationMembership(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["organization", "user"], name="uniq_org_member")]
 
+    def __str__(self) -> str:
+        return f"{self.user} in {self.organization} ({self.get_role_display()})"
+
 
 class Team(Budgeted):
     """A group of users sharing keys, budgets and an allow-list of models."""
@@ -138,6 +141,9 @@ class TeamMembership(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["team", "user"], name="uniq_team_member")]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.team} ({self.get_role_display()})"
 
 
 class Project(Budgeted):

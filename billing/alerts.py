@@ -39,6 +39,7 @@ from django.utils import timezone
 
 from accounts.durations import parse_duration
 from billing.models import AlertDelivery, BudgetAlert, TeamAlertSetting
+from llmur.core.money import money
 
 logger = logging.getLogger("llmur.billing.alerts")
 
@@ -58,13 +59,6 @@ def _models() -> dict[str, Any]:
     from accounts.models import Organization, Project, Team, User, VirtualKey
 
     return {"key": VirtualKey, "user": User, "project": Project, "team": Team, "organization": Organization}
-
-
-def money(amount: Decimal | None) -> str:
-    """$10.02, or more decimals when cents would hide the amount ($0.00042), as refusals print it."""
-    text = f"{amount or Decimal(0):.8f}".rstrip("0")
-    whole, _, frac = text.partition(".")
-    return f"${whole}.{frac.ljust(2, '0')}"
 
 
 def period_start(*, budget_duration: str, budget_reset_at: datetime | None) -> datetime:

@@ -73,6 +73,8 @@ class SpendLog(models.Model):
     stream = models.BooleanField(default=False)
     end_user = models.CharField(max_length=200, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
+    # What the upstream (or the gateway) said when the request failed, credentials scrubbed.
+    error_message = models.TextField(blank=True, default="")
     # Set in the same transaction that adds the row's cost to its owners' spend fields, so a
     # redelivered event (same request_id) can never be counted twice.
     booked = models.BooleanField(default=False, editable=False)
@@ -91,6 +93,8 @@ class SpendLog(models.Model):
             models.Index(fields=["model", "-started_at"], name="spend_model_started"),
             models.Index(fields=["client_request_id"], name="spend_client_request_id"),
             models.Index(fields=["response_id"], name="spend_response_id"),
+            # The model health page reads only failures of a recent window.
+            models.Index(fields=["-started_at"], condition=models.Q(status="failure"), name="spend_failed_started"),
         ]
 
     def __str__(self) -> str:
@@ -297,3 +301,35 @@ class AlertDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel} → {self.target} ({self.status})"
+
+
+class RefusalCount(models.Model):
+    """Requests refused before any model was called, counted per hour, key and reason.
+
+    Counted in each web process and added here every few seconds (billing/refusals.py): no row per
+    refused request. Refusals of keys nobody recognises share the bucket "unknown" (key empty).
+    """
+
+    UNKNOWN = "unknown"
+
+    hour = models.DateTimeField(help_text="Start of the hour the refusals fell in.")
+    bucket = models.CharField(max_length=32, help_text="The key's id, or 'unknown'.")
+    key = models.ForeignKey("accounts.VirtualKey", null=True, blank=True, on_delete=models.DO_NOTHING,
+                            db_constraint=False, related_name="+")
+    key_display = models.CharField(max_length=32, blank=True)
+    reason = models.CharField(max_length=64)
+    status = models.PositiveSmallIntegerField()
+    count = models.PositiveIntegerField(default=0)
+    last_at = models.DateTimeField()
+    # The latest few refusals of this bucket, newest first: when, request id, model, message.
+    samples = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-hour", "-count"]
+        constraints = [models.UniqueConstraint(fields=["hour", "bucket", "reason"], name="refusal_hour_bucket")]
+        indexes = [models.Index(fields=["key", "-hour"], name="refusal_key_hour")]
+        verbose_name = "refusal"
+        verbose_name_plural = "refusals"
+
+    def __str__(self) -> str:
+        return f"{self.reason} ({self.count}) at {self.hour:%Y-%m-%d %H:00}"

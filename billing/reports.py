@@ -136,11 +136,11 @@ def spend_over_time(*, scope: Q | None = None, start: dt.date | None = None, end
 def top(*, by: str, scope: Q | None = None, start: dt.date | None = None, end: dt.date | None = None,
         limit: int = 5) -> list[dict[str, Any]]:
     """The biggest spenders by key, team or model over the window."""
-    column = {"key": "key_id", "team": "team_id", "model": "model"}[by]
+    column = {"key": "key_id", "team": "team_id", "model": "model", "user": "user_id", "project": "project_id"}[by]
     qs = daily_rows(scope=scope, start=start, end=end, columns={column})
     if column != "model":
         qs = qs.filter(**{f"{column}__isnull": False})
-    return list(qs.values(column).annotate(cost=Sum("cost"), requests=Sum("requests"))
+    return list(qs.values(column).annotate(cost=Sum("cost"), requests=Sum("requests"), failed=Sum("failed_requests"))
                 .order_by("-cost", column)[:limit])
 
 

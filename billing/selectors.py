@@ -1,33 +1,11 @@
 """Reads of the billing app."""
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from decimal import Decimal
 
-from billing.models import ModelPrice, SpendByModel, SpendLog
+from billing.models import SpendLog
 from billing.services import ENTITY_MODELS
-
-# Names other apps know before any spend is recorded, offered as the admin's filter choices: the
-# gateway adds its deployments' model names and providers (GatewayConfig.ready), so billing reads
-# them without importing the gateway.
-known_models: list[Callable[[], Iterable[str]]] = []
-known_providers: list[Callable[[], Iterable[str]]] = []
-
-
-def spend_model_choices() -> list[str]:
-    """Model names to filter spend by: priced, configured elsewhere, or already spent on."""
-    names = set(ModelPrice.objects.values_list("model", flat=True))
-    for source in known_models:
-        names |= set(source())
-    names |= set(SpendByModel.objects.order_by().values_list("model", flat=True).distinct()[:500])
-    return sorted(names)
-
-
-def spend_provider_choices() -> list[str]:
-    names = set(ModelPrice.objects.exclude(provider="").order_by().values_list("provider", flat=True).distinct())
-    for source in known_providers:
-        names |= set(source())
-    return sorted(names)
 
 
 def entity_spend_get(*, kind: str, pk: int) -> Decimal:

@@ -25,6 +25,7 @@ from billing.alerts import budget_alerts_check
 from billing.events import event_cost
 from billing.models import DailySpend, JobLock, SpendLog
 from billing.pricing import quantize
+from llmur.core.scrub import scrub_secrets
 
 logger = logging.getLogger("llmur.billing")
 
@@ -88,6 +89,7 @@ def spend_log_from_event(event: dict[str, Any]) -> SpendLog:
         stream=bool(event.get("stream")),
         end_user=str(event.get("end_user") or "")[:200],
         metadata=event.get("metadata") if isinstance(event.get("metadata"), dict) else {},
+        error_message=scrub_secrets(str(event.get("error") or "")),
         booked=False,
         rolled_up=False,
     )

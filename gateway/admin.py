@@ -5,6 +5,7 @@ import json
 
 from django import forms
 from django.contrib import admin
+from django.urls import reverse
 from django.utils.html import format_html
 
 from accounts.policy import Actor, ProxyAdminEdits, ProxyAdminMayView, ReadOnly
@@ -52,11 +53,12 @@ class ModelDeploymentAdmin(ProxyAdminMayView, ProxyAdminEdits, admin.ModelAdmin)
 
     llmur_audited = True  # writes go through gateway.model_services, which audits
     form = DeploymentForm
-    list_display = ["model_name", "upstream", "provider", "base_url", "source", "is_active", "price", "health"]
+    # What fits a laptop screen; the upstream address and parameters are on the deployment's page.
+    list_display = ["model_name", "upstream", "source", "is_active", "price", "health"]
     list_filter = ["source", "provider", "is_active"]
     search_fields = ["model_name", "deployment_id"]
     readonly_fields = ["deployment_id", "source", "provider", "params_shown", "price", "health", "created_at",
-                       "updated_at"]
+                       "updated_at", "base_url"]
     fieldsets = [(None, {"fields": ("model_name", "upstream_model", "api_base", "api_key", "extra_params",
                                     "model_info", "is_active")}),
                  ("Current", {"fields": ("deployment_id", "source", "provider", "params_shown", "price", "health",
@@ -81,13 +83,25 @@ class ModelDeploymentAdmin(ProxyAdminMayView, ProxyAdminEdits, admin.ModelAdmin)
     def upstream(self, obj: ModelDeployment) -> str:
         return obj.litellm_params.get("model", "")
 
-    @admin.display(description="api base")
+    @admin.display(description="upstream address")
     def base_url(self, obj: ModelDeployment) -> str:
-        return obj.litellm_params.get("api_base", "")
+        return obj.litellm_params.get("api_base", "") or "the provider's default"
 
-    @admin.display(description="litellm_params")
+    # Shown instead of the form's inputs on a read-only page (a deployment from the config file).
+    @admin.display(description="upstream model")
+    def upstream_model(self, obj: ModelDeployment) -> str:
+        return obj.litellm_params.get("model", "") or "-"
+
+    @admin.display(description="upstream address")
+    def api_base(self, obj: ModelDeployment) -> str:
+        return self.base_url(obj)
+
+    @admin.display(description="upstream parameters")
     def params_shown(self, obj: ModelDeployment) -> str:
-        return format_html("<pre>{}</pre>", json.dumps(model_services.public_params(obj.litellm_params), indent=2))
+        params = model_services.public_params(obj.litellm_params)
+        if not params:
+            return "-"
+        return format_html("<pre>{}</pre>", json.dumps(params, indent=2))
 
     @admin.display(description="price per 1M tokens (in / out)")
     def price(self, obj: ModelDeployment) -> str:
@@ -103,6 +117,7 @@ class ModelDeploymentAdmin(ProxyAdminMayView, ProxyAdminEdits, admin.ModelAdmin)
 
     @admin.display(description="last hour")
     def health(self, obj: ModelDeployment) -> str:
+        """Requests and failures of the last hour; the model health page has the day and the errors."""
         from billing.reports import deployment_health
 
         stats = getattr(self, "_health", None)
@@ -110,8 +125,9 @@ class ModelDeploymentAdmin(ProxyAdminMayView, ProxyAdminEdits, admin.ModelAdmin)
         if not row:
             return "no traffic"
         colour = "#c0392b" if row["failures"] * 2 > row["requests"] else "#e69500" if row["failures"] else "#2e8b57"
-        return format_html('<span style="color:{}">{} req, {} failed, {} ms mean</span>', colour, row["requests"],
-                           row["failures"], row["mean_latency_ms"])
+        return format_html('<a href="{}" style="color:{}">{} req, {} failed</a><br><small>{} ms mean</small>',
+                           reverse("admin:billing_health"), colour, f"{row['requests']:,}", f"{row['failures']:,}",
+                           f"{row['mean_latency_ms']:,}")
 
     def save_model(self, request, obj, form, change):
         actor = Actor.of_request(request)

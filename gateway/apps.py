@@ -10,16 +10,9 @@ class GatewayConfig(AppConfig):
         # stream's consumer group, closing its Redis connections) and its readiness check before
         # the ASGI lifespan starts; the request path itself imports it only with the URLconf.
         import gateway.limits  # noqa: F401
-        from billing import selectors as billing_selectors
         from gateway import signals
         from gateway.metrics import CooldownCollector
-        from gateway.models import ModelDeployment
         from llmur.core.collectors import register_collector
 
         signals.connect()
         register_collector(CooldownCollector())
-        # The billing admin offers configured models and providers as filter choices before any spend.
-        billing_selectors.known_models.append(
-            lambda: ModelDeployment.objects.values_list("model_name", flat=True))
-        billing_selectors.known_providers.append(
-            lambda: ModelDeployment.objects.order_by().values_list("provider", flat=True).distinct())

@@ -44,8 +44,9 @@ _cache: dict[str, tuple[float, Principal | str]] = {}
 _seen: dict[str, Any] = {"version": None, "deployments": None, "checked": 0.0, "generation": 0}
 
 
-def unauthorized(message: str) -> LlmurError:
-    return LlmurError(401, "invalid_api_key", message, param="key", code="401")
+def unauthorized(message: str, principal: Principal | None = None) -> LlmurError:
+    """401; `principal` is the recognised key refused (e.g. expired), so its refusal is counted against it."""
+    return LlmurError(401, "invalid_api_key", message, param="key", code="401", entity=principal)
 
 
 MISSING_KEY = ("No API key provided. Send it as 'Authorization: Bearer sk-...' or 'x-api-key: sk-...'.")
@@ -165,7 +166,7 @@ async def authenticate(key: str) -> Principal:
     if isinstance(entry, str):
         raise unauthorized(entry)
     if entry.expires_at is not None and entry.expires_at.timestamp() <= time.time():
-        raise unauthorized("Authentication Error: this key has expired. Ask an operator to renew it.")
+        raise unauthorized("Authentication Error: this key has expired. Ask an operator to renew it.", entry)
     return entry
 
 

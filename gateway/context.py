@@ -93,6 +93,7 @@ class RequestContext:
     cost: Decimal = Decimal(0)
     http_status: int = 200
     success: bool = True
+    error: str = ""                # why a failed request failed (upstream's message included), for its spend log
     cache_hit: bool = False
     end_user: str = ""
     started_at: datetime | None = None

@@ -15,6 +15,7 @@ from typing import Any
 
 from django.http import HttpResponse
 
+from billing import refusals
 from gateway import aliases, auth, idempotency, limits, registry, response_cache, router, schemas, streaming
 from gateway.context import RequestContext
 from gateway.providers import anthropic as anthropic_translation
@@ -97,6 +98,7 @@ async def _run(request, call_type: str) -> HttpResponse:
     meta = request.META
     request_id, client_id = new_request_id(), client_request_id(meta)
     ids = id_headers(request_id, client_id)
+    principal = None
     try:
         principal = await auth.authenticate(auth.key_from_headers(meta))
         raw = request.body
@@ -121,6 +123,7 @@ async def _run(request, call_type: str) -> HttpResponse:
         metrics.request_started(ctx)
     except LlmurError as error:
         metrics.request_rejected(error, request_id, client_id)
+        refusals.refusal_count(error=error, principal=principal, request_id=request_id)
         return error_response(error, anthropic=anthropic, headers=ids)
     # Admitted: from here on, settle exactly once however the request ends.
     hit = None
@@ -133,7 +136,7 @@ async def _run(request, call_type: str) -> HttpResponse:
             if hit is None:
                 call, answer = await _route(ctx, call_once)
     except LlmurError as error:
-        ctx.success, ctx.http_status = False, error.status
+        ctx.success, ctx.http_status, ctx.error = False, error.status, error.message
         await settle(ctx)
         return error_response(error, anthropic=anthropic, headers=answer_headers(ctx))
     except asyncio.CancelledError:
@@ -141,8 +144,8 @@ async def _run(request, call_type: str) -> HttpResponse:
         ctx.client_disconnected = True
         await settle(ctx)
         raise
-    except Exception:
-        ctx.success, ctx.http_status = False, 500
+    except Exception as exc:
+        ctx.success, ctx.http_status, ctx.error = False, 500, f"Internal error in the gateway ({type(exc).__name__})."
         logger.exception("request %s failed", request_id)
         await settle(ctx)
         return error_response(LlmurError(500, "api_error", f"Internal error in the gateway; the request id is "

@@ -86,6 +86,7 @@ async def relay(ctx: RequestContext, call: Call, first: bytes | None, stream) ->
         else:
             logger.exception("request %s: relaying the stream failed", ctx.request_id)
             error = LlmurError(500, "api_error", f"Internal error in the gateway; the request id is {ctx.request_id}.")
+        ctx.error = error.message
         logger.warning("request %s: stream from %s ended with an error: %s", ctx.request_id, dep.id,
                        exc.__class__.__name__)
         yield (streaming.anthropic_event(error.anthropic_body()) if anthropic

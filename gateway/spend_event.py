@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from gateway.context import RequestContext
+from llmur.core.scrub import scrub_secrets
 
 
 def event_from_context(ctx: RequestContext, *, cost: Decimal, now: datetime | None = None) -> dict[str, Any]:
@@ -51,4 +52,5 @@ def event_from_context(ctx: RequestContext, *, cost: Decimal, now: datetime | No
         "stream": bool(ctx.stream),
         "end_user": (ctx.end_user or "")[:200],
         "metadata": metadata,
+        "error": "" if ctx.success else scrub_secrets(ctx.error),
     }

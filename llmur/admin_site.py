@@ -1,55 +1,38 @@
-"""The Django admin as the operator's console: dashboard on the index page, rate-limited login, helpers.
+"""The Django admin as the operator's console: dashboard, menu by task, model health and usage pages, login.
 
-`LlmurAdminConfig` replaces django.contrib.admin in INSTALLED_APPS so that `admin.site` everywhere
-(including other apps' admin.py) is a :class:`LlmurAdminSite`.
+`llmur.apps.LlmurAdminConfig` replaces django.contrib.admin in INSTALLED_APPS so that `admin.site`
+everywhere (including the apps' admin modules, which register there and never import this
+module) is a :class:`LlmurAdminSite`. This module is composition: it may read every app.
 """
 from __future__ import annotations
 
-import datetime as dt
-from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.contrib import admin
-from django.contrib.admin.apps import AdminConfig
-from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.utils import timezone
-from django.utils.html import format_html
+from django.urls import path, reverse
 
+from accounts.audit import audit_record, snapshot
+from accounts.policy import Actor
+from billing import admin_pages as pages
 from llmur import login_throttle
+from llmur.admin_dashboard import dashboard_context
 
-
-class LlmurAdminConfig(AdminConfig):
-    default_site = "llmur.admin_site.LlmurAdminSite"
-
-
-# This module holds an AppConfig, so Django imports it before models are ready: what reads
-# accounts (the policy, the models) is imported inside the functions below, not at the top.
-
-
-def budget_bar(spend: Decimal | None, max_budget: Decimal | None, soft_budget: Decimal | None = None) -> str:
-    """Spend against budget as a small bar: green, amber past the soft budget, red at 90 % and over.
-
-    Amounts are written as refusals and alerts write them (billing.alerts.money): cents, or as many
-    decimals as a smaller amount needs to be true ($0.0021 of $0.002, not of $0.00).
-    """
-    from billing.alerts import money
-
-    spend = spend or Decimal(0)
-    if not max_budget:
-        return format_html('<span class="llmur-spend">{}</span> <span class="llmur-muted">no budget</span>',
-                           money(spend))
-    ratio = float(spend / max_budget) if max_budget else 0.0
-    colour = "#c0392b" if ratio >= 0.9 else "#e69500" if soft_budget and spend >= soft_budget else "#2e8b57"
-    width = max(0, min(100, round(ratio * 100)))
-    return format_html(
-        '<div class="llmur-budget" title="{} of {}" style="min-width:140px">'
-        '<div style="background:#ddd;border-radius:3px;height:8px;width:140px">'
-        '<div style="background:{};height:8px;border-radius:3px;width:{}%"></div></div>'
-        '<small>{} of {} ({}%)</small></div>',
-        money(spend), money(max_budget), colour, width, money(spend), money(max_budget), round(ratio * 100))
+# The menu: (heading, [app_label.model_name, ...]) in the order operators reach for them.
+MENU = [
+    ("Keys and teams", ["accounts.virtualkey", "accounts.team", "accounts.project", "accounts.user",
+                        "accounts.organization"]),
+    ("Spend", ["billing.spendlog", "billing.dailyspend", "billing.health", "billing.refusalcount",
+               "billing.budgetalert", "billing.teamalertsetting"]),
+    ("Models", ["gateway.modeldeployment", "billing.modelprice", "gateway.requestlog"]),
+    ("Records", ["accounts.auditentry", "accounts.teammembership", "accounts.organizationmembership",
+                 "accounts.projectcredential"]),
+]
+LABELS = {"accounts.virtualkey": "Keys", "billing.dailyspend": "Daily spend", "billing.refusalcount": "Refusals",
+          "accounts.auditentry": "Audit log", "gateway.requestlog": "Request logs (prompts)",
+          "billing.teamalertsetting": "Alert settings per team"}
 
 
 def _client_address(request: HttpRequest) -> str:
@@ -66,18 +49,12 @@ class AuditedAdminMixin:
     llmur_audited = True
 
     def save_model(self, request, obj, form, change):
-        from accounts.audit import audit_record, snapshot
-        from accounts.policy import Actor
-
         before = snapshot(type(obj)._default_manager.filter(pk=obj.pk).first()) if change else None
         super().save_model(request, obj, form, change)
         audit_record(by=Actor.of_request(request), action="update" if change else "create", instance=obj,
                      before=before, after=snapshot(obj))
 
     def delete_model(self, request, obj):
-        from accounts.audit import audit_record, snapshot
-        from accounts.policy import Actor
-
         before, pk = snapshot(obj), obj.pk
         super().delete_model(request, obj)
         audit_record(by=Actor.of_request(request), action="delete", instance=obj, before=before, entity_id=str(pk))
@@ -92,6 +69,8 @@ class LlmurAdminSite(admin.AdminSite):
     site_header = "llmur"
     site_title = "llmur admin"
     index_title = "Dashboard"
+    # The side menu would take 300 px from every list; the menu is the dashboard's, a click on "llmur" away.
+    enable_nav_sidebar = False
     # llmur has no public site at "/" (the API lives there); hide Django's "View site" link.
     site_url = None
     index_template = "admin/llmur_index.html"
@@ -142,82 +121,50 @@ class LlmurAdminSite(admin.AdminSite):
     def index(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
         return super().index(request, {**(extra_context or {}), **dashboard_context(request)})
 
+    # ------------------------------------------------------------------ every page
 
-def _date_param(request: HttpRequest, name: str) -> dt.date | None:
-    value = request.GET.get(name)
-    try:
-        return dt.date.fromisoformat(value) if value else None
-    except ValueError:
-        return None
+    def each_context(self, request: HttpRequest) -> dict[str, Any]:
+        # The one time zone dates are shown in (config time_zone), named on every page.
+        return {**super().each_context(request), "llmur_time_zone": settings.TIME_ZONE}
 
+    def get_urls(self):
+        return [path("health/", self.admin_view(lambda request: pages.health_view(request, self)),
+                     name="billing_health"),
+                path("usage/<str:kind>/<int:entity_id>/",
+                     self.admin_view(lambda request, kind, entity_id: pages.usage_view(request, self, kind, entity_id)),
+                     name="billing_usage"),
+                *super().get_urls()]
 
-DASHBOARD_CACHE_SECONDS = 60
+    def get_app_list(self, request: HttpRequest, app_label: str | None = None) -> list[dict[str, Any]]:
+        """The menu by what operators do most: keys and teams, then spend, then models, then records.
 
-
-def _dashboard_spend(scope, scope_id: str, start: dt.date, end: dt.date) -> dict[str, Any]:
-    """The rollup-derived part of the dashboard, cached per scope and window for a minute.
-
-    The cache key carries the rollups' mark (the last DailySpend id they include), so new spend
-    shows at the next page view after the rollup, never a minute late; the minute only bounds
-    how long an unchanged answer is kept.
-    """
-    import hashlib
-
-    from accounts.models import Team, VirtualKey
-    from billing import reports
-    from billing.rollups import spend_rollups_mark
-
-    mark = spend_rollups_mark()
-    digest = hashlib.sha256(scope_id.encode()).hexdigest()[:24]
-    cache_key = f"llmur:dashboard:{digest}:{start}:{end}:{mark}"
-    try:
-        cached = cache.get(cache_key)
-    except Exception:  # noqa: BLE001 - an unreachable cache costs a recomputation, not the page
-        cached = None
-    if cached is not None:
-        return cached
-    series = reports.spend_over_time(scope=scope, start=start, end=end)
-    top_keys = reports.top(by="key", scope=scope, start=start, end=end)
-    top_teams = reports.top(by="team", scope=scope, start=start, end=end)
-    keys = VirtualKey.objects.in_bulk([row["key_id"] for row in top_keys])
-    teams = Team.objects.in_bulk([row["team_id"] for row in top_teams])
-    context = {
-        "dash_totals": reports.totals(scope=scope, start=start, end=end),
-        # Floats only for drawing; the totals shown as text stay Decimal.
-        "dash_chart": {"labels": [d.isoformat() for d, _ in series], "values": [float(v) for _, v in series]},
-        "dash_top_keys": [{"label": str(keys.get(r["key_id"]) or f"deleted key #{r['key_id']}"),
-                           "id": r["key_id"] if r["key_id"] in keys else None, **r} for r in top_keys],
-        "dash_top_teams": [{"label": str(teams.get(r["team_id"]) or f"deleted team #{r['team_id']}"),
-                            "id": r["team_id"] if r["team_id"] in teams else None, **r} for r in top_teams],
-        "dash_top_models": reports.top(by="model", scope=scope, start=start, end=end),
-    }
-    try:
-        cache.set(cache_key, context, DASHBOARD_CACHE_SECONDS)
-    except Exception:  # noqa: BLE001 - see above
-        pass
-    return context
+        Names in plain words ("Keys", not "Virtual keys"); a page the user may not open is left out
+        (Django's own app dict decides that); Groups is not registered at all.
+        """
+        if app_label is not None:
+            return super().get_app_list(request, app_label)
+        entries = {}
+        for app in self._build_app_dict(request).values():
+            for model in app["models"]:
+                entries[f"{app['app_label']}.{model['object_name'].lower()}"] = model
+        if request.user.is_active and request.user.is_staff and Actor.of_request(request).is_proxy_admin:
+            entries["billing.health"] = {"name": "Model health", "object_name": "ModelHealth",
+                                         "admin_url": reverse("admin:billing_health"), "view_only": True,
+                                         "perms": {"view": True}}
+        menu = []
+        for index, (title, names) in enumerate(MENU):
+            models = []
+            for name in names:
+                if name in entries:
+                    entry = dict(entries.pop(name))
+                    entry["name"] = LABELS.get(name, entry["name"])
+                    models.append(entry)
+            if models:
+                menu.append({"name": title, "app_label": f"llmur-{index}", "app_url": models[0]["admin_url"],
+                             "has_module_perms": True, "models": models})
+        if entries:  # anything registered later that the menu does not name yet
+            menu.append({"name": "Other", "app_label": "llmur-other", "app_url": "", "has_module_perms": True,
+                         "models": sorted(entries.values(), key=lambda m: m["name"])})
+        return menu
 
 
-def dashboard_context(request: HttpRequest) -> dict[str, Any]:
-    from accounts import policy
-    from accounts.policy import Actor
-
-    actor = Actor.of_request(request)
-    scope = policy.spend_scope(actor)
-    end = _date_param(request, "end") or timezone.now().date()
-    start = _date_param(request, "start") or end - dt.timedelta(days=29)
-    if start > end:
-        start, end = end, start
-    # The scope itself, not the user: a role change shows at once, and users who see the same
-    # spend (e.g. every proxy admin) share one entry.
-    scope_id = policy.spend_scope_id(actor)
-    # Budgets are read live: they move with every booked request and cost two small queries.
-    budget_teams = policy.visible_teams(actor).filter(max_budget__isnull=False).order_by("-spend")[:8]
-    budget_keys = policy.visible_keys(actor).filter(max_budget__isnull=False).order_by("-spend")[:8]
-    return {
-        "dash_start": start.isoformat(),
-        "dash_end": end.isoformat(),
-        **_dashboard_spend(scope, scope_id, start, end),
-        "dash_budgets": [(f"team {t.name}", budget_bar(t.spend, t.max_budget, t.soft_budget)) for t in budget_teams]
-        + [(f"key {k}", budget_bar(k.spend, k.max_budget, k.soft_budget)) for k in budget_keys],
-    }

@@ -38,7 +38,7 @@ if CONFIG.https.enabled:
 
 INSTALLED_APPS = [
     # The admin as operator console (dashboard, rate-limited login): llmur/admin_site.py.
-    "llmur.admin_site.LlmurAdminConfig",
+    "llmur.apps.LlmurAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -183,7 +183,7 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = "UTC"
+TIME_ZONE = CONFIG.time_zone   # shown on every admin page (llmur/admin_site.py)
 USE_I18N = True
 USE_TZ = True
 

@@ -85,7 +85,7 @@ def apply_env_overrides(raw: dict[str, Any], env: dict[str, str]) -> tuple[dict[
     origins: dict[str, str] = {}
     db = dict(raw.get("database_configuration") or {})
     cache = dict(raw.get("cache_configuration") or {})
-    for name, key in (("LLMUR_LOG_LEVEL", "log_level"), ("LLMUR_HOST", "host"),
+    for name, key in (("LLMUR_LOG_LEVEL", "log_level"), ("LLMUR_HOST", "host"), ("LLMUR_TIME_ZONE", "time_zone"),
                       ("LLMUR_APPLICATION_SECRET", "application_secret")):
         if env.get(name):
             raw[key] = env[name]

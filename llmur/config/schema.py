@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -281,6 +282,8 @@ class LlmurConfig(_Section):
 
     application_secret: SecretStr | None = None
     log_level: str = "info"
+    # The time zone the admin shows dates in (an IANA name, e.g. Europe/Berlin); stored times stay UTC.
+    time_zone: str = "UTC"
     log_format: Literal["text", "json"] = "text"
     # One line per gateway request (llmur/accesslog.py); prompts appear in it only with log_prompts.
     access_log: bool = True
@@ -317,6 +320,15 @@ class LlmurConfig(_Section):
     def _proxy_networks(cls, value: list[str]) -> list[str]:
         # Normalized (10.1.2.3/8 -> 10.0.0.0/8): gunicorn's forwarded_allow_ips accepts only that form.
         return [str(ipaddress.ip_network(item, strict=False)) for item in networks(value)]
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("unknown time zone (expected an IANA name such as UTC or Europe/Berlin)") from None
+        return value
 
     @field_validator("log_level")
     @classmethod

@@ -83,7 +83,7 @@ def test_operator_creates_a_team_and_key_calls_and_sees_spend_on_the_dashboard(s
     page.goto(f"{server.url}/admin/accounts/virtualkey/add/")
     page.fill("#id_key_alias", "browser-key")
     page.select_option("#id_team", str(team.pk))
-    page.fill("#id_allowed_models", "mock-gpt")
+    page.check("input[name=allowed_models][value='mock-gpt']")
     page.click("input[name=_save]")
     page.wait_for_selector("#new-key")
     plaintext = page.input_value("#new-key")
