@@ -862,3 +862,7 @@ class ProjectCredentialAdmin(_ChildAdmin):
 
     def identity(self, obj):
         return {"provider": obj.provider}
+
+
+# Agent sign-ins (RFC 8628 device flow) have their page in a module of their own.
+from accounts import admin_device  # noqa: E402, F401
