@@ -233,7 +233,7 @@ def agent_key_revoke(*, by: Actor, authorization: DeviceAuthorization) -> Device
         if policy.key_rights(by, locked.key) < policy.KeyRights.OWNER:
             raise policy.forbidden("Only the key's owner, an admin of its scope or a proxy admin may revoke it.")
         if not locked.key.blocked:
-            key_block(by=by, key=locked.key)
+            locked.key = key_block(by=by, key=locked.key)
     elif not by.is_proxy_admin and not by.is_user(locked.decided_by):
         raise policy.forbidden("Only a proxy admin may close another person's agent sign-in.")
     if locked.status != DeviceAuthorization.Status.REVOKED:
