@@ -6,6 +6,7 @@ the device-flow services; what a staff user sees follows policy.visible_agent_si
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.urls import reverse
 from django.utils.html import format_html
 
 from accounts import policy, services
@@ -16,7 +17,8 @@ from llmur.core.errors import LlmurError
 
 @admin.register(DeviceAuthorization)
 class DeviceAuthorizationAdmin(StaffMayView, ReadOnly, admin.ModelAdmin):
-    """Read-only list of agent sign-ins; the one action blocks the agent's key (services.agent_key_revoke)."""
+    """Read-only list of agent sign-ins; the one action blocks the agents' keys where the policy lets the
+    user (services.agent_key_revoke asks it, row by row)."""
 
     llmur_audited = True
 
@@ -34,16 +36,12 @@ class DeviceAuthorizationAdmin(StaffMayView, ReadOnly, admin.ModelAdmin):
     def get_queryset(self, request):
         return policy.visible_agent_sign_ins(Actor.of_request(request))
 
-    def get_actions(self, request):
-        # ReadOnly takes away delete; revoking is allowed wherever the policy allows it, row by row.
-        return {name: action for name, action in super().get_actions(request).items() if name == "revoke_selected"}
-
     @admin.display(description="key")
     def key_link(self, obj: DeviceAuthorization):
         if obj.key is None:
             return "-"
-        return format_html('<a href="../virtualkey/{}/change/">{}</a>{}', obj.key.pk, obj.key.display,
-                           " (blocked)" if obj.key.blocked else "")
+        return format_html('<a href="{}">{}</a>{}', reverse("admin:accounts_virtualkey_change", args=[obj.key.pk]),
+                           obj.key.display, " (blocked)" if obj.key.blocked else "")
 
     @admin.display(description="key last used")
     def key_last_used(self, obj: DeviceAuthorization):
