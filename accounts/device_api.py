@@ -152,10 +152,14 @@ def agent_keys(request: HttpRequest, status: str | None = None):
     return [agent_key_out(a) for a in rows]
 
 
-@router.post("/sso/agent_keys/{authorization_id}/revoke", response=AgentKeyOut,
-             summary="Block an agent's key at once and close its sign-in.")
-def agent_key_revoke(request: HttpRequest, authorization_id: int):
+class AgentKeyRevokeIn(Schema):
+    id: int
+
+
+@router.post("/sso/agent_keys/revoke", response=AgentKeyOut,
+             summary="Block an agent's key at once and close its sign-in (id from /sso/agent_keys).")
+def agent_key_revoke(request: HttpRequest, body: AgentKeyRevokeIn):
     actor = _actor(request)
-    authorization = selectors.agent_sign_in_get(authorization_id=authorization_id,
+    authorization = selectors.agent_sign_in_get(authorization_id=body.id,
                                                 queryset=policy.visible_agent_sign_ins(actor))
     return agent_key_out(services.agent_key_revoke(by=actor, authorization=authorization))

@@ -163,5 +163,5 @@ def agent_sign_in_list(*, queryset: QuerySet[DeviceAuthorization], status: str |
 def agent_sign_in_get(*, authorization_id: Any, queryset: QuerySet[DeviceAuthorization]) -> DeviceAuthorization:
     found = queryset.filter(pk=authorization_id).first()
     if found is None:
-        raise not_found(f"No agent sign-in {authorization_id} that you may see.", "authorization_id")
+        raise not_found(f"No agent sign-in {authorization_id} that you may see.", "id")
     return found

@@ -37,23 +37,23 @@ def test_a_proxy_admin_lists_agent_keys_over_the_management_api(admin_api, issue
 def test_others_see_only_agent_keys_they_may_see(world, issued):
     assert len(Api(world.keys["member"]).get("/sso/agent_keys").json()) == 1
     assert Api(world.keys["outsider"]).get("/sso/agent_keys").json() == []
-    hidden = Api(world.keys["outsider"]).post(f"/sso/agent_keys/{issued['sign_in'].pk}/revoke")
+    hidden = Api(world.keys["outsider"]).post("/sso/agent_keys/revoke", {"id": issued["sign_in"].pk})
     assert hidden.status_code == 404
 
 
 def test_revoking_blocks_the_key_at_once_and_is_audited(admin_api, issued):
-    response = admin_api.post(f"/sso/agent_keys/{issued['sign_in'].pk}/revoke")
+    response = admin_api.post("/sso/agent_keys/revoke", {"id": issued["sign_in"].pk})
     assert response.status_code == 200 and response.json()["status"] == "revoked"
     key = VirtualKey.objects.get(key_hash=key_digest(issued["token"]))
     assert key.blocked
     assert list(AuditEntry.objects.filter(action__in=["block", "revoke"]).values_list("action", "actor")) == [
         ("revoke", "master key"), ("block", "master key")]
     # Again: nothing more happens, and nothing fails.
-    assert admin_api.post(f"/sso/agent_keys/{issued['sign_in'].pk}/revoke").status_code == 200
+    assert admin_api.post("/sso/agent_keys/revoke", {"id": issued["sign_in"].pk}).status_code == 200
 
 
 def test_the_owner_may_revoke_their_agents_key(world, issued):
-    response = Api(world.keys["member"]).post(f"/sso/agent_keys/{issued['sign_in'].pk}/revoke")
+    response = Api(world.keys["member"]).post("/sso/agent_keys/revoke", {"id": issued["sign_in"].pk})
     assert response.status_code == 200 and response.json()["key_blocked"] is True
 
 
