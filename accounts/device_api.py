@@ -119,6 +119,9 @@ class AgentKeyOut(Schema):
     status: str
     requested_models: list[str]
     user_id: str | None
+    token: str | None
+    team_id: str | None
+    organization_id: str | None
     key_alias: str | None
     key_display: str | None
     key_blocked: bool | None
@@ -134,7 +137,11 @@ def agent_key_out(authorization: DeviceAuthorization) -> dict[str, Any]:
     return {
         "id": authorization.pk, "agent": authorization.client_id, "status": authorization.status,
         "requested_models": authorization.scope.split(),
-        "user_id": str(authorization.decided_by_id) if authorization.decided_by_id else None,
+        "user_id": authorization.decided_by.username if authorization.decided_by_id else None,
+        # The key's id on the management API (/key/info, /key/block ...), as /key/list gives it.
+        "token": key.key_hash if key else None,
+        "team_id": key.team.public_id if key and key.team_id else None,
+        "organization_id": key.organization.public_id if key and key.organization_id else None,
         "key_alias": key.key_alias if key else None, "key_display": key.display if key else None,
         "key_blocked": key.blocked if key else None, "key_expires": key.expires_at if key else None,
         "key_last_used_at": key.last_used_at if key else None, "created_at": authorization.created_at,

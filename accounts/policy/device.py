@@ -72,7 +72,7 @@ def agent_key_scope(actor: Actor, value: str | None) -> AgentKeyScope:
 
 def visible_agent_sign_ins(actor: Actor) -> QuerySet[DeviceAuthorization]:
     """Agent sign-ins whose key the actor may see (their own, their scopes'), and those they decided."""
-    qs = DeviceAuthorization.objects.select_related("key", "decided_by")
+    qs = DeviceAuthorization.objects.select_related("key__team", "key__organization", "decided_by")
     if actor.is_proxy_admin:
         return qs
     own = Q(decided_by_id=actor.user.pk) if actor.user else Q(pk__in=[])

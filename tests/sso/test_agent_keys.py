@@ -28,7 +28,8 @@ def test_a_proxy_admin_lists_agent_keys_over_the_management_api(admin_api, issue
     rows = admin_api.get("/sso/agent_keys").json()
     assert [(r["id"], r["agent"], r["status"], r["key_blocked"]) for r in rows] == [
         (issued["sign_in"].pk, "claude-code on laptop-7", "issued", False)]
-    assert rows[0]["user_id"] == str(issued["sign_in"].decided_by_id)
+    assert rows[0]["user_id"] == "member" and rows[0]["team_id"] is None
+    assert rows[0]["token"] == key_digest(issued["token"])     # the key's id for /key/info, /key/block ...
     assert issued["token"] not in str(rows)
     assert admin_api.get("/sso/agent_keys", status="pending").json() == []
     assert error_of(admin_api.get("/sso/agent_keys", status="nonsense"))["param"] == "status"
