@@ -257,3 +257,44 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor} {self.action} {self.entity_type} {self.entity_repr or self.entity_id}"
+
+
+class DeviceAuthorization(models.Model):
+    """An agent's sign-in through the device flow (RFC 8628): pending until a person approves or denies it.
+
+    Both codes are stored as HMAC digests. Approving issues the key at once, with a secret nobody
+    holds; the agent's next poll gives it a fresh secret, shown in that answer only (ISSUED).
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for a person"
+        APPROVED = "approved", "Approved, not yet collected"
+        DENIED = "denied", "Denied"
+        ISSUED = "issued", "Key issued"
+        REVOKED = "revoked", "Key revoked"
+
+    device_code_hash = models.CharField(max_length=64, unique=True, editable=False)
+    user_code_hash = models.CharField(max_length=64, editable=False)
+    client_id = models.CharField("agent", max_length=100, help_text="The name the agent gave for itself.")
+    scope = models.CharField(max_length=1000, blank=True, help_text="Models the agent asked for; empty: any.")
+    client_address = models.CharField(max_length=64, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    interval = models.PositiveIntegerField(help_text="Seconds the agent must wait between polls.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    last_polled_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    key = models.OneToOneField(VirtualKey, null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="device_authorization")
+    issued_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "agent sign-in"
+        indexes = [models.Index(fields=["user_code_hash", "status"], name="device_user_code"),
+                   models.Index(fields=["status", "expires_at"], name="device_status_expiry")]
+
+    def __str__(self) -> str:
+        return f"{self.client_id} ({self.get_status_display().lower()})"

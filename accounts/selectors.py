@@ -4,9 +4,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
+from django.utils import timezone
 
+from accounts.device_codes import user_code_digest, user_code_normalize
 from accounts.keys import KEY_PREFIX, key_digest
-from accounts.models import Organization, Project, Team, User, VirtualKey
+from accounts.models import DeviceAuthorization, Organization, Project, Team, User, VirtualKey
 from llmur.core.errors import LlmurError
 
 
@@ -135,3 +137,31 @@ def page(qs: QuerySet, *, page: int, size: int) -> tuple[list, int, int]:
     total = qs.count()
     items = list(qs[(page - 1) * size: page * size])
     return items, total, max(1, -(-total // size))
+
+
+def device_authorization_pending(*, user_code: str) -> DeviceAuthorization | None:
+    """The agent sign-in waiting under the code a person typed (any case, dashes or not), if one is."""
+    normalized = user_code_normalize(user_code)
+    if normalized is None:
+        return None
+    return (DeviceAuthorization.objects.filter(user_code_hash=user_code_digest(normalized),
+                                               status=DeviceAuthorization.Status.PENDING,
+                                               expires_at__gt=timezone.now()).order_by("-created_at").first())
+
+
+def agent_sign_in_list(*, queryset: QuerySet[DeviceAuthorization], status: str | None = None,
+                       limit: int = 500) -> list[DeviceAuthorization]:
+    """The newest agent sign-ins of the queryset (the policy's visible ones), optionally of one status."""
+    if status:
+        if status not in DeviceAuthorization.Status.values:
+            raise LlmurError(400, "invalid_request_error", f"status must be one of "
+                             f"{', '.join(DeviceAuthorization.Status.values)}.", param="status", code="400")
+        queryset = queryset.filter(status=status)
+    return list(queryset.order_by("-created_at")[:limit])
+
+
+def agent_sign_in_get(*, authorization_id: Any, queryset: QuerySet[DeviceAuthorization]) -> DeviceAuthorization:
+    found = queryset.filter(pk=authorization_id).first()
+    if found is None:
+        raise not_found(f"No agent sign-in {authorization_id} that you may see.", "id")
+    return found

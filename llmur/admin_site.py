@@ -23,7 +23,7 @@ from llmur.admin_dashboard import dashboard_context
 # The menu: (heading, [app_label.model_name, ...]) in the order operators reach for them.
 MENU = [
     ("Keys and teams", ["accounts.virtualkey", "accounts.team", "accounts.project", "accounts.user",
-                        "accounts.organization"]),
+                        "accounts.organization", "accounts.deviceauthorization"]),
     ("Spend", ["billing.spendlog", "billing.dailyspend", "billing.health", "billing.refusalcount",
                "billing.budgetalert", "billing.teamalertsetting"]),
     ("Models", ["gateway.modeldeployment", "billing.modelprice", "gateway.requestlog"]),
@@ -32,7 +32,8 @@ MENU = [
 ]
 LABELS = {"accounts.virtualkey": "Keys", "billing.dailyspend": "Daily spend", "billing.refusalcount": "Refusals",
           "accounts.auditentry": "Audit log", "gateway.requestlog": "Request logs (prompts)",
-          "billing.teamalertsetting": "Alert settings per team"}
+          "billing.teamalertsetting": "Alert settings per team",
+          "accounts.deviceauthorization": "Agent sign-ins"}
 
 
 def _client_address(request: HttpRequest) -> str:

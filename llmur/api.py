@@ -15,6 +15,8 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from accounts.api import router as accounts_router
+from accounts.device_api import oauth_router as device_oauth_router
+from accounts.device_api import router as device_router
 from billing.spend_api import router as spend_router
 from gateway.api import router as llm_router
 from gateway.model_api import router as model_router
@@ -112,5 +114,5 @@ def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
 
 
 # Each app's router, mounted at the root.
-for _router in (llm_router, accounts_router, model_router, spend_router):
+for _router in (llm_router, accounts_router, device_oauth_router, device_router, model_router, spend_router):
     api.add_router("", _router)

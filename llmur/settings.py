@@ -162,6 +162,9 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(LLMUR.var_dir / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE["alert-sweep"] = {"task": "billing.alert_sweep", "schedule": 60.0, "options": {"expires": 120}}
 CELERY_BEAT_SCHEDULE["request-log-purge"] = {"task": "gateway.request_log_purge", "schedule": 3600.0,
                                              "options": {"expires": 1800}}
+# Agent sign-ins (sso.device_flow) that expired uncollected.
+CELERY_BEAT_SCHEDULE["device-authorization-purge"] = {"task": "accounts.device_authorization_purge",
+                                                      "schedule": 3600.0, "options": {"expires": 1800}}
 
 # E-mail of budget alerts (the config's alerting: block).
 EMAIL_BACKEND = CONFIG.alerting.email_backend

@@ -3,6 +3,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
+from accounts import device_views
 from gateway import health_api
 from llmur import views
 from llmur.api import api
@@ -18,6 +19,8 @@ urlpatterns = [
     path("health", health_api.health, name="health-deployments"),
     # Prometheus: master key or metrics.allowed_ips (llmur/views.py).
     path("metrics", views.metrics_view, name="metrics"),
+    # Agent sign-in's verification page (RFC 8628), behind the admin login; its API is in accounts/device_api.py.
+    path("sso/device", device_views.device_verify, name="device-verify"),
     # The one NinjaAPI (llmur/api.py): /v1/* and the management API; docs at /docs.
     path("", api.urls),
 ]

@@ -5,4 +5,4 @@ each staff user sees and may change follows accounts.policy, not Django's model 
 the admin and the API enforce one policy. Pages register on the default admin site; composition
 (llmur/admin_site.py) decides how the site looks and orders its menu.
 """
-from accounts.admin import audit, keys, memberships, organizations, projects, teams, users  # noqa: F401
+from accounts.admin import audit, device, keys, memberships, organizations, projects, teams, users  # noqa: F401

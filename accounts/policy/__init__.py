@@ -9,6 +9,7 @@
 - limits: budgets, limits and allow-lists nest inside the entities above; what loosens a key.
 - spend: whose spend an actor sees.
 - deployments: model management, what /model/info shows (16.8), env references (16.7).
+- device: where an approver may put an agent's key (RFC 8628 sign-in), who sees agent keys.
 - admin_permissions: the admin's has_*_permission methods, written once.
 
 docs/security.md explains the rules for operators.
@@ -24,6 +25,7 @@ from accounts.policy.deployments import (
     require_may_manage_models,
     usable_model_names,
 )
+from accounts.policy.device import AgentKeyScope, agent_key_scope, agent_key_scopes, visible_agent_sign_ins
 from accounts.policy.keys import (
     KeyRights,
     key_by_alias_to_change,
@@ -84,6 +86,7 @@ from accounts.policy.users import (
 __all__ = [
     "ROLE_RANK",
     "Actor",
+    "AgentKeyScope",
     "KeyRights",
     "ProxyAdminEdits",
     "ProxyAdminMayView",
@@ -93,6 +96,8 @@ __all__ = [
     "administered_organizations",
     "administered_projects",
     "administered_teams",
+    "agent_key_scope",
+    "agent_key_scopes",
     "allowed_env_references",
     "allowed_models_of",
     "can_change_user",
@@ -143,6 +148,7 @@ __all__ = [
     "team_to_read",
     "usable_model_names",
     "user_to_read",
+    "visible_agent_sign_ins",
     "visible_keys",
     "visible_organizations",
     "visible_projects",

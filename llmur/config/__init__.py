@@ -7,6 +7,7 @@ file and the key, never echoing a secret's value.
 One job per module:
 
     schema.py       the keys, types, defaults and bounds (pydantic models)
+    sso.py          the sso: block (agent sign-in), the same way
     environment.py  ${VAR} / os.environ/VAR references and the variables that override keys
     compat.py       other proxies' shapes (LiteLLM general_settings, the SQLAlchemy `database:` block)
     urls.py         database URLs in every spelling (Django, SQLAlchemy, the Go driver's MySQL DSN)
@@ -40,12 +41,13 @@ from llmur.config.schema import (
     RouterSettings,
     SentinelAddress,
 )
+from llmur.config.sso import DeviceFlowConfiguration, SsoConfiguration
 from llmur.config.urls import parse_database_url
 
 __all__ = (
     "BASE_DIR", "CLI_DATABASE_URL", "ENV_CONFIG_PATH", "LOG_LEVELS", "AlertingConfiguration", "CacheConfiguration",
-    "ConfigError", "DatabaseConfiguration", "HttpsConfiguration", "LegacyDatabaseBlock", "LitellmParams",
-    "LlmurConfig", "MetricsConfiguration", "ModelEntry", "OidcConfiguration", "OidcTeamMapping", "OtelConfiguration",
-    "RequestLoggingConfiguration", "ResolvedCache", "ResolvedDatabase", "RouterSettings", "SentinelAddress",
-    "Settings", "load_config", "masked", "parse_database_url",
+    "ConfigError", "DatabaseConfiguration", "DeviceFlowConfiguration", "HttpsConfiguration", "LegacyDatabaseBlock",
+    "LitellmParams", "LlmurConfig", "MetricsConfiguration", "ModelEntry", "OidcConfiguration", "OidcTeamMapping",
+    "OtelConfiguration", "RequestLoggingConfiguration", "ResolvedCache", "ResolvedDatabase", "RouterSettings",
+    "SentinelAddress", "Settings", "SsoConfiguration", "load_config", "masked", "parse_database_url",
 )

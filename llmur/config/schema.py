@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from llmur.config.sso import SsoConfiguration
 from llmur.config.urls import engine_from_url
 
 LOG_LEVELS = {
@@ -314,6 +315,8 @@ class LlmurConfig(_Section):
     oidc: OidcConfiguration | None = None
     alerting: AlertingConfiguration = Field(default_factory=AlertingConfiguration)
     request_logging: RequestLoggingConfiguration = Field(default_factory=RequestLoggingConfiguration)
+    # Agent sign-in (RFC 8628 device flow), off by default: llmur/config/sso.py.
+    sso: SsoConfiguration = Field(default_factory=SsoConfiguration)
 
     @field_validator("trusted_proxies")
     @classmethod

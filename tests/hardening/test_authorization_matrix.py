@@ -70,6 +70,7 @@ class Town:
     blocked: dict[str, str]      # each person's personal key, blocked by a proxy admin
     member_team_key: str         # member's own key in team-a, $5
     db_model: str                # a deployment added at run time
+    agent_sign_in: int           # an agent's sign-in, approved by member into team-a, key collected
 
 
 @pytest.fixture
@@ -90,8 +91,13 @@ def town(world, settings) -> Town:
 
     deployment = model_services.deployment_create(by=BY, model_name="house-model",
                                                   litellm_params={"model": "openai/house", "api_key": "sk-house-1"})
+    agent = services.device_authorization_create(client_id="matrix-agent")
+    services.device_approve(by=Actor.for_user(world.users["member"], "sso"), authorization=agent.authorization,
+                            owners={"team": world.team_a})
+    services.device_token(device_code=agent.device_code)
     return Town(world=world, team_c=team_c, project_a=project_a, project_b=project_b, limited=limited,
-                blocked=blocked, member_team_key=member_team_key, db_model=deployment.deployment_id)
+                blocked=blocked, member_team_key=member_team_key, db_model=deployment.deployment_id,
+                agent_sign_in=agent.authorization.pk)
 
 
 PERSON = {"stranger": "outsider"}   # the column's person in the world
@@ -119,6 +125,7 @@ def resolve(value: Any, town: Town, who: str) -> Any:
         "@team_a_key": w.team_a_plain, "@team_b_key": w.team_b_plain, "@member_team_key": town.member_team_key,
         "@db_model": town.db_model, "@self": person if who != "nouser" else "nobody",
         "@own_limited": town.limited.get(person, "sk-none"), "@own_blocked": town.blocked.get(person, "sk-none"),
+        "@agent_sign_in": town.agent_sign_in,
     }
     return table[value]
 
@@ -299,6 +306,9 @@ API: list[R] = [
     ("GET /spend/logs",              (200, 404, 404, 404, 404, 403, 200), {"team_id": "@team_b"}),
     ("GET /spend/logs",              (200, 404, 404, 404, 404, 403, 200), {"api_key": "@team_b_key"}),
     ("GET /global/spend/report",     (200, 200, 200, 200, 200, 403, 200), {}),
+    # ---- agent keys (RFC 8628 sign-in): member's agent's key in team-a; owners and the scope's admins revoke it
+    ("GET /sso/agent_keys",          (200, 200, 200, 200, 200, 403, 200), {}),
+    ("POST /sso/agent_keys/revoke",  (200, 200, 200, 200, 404, 403, 404), {"id": "@agent_sign_in"}),
 ]
 
 
@@ -471,6 +481,12 @@ def admin_key_in_team_b(town, client):
     return VirtualKey.objects.filter(key_alias="sneaky", team=town.world.team_b).exists()
 
 
+def admin_revokes_members_agent_key(town, client):
+    client.post("/admin/accounts/deviceauthorization/", {"action": "revoke_selected",
+                                                         "_selected_action": [town.agent_sign_in]})
+    return VirtualKey.objects.get(device_authorization__pk=town.agent_sign_in).blocked
+
+
 def admin_adds_deployment(town, client):
     client.post("/admin/gateway/modeldeployment/add/", {
         "model_name": "admin-added", "upstream_model": "openai/x", "api_key": "sk-admin-typed",
@@ -503,6 +519,7 @@ ADMIN: list[A] = [
     ("unblock own blocked key (action)",               (Y, N, N, N, N, N),  admin_unblocks_own_key),
     ("raise own limited key's budget",                 (Y, N, N, N, N, N),  admin_raises_own_key),
     ("issue a key in team-b",                          (Y, N, N, N, N, Y),  admin_key_in_team_b),
+    ("revoke member's agent key in team-a (action)",   (Y, Y, Y, Y, N, N),  admin_revokes_members_agent_key),
     ("add a deployment",                               (Y, N, N, N, N, N),  admin_adds_deployment),
     ("open the deployments page (upstream details)",   (Y, N, N, N, N, N),  admin_reads_deployments),
     ("open the audit log",                             (Y, N, N, N, N, N),  admin_reads_audit_log),
