@@ -39,6 +39,8 @@ MAX_BUCKETS = 10_000
 def refusal_reason(*, status: int, type: str, message: str) -> str:
     """A short label operators read: "expired key", "over budget", "model not allowed", ..."""
     text = message.lower()
+    if type == "key_model_access_denied":   # LiteLLM's 401 for a model outside the key's allow-list
+        return "model not allowed"
     if status == 401:
         for needle, label in (("expired", "expired key"), ("blocked", "blocked key or owner"),
                               ("deactivated", "owner deactivated"), ("inactive", "project inactive"),

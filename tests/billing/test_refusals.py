@@ -36,7 +36,7 @@ def test_the_gateway_counts_refusals_per_key_and_reason_without_a_row_per_reques
     for _ in range(2):
         assert chat_status(server.url, expired) == 401
     narrow = make_key(key_alias="narrow", allowed_models=["mock-claude"])
-    assert chat_status(server.url, narrow, model="mock-gpt") == 403
+    assert chat_status(server.url, narrow, model="mock-gpt") == 401   # LiteLLM's status for it
 
     # The server adds its counts every few seconds: wait for all six to arrive.
     wait_until(lambda: _refused() >= 6, timeout=30, what="the refusal counts to be flushed")
@@ -89,6 +89,8 @@ def test_past_the_bucket_cap_new_keys_are_counted_as_unknown(monkeypatch):
     (LlmurError(429, "budget_exceeded", "key budget exceeded"), "over budget"),
     (LlmurError(429, "rate_limit_error", "rpm reached"), "rate limited"),
     (LlmurError(403, "permission_error", "not allowed to use model 'x'"), "model not allowed"),
+    (LlmurError(401, "key_model_access_denied", "key not allowed to access model. This key is not allowed "
+                 "to use 'x'."), "model not allowed"),
 ])
 def test_refusal_reasons_are_plain_words(error, reason):
     assert refusals.refusal_reason(status=error.status, type=error.type, message=error.message) == reason
