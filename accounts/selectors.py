@@ -6,7 +6,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from accounts.keys import KEY_PREFIX, key_digest
-from accounts.models import Organization, Project, Team, User, VirtualKey
+from accounts.models import Budget, EndUser, Organization, Project, Team, User, VirtualKey
 from llmur.core.errors import LlmurError
 
 
@@ -135,3 +135,17 @@ def page(qs: QuerySet, *, page: int, size: int) -> tuple[list, int, int]:
     total = qs.count()
     items = list(qs[(page - 1) * size: page * size])
     return items, total, max(1, -(-total // size))
+
+
+def end_user_get(*, user_id: Any) -> EndUser:
+    found = EndUser.objects.select_related("budget").filter(user_id=str(user_id or "").strip()).first()
+    if found is None:
+        raise not_found(f"End User Id={user_id} does not exist in db.", "end_user_id")
+    return found
+
+
+def budget_get(*, budget_id: Any, param: str = "budget_id") -> Budget:
+    found = Budget.objects.filter(budget_id=str(budget_id or "").strip()).first()
+    if found is None:
+        raise not_found(f"No budget with budget_id {str(budget_id)[:200]!r}.", param)
+    return found

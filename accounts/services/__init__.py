@@ -10,6 +10,13 @@ saved (a key's final owners and limits, the fields a user update touches), so th
 the admin and the commands cannot disagree. Callers still look entities up through the policy
 first, so that what an actor may not see answers 404 before anything else.
 """
+from accounts.services.budgets import (
+    BUDGET_UPDATABLE,
+    budget_create,
+    budget_delete,
+    budget_reference,
+    budget_update,
+)
 from accounts.services.common import (
     BUDGET_FIELDS,
     PROVIDERS,
@@ -20,6 +27,13 @@ from accounts.services.common import (
     parse_limit,
     parse_models,
     parse_money,
+)
+from accounts.services.end_users import (
+    END_USER_UPDATABLE,
+    end_user_create,
+    end_user_delete_many,
+    end_user_update,
+    end_users_set_blocked,
 )
 from accounts.services.keys import (
     KEY_UPDATABLE,
@@ -74,12 +88,22 @@ from accounts.services.users import (
 
 __all__ = [
     "BUDGET_FIELDS",
+    "BUDGET_UPDATABLE",
+    "END_USER_UPDATABLE",
     "KEY_UPDATABLE",
     "ORGANIZATION_UPDATABLE",
     "PROJECT_UPDATABLE",
     "PROVIDERS",
     "TEAM_UPDATABLE",
     "USER_UPDATABLE",
+    "budget_create",
+    "budget_delete",
+    "budget_reference",
+    "budget_update",
+    "end_user_create",
+    "end_user_delete_many",
+    "end_user_update",
+    "end_users_set_blocked",
     "invalid",
     "key_block",
     "key_create",
