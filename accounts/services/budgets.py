@@ -48,7 +48,7 @@ def _model_max_budget(value: Any) -> dict:
     if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, dict) for k, v in value.items()):
         raise invalid('model_max_budget must map model names to budgets, e.g. {"gpt-4o": {"max_budget": 10}}.',
                       "model_max_budget")
-    for model, entry in value.items():
+    for entry in value.values():
         budget_values({k: v for k, v in entry.items() if k in BUDGET_FIELDS})
     return value
 

@@ -1,7 +1,8 @@
 """Writes on end users (LiteLLM's customers): create, change, block, delete."""
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from django.db import transaction
 
