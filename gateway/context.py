@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 class EntityLimits:
     """Budget and rate limits of one entity (key, user, project, team or organization)."""
 
-    kind: str                      # "key" | "user" | "project" | "team" | "organization"
+    kind: str                      # "key" | "user" | "project" | "team" | "organization" | "end_user"
     id: int
     max_budget: Decimal | None = None
     soft_budget: Decimal | None = None
@@ -95,6 +95,7 @@ class RequestContext:
     success: bool = True
     cache_hit: bool = False
     end_user: str = ""
+    end_user_limits: EntityLimits | None = None   # the end user's, when it has any (gateway.end_users)
     started_at: datetime | None = None
     started_monotonic: float = field(default_factory=time.monotonic)
     first_byte_monotonic: float | None = None

@@ -15,7 +15,18 @@ from typing import Any
 
 from django.http import HttpResponse
 
-from gateway import aliases, auth, idempotency, limits, registry, response_cache, router, schemas, streaming
+from gateway import (
+    aliases,
+    auth,
+    end_users,
+    idempotency,
+    limits,
+    registry,
+    response_cache,
+    router,
+    schemas,
+    streaming,
+)
 from gateway.context import RequestContext
 from gateway.providers import anthropic as anthropic_translation
 from gateway.providers.base import EMBEDDING, MESSAGES, Answer, dumps
@@ -108,6 +119,7 @@ async def _run(request, call_type: str) -> HttpResponse:
                              started_at=datetime.now(timezone.utc))
         ctx.body_bytes = len(raw)
         ctx.end_user = body.get("user") if isinstance(body.get("user"), str) else ""
+        await end_users.check(ctx)
         if anthropic:
             ctx.client_headers = {"anthropic-version": meta.get("HTTP_ANTHROPIC_VERSION", ""),
                                   "anthropic-beta": meta.get("HTTP_ANTHROPIC_BETA", "")}
