@@ -10,6 +10,7 @@ from accounts.api import (  # noqa: F401  (registers the routes)
     budgets,
     end_users,
     keys,
+    members,
     organizations,
     projects,
     teams,

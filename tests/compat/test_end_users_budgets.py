@@ -5,7 +5,6 @@ The test plays the Celery worker's part (process_spend) where spend has to reach
 """
 from __future__ import annotations
 
-import time
 import uuid
 
 import openai
