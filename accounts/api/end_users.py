@@ -15,11 +15,11 @@ from accounts.models import EndUser
 
 
 def _route(method: str, path: str, **options: Any) -> Callable:
-    """Registers a handler at /customer{path} (documented) and /end_user{path} (LiteLLM's older name)."""
+    """Registers a handler at /customer{path} and at /end_user{path} (LiteLLM's older name for the same)."""
     def register(handler: Callable) -> Callable:
-        for prefix, shown in (("/customer", True), ("/end_user", False)):
+        for prefix in ("/customer", "/end_user"):
             router.api_operation([method], prefix + path, operation_id=f"{prefix[1:]}_{handler.__name__}",
-                                 include_in_schema=shown, **options)(handler)
+                                 **options)(handler)
         return handler
     return register
 

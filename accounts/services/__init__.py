@@ -14,6 +14,7 @@ from accounts.services.budgets import (
     BUDGET_UPDATABLE,
     budget_create,
     budget_delete,
+    budget_for_reference,
     budget_reference,
     budget_update,
 )
@@ -99,6 +100,7 @@ __all__ = [
     "USER_UPDATABLE",
     "budget_create",
     "budget_delete",
+    "budget_for_reference",
     "budget_reference",
     "budget_update",
     "end_user_create",

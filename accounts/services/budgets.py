@@ -104,6 +104,20 @@ def budget_delete(*, by: Actor, budget: Budget) -> None:
     delete_audited(by=by, instance=budget)
 
 
+def budget_for_reference(*, by: Actor, budget_id: Any, limits: dict[str, Any]) -> tuple[Budget | None, dict]:
+    """For a create or update that names budget_id: the budget, and the limits to write (its own, not the body's)."""
+    if budget_id in (None, ""):
+        return None, limits
+    policy.require_may_reference_budget(by)
+    if any(value is not None for value in limits.values()):
+        raise invalid("Give budget_id or budget fields (max_budget, tpm_limit, ...), not both.", "budget_id")
+    found = Budget.objects.filter(budget_id=str(budget_id).strip()).first()
+    if found is None:
+        raise LlmurError(404, "not_found_error", f"No budget with budget_id {str(budget_id)[:200]!r}.",
+                         param="budget_id", code="404")
+    return found, limits_of(found)
+
+
 @transaction.atomic
 def budget_reference(*, by: Actor, entity: Any, budget: Budget | None) -> Any:
     """Gives a key, team or organization a shared budget (copying its limits), or unlinks it (None)."""

@@ -128,3 +128,26 @@ def test_only_proxy_admins_manage_end_users_and_budgets(world):
     assert admin.get("/budget/list").status_code == 403
     assert not EndUser.objects.exists() and not Budget.objects.exists()
     assert Team.objects.filter(name="team-a").exists()
+
+
+def test_keys_teams_and_organizations_take_a_shared_budget_by_budget_id(admin_api):
+    admin_api.post("/budget/new", {"budget_id": "tier", "max_budget": 4, "rpm_limit": 9})
+    org = admin_api.post("/organization/new", {"organization_alias": "o", "budget_id": "tier"}).json()
+    team = admin_api.post("/team/new", {"team_alias": "t", "budget_id": "tier"}).json()
+    key = admin_api.post("/key/generate", {"budget_id": "tier"}).json()
+    for body in (org, team, key):
+        assert (body["budget_id"], body["max_budget"], body["rpm_limit"]) == ("tier", 4, 9)
+    admin_api.post("/budget/update", {"budget_id": "tier", "rpm_limit": 3})
+    assert admin_api.get("/key/info", key=key["key"]).json()["info"]["rpm_limit"] == 3
+    assert admin_api.get("/team/info", team_id=team["team_id"]).json()["team_info"]["rpm_limit"] == 3
+    both = admin_api.post("/key/generate", {"budget_id": "tier", "max_budget": 1})
+    assert both.status_code == 400 and both.json()["error"]["param"] == "budget_id"
+    unlinked = admin_api.post("/key/update", {"key": key["key"], "budget_id": None}).json()
+    assert unlinked["budget_id"] is None and unlinked["rpm_limit"] == 3
+
+
+def test_only_proxy_admins_give_a_shared_budget(world):
+    services.budget_create(by=BY, budget_id="tier", max_budget=1)
+    refused = Api(world.keys["teamadmin"]).post("/key/generate", {"team_id": world.team_a.pk, "budget_id": "tier"})
+    assert refused.status_code == 403
+    assert not VirtualKey.objects.filter(budget__isnull=False).exists()

@@ -328,6 +328,8 @@ API: list[R] = [
     ("POST /budget/info",            (200, 403, 403, 403, 403, 403, 403), {"budgets": ["tier-1"]}),
     ("GET /budget/list",             (200, 403, 403, 403, 403, 403, 403), {}),
     ("POST /budget/delete",          (200, 403, 403, 403, 403, 403, 403), {"id": "tier-1"}),
+    ("POST /key/generate",           (200, 403, 403, 403, 403, 403, 403), {"budget_id": "tier-1"}),
+    ("POST /team/update",            (200, 403, 403, 403, 403, 403, 404), {"team_id": "@team_a", "budget_id": "tier-1"}),
     # ---- members of teams and organizations, organizations deleted
     ("POST /team/member_update",     (200, 200, 200, 403, 403, 403, 404),
         {"team_id": "@team_a", "user_id": "member", "role": "admin"}),
