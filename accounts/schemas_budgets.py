@@ -66,7 +66,7 @@ class EndUserNewIn(BudgetIn):
     alias: str | None = None
     blocked: bool = False
     budget_id: str | None = Field(None, description="A shared budget whose limits the end user takes.")
-    allowed_model_region: str | None = Field(None, description="eu or us: stored, not routed on.")
+    allowed_model_region: str | None = Field(None, description="eu or us: only deployments with that region_name serve it.")
     default_model: str | None = None
     metadata: dict[str, Any] | None = None
 

@@ -96,6 +96,8 @@ class RequestContext:
     cache_hit: bool = False
     end_user: str = ""
     end_user_limits: EntityLimits | None = None   # the end user's, when it has any (gateway.end_users)
+    end_user_region: str = ""                     # its allowed_model_region: deployments of that region only
+    end_user_default_model: str = ""              # where it goes when the model has none in the region
     started_at: datetime | None = None
     started_monotonic: float = field(default_factory=time.monotonic)
     first_byte_monotonic: float | None = None

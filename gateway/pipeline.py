@@ -186,12 +186,22 @@ async def _route(ctx: RequestContext, attempt):
     attempt = observability.trace_attempts(attempt)  # a GenAI client span per attempt when tracing is on
     reg = ctx.registry or await registry.get()
 
-    async def group(model: str) -> tuple[registry.Deployment, ...]:
-        return reg.group(model)   # the list the request was authorized against: one lookup per request
-
     principal = ctx.principal
 
     def allowed(model: str) -> bool:
         return principal is None or principal.may_use(model)
+
+    async def group(model: str) -> tuple[registry.Deployment, ...]:
+        found = reg.group(model)   # the list the request was authorized against: one lookup per request
+        if not ctx.end_user_region or not found:
+            return found
+        # The end user's region (LiteLLM's allowed_model_region): its deployments there, else its default model's.
+        local = end_users.in_region(found, ctx.end_user_region)
+        fallback = ctx.end_user_default_model
+        if not local and fallback and fallback != model and allowed(fallback):
+            local = reg.group(fallback)
+        if not local:
+            raise end_users.no_region_error(model, ctx.end_user_region)
+        return local
 
     return await router.route(ctx, lambda dep: attempt(ctx, dep), group=group, allowed=allowed)

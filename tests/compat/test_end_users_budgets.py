@@ -20,9 +20,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture(scope="module")
 def server(django_db_setup, django_db_blocker, fake_provider):
+    upstream = f"{fake_provider.url}/v1"
     config = {"model_list": [{"model_name": "mock-gpt",
-                              "litellm_params": {"model": "openai/mock-gpt", "api_base": f"{fake_provider.url}/v1"},
-                              "model_info": {"input_cost_per_token": 0.001, "output_cost_per_token": 0.002}}],
+                              "litellm_params": {"model": "openai/mock-gpt", "api_base": upstream},
+                              "model_info": {"input_cost_per_token": 0.001, "output_cost_per_token": 0.002}}] + [
+        {"model_name": "regional", "model_info": {"id": f"regional-{region}"},
+         "litellm_params": {"model": "openai/mock-gpt", "api_base": upstream, "region_name": region}}
+        for region in ("eu", "us")],
               "router_settings": {"num_retries": 0}}
     with django_db_blocker.unblock():
         gateway = start_gateway(config)
@@ -115,3 +119,24 @@ def test_an_end_user_over_its_budget_is_refused(server):
 
 def test_unknown_end_users_are_allowed(server):
     assert _chat(_client(server), f"never-registered-{uuid.uuid4()}").choices[0].message.content
+
+
+def test_an_end_user_held_to_a_region_is_routed_there_or_to_its_default_model(server):
+    admin = _admin(server)
+    customer = f"eu-{uuid.uuid4()}"
+    requests.post(f"{server.url}/customer/new", headers=admin, json={"user_id": customer,
+                                                                     "allowed_model_region": "eu"})
+    client = _client(server)
+    for _ in range(6):
+        answer = client.chat.completions.with_raw_response.create(
+            model="regional", messages=[{"role": "user", "content": "Hey!"}], user=customer)
+        assert answer.headers["x-llmur-model-deployment"] == "regional-eu"
+        assert answer.headers["x-litellm-model-region"] == "eu"
+    with pytest.raises(openai.BadRequestError) as refused:
+        _chat(client, customer)            # mock-gpt has no deployment in any region
+    assert "region 'eu'" in refused.value.message
+    requests.post(f"{server.url}/customer/update", headers=admin, json={"user_id": customer,
+                                                                        "default_model": "regional"})
+    answer = client.chat.completions.with_raw_response.create(
+        model="mock-gpt", messages=[{"role": "user", "content": "Hey!"}], user=customer)
+    assert answer.headers["x-llmur-model-deployment"] == "regional-eu"
