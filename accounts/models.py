@@ -51,11 +51,43 @@ def public_id_new() -> str:
 PUBLIC_ID = {"max_length": 200, "unique": True, "default": public_id_new}
 
 
+class Budget(models.Model):
+    """A shared set of limits (LiteLLM's budget table) that keys, teams, organizations and end users reference.
+
+    It holds limits only: an entity that references it gets its limits copied into its own fields
+    (accounts.services.budgets), and its spend stays its own. model_max_budget is stored and shown,
+    not enforced.
+    """
+
+    budget_id = models.CharField(max_length=200, unique=True, help_text="The id the API speaks; generated when omitted.")
+    max_budget = models.DecimalField(**MONEY, null=True, blank=True, validators=[MinValueValidator(0)])
+    soft_budget = models.DecimalField(**MONEY, null=True, blank=True, validators=[MinValueValidator(0)])
+    budget_duration = models.CharField(max_length=16, blank=True, validators=[BUDGET_DURATION],
+                                       help_text="Reset period: 30s, 30m, 1h, 1d, 7d, 30d. Empty: never resets.")
+    budget_reset_at = models.DateTimeField(null=True, blank=True)
+    rpm_limit = models.PositiveIntegerField(null=True, blank=True)
+    tpm_limit = models.PositiveIntegerField(null=True, blank=True)
+    max_parallel_requests = models.PositiveIntegerField(null=True, blank=True)
+    model_max_budget = models.JSONField(default=dict, blank=True, help_text="Per-model budgets (stored, not enforced).")
+    created_by = models.CharField(max_length=200, blank=True)
+    updated_by = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["budget_id"]
+
+    def __str__(self) -> str:
+        return self.budget_id
+
+
 class Organization(Budgeted):
     """The top of the hierarchy: a company or business unit that owns teams and projects."""
 
     public_id = models.CharField("organization id", **PUBLIC_ID)
     name = models.CharField("organization alias", max_length=200, blank=True)
+    budget = models.ForeignKey(Budget, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                               help_text="Shared budget whose limits this entity takes (copied on change).")
     allowed_models = models.JSONField(default=list, blank=True, help_text="Allowed model names; empty allows all.")
     blocked = models.BooleanField(default=False)
     metadata = models.JSONField(default=dict, blank=True)
@@ -109,6 +141,8 @@ class Team(Budgeted):
     public_id = models.CharField("team id", **PUBLIC_ID)
     organization = models.ForeignKey(Organization, null=True, blank=True, on_delete=models.PROTECT, related_name="teams")
     name = models.CharField("team alias", max_length=200, blank=True)
+    budget = models.ForeignKey(Budget, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                               help_text="Shared budget whose limits this entity takes (copied on change).")
     allowed_models = models.JSONField(default=list, blank=True, help_text="Allowed model names; empty allows all.")
     blocked = models.BooleanField(default=False)
     metadata = models.JSONField(default=dict, blank=True)
@@ -200,6 +234,8 @@ class VirtualKey(Budgeted):
     project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.SET_NULL, related_name="keys")
     organization = models.ForeignKey(Organization, null=True, blank=True, on_delete=models.SET_NULL,
                                      related_name="keys")
+    budget = models.ForeignKey(Budget, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                               help_text="Shared budget whose limits this entity takes (copied on change).")
     allowed_models = models.JSONField(default=list, blank=True, help_text="Allowed model names; empty allows all.")
     expires_at = models.DateTimeField(null=True, blank=True)
     blocked = models.BooleanField(default=False)
@@ -223,6 +259,39 @@ class VirtualKey(Budgeted):
 
     def __str__(self) -> str:
         return self.key_alias or self.display
+
+
+class EndUser(Budgeted):
+    """A customer of the caller, named by the `user` field of a request (LiteLLM's end user / customer).
+
+    Not a principal: it authenticates nothing. Its blocked flag and limits apply to every request that
+    names it, whatever the key; its spend is what those requests cost. Rows are made by /end_user/new
+    or by the spend writer the first time a request names it.
+    """
+
+    class Region(models.TextChoices):
+        EU = "eu", "EU"
+        US = "us", "US"
+
+    user_id = models.CharField(max_length=200, unique=True, help_text="The `user` value requests send.")
+    alias = models.CharField(max_length=200, blank=True)
+    blocked = models.BooleanField(default=False)
+    budget = models.ForeignKey(Budget, null=True, blank=True, on_delete=models.SET_NULL, related_name="end_users",
+                               help_text="Shared budget whose limits this end user takes (copied on change).")
+    allowed_model_region = models.CharField(max_length=8, choices=Region.choices, blank=True,
+                                            help_text="Only deployments whose litellm_params.region_name is this region serve it.")
+    default_model = models.CharField(max_length=200, blank=True,
+                                     help_text="Serves its requests when the model has no deployment in its region.")
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["user_id"]
+        verbose_name = "end user"
+
+    def __str__(self) -> str:
+        return self.user_id
 
 
 class AuditEntry(models.Model):

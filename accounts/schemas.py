@@ -32,7 +32,11 @@ class BudgetIn(_In):
     max_parallel_requests: Limit = Field(None, ge=0)
 
 
-class KeyGenerateIn(BudgetIn):
+class SharedBudgetIn(BudgetIn):
+    budget_id: str | None = Field(None, description="A shared budget (/budget/new) whose limits this takes.")
+
+
+class KeyGenerateIn(SharedBudgetIn):
     key_alias: str | None = None
     key: str | None = Field(None, description="A custom key (sk-..., 20+ characters); generated when omitted.")
     models: list[str] | None = None
@@ -101,7 +105,7 @@ class MemberIn(_In):
     user_email: str | None = None
 
 
-class TeamNewIn(BudgetIn):
+class TeamNewIn(SharedBudgetIn):
     team_id: str | None = Field(None, description="The team's id, any string; a UUID is generated when omitted.")
     team_alias: str | None = Field(None, description="A display name; optional, need not be unique.")
     organization_id: IdLike = None
@@ -114,7 +118,7 @@ class TeamNewIn(BudgetIn):
     log_requests: bool | None = Field(None, description="Store the prompts and answers (redacted) of the team's keys.")
 
 
-class TeamUpdateIn(BudgetIn):
+class TeamUpdateIn(SharedBudgetIn):
     team_id: int | str
     team_alias: str | None = None
     models: list[str] | None = None
@@ -139,7 +143,7 @@ class TeamMemberDeleteIn(_In):
     user_email: str | None = None
 
 
-class OrganizationNewIn(BudgetIn):
+class OrganizationNewIn(SharedBudgetIn):
     organization_id: str | None = Field(None, description="Any string; a UUID is generated when omitted.")
     organization_alias: str | None = Field(None, description="A display name; optional, need not be unique.")
     models: list[str] | None = None
@@ -192,6 +196,7 @@ class Out(Schema):
 
 class BudgetOut(Out):
     spend: float | None
+    budget_id: str | None = None
     max_budget: float | None
     soft_budget: float | None
     budget_duration: str | None
@@ -376,7 +381,9 @@ def _iso(value: dt.datetime | None) -> str | None:
 
 
 def budget_out(entity: Any) -> dict[str, Any]:
+    shared = getattr(entity, "budget", None)
     return {
+        **({"budget_id": shared.budget_id} if shared is not None else {}),
         "spend": money(entity.spend), "max_budget": money(entity.max_budget), "soft_budget": money(entity.soft_budget),
         "budget_duration": entity.budget_duration or None, "budget_reset_at": _iso(entity.budget_reset_at),
         "tpm_limit": entity.tpm_limit, "rpm_limit": entity.rpm_limit,

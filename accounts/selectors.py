@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from accounts.device_codes import user_code_digest, user_code_normalize
 from accounts.keys import KEY_PREFIX, key_digest
-from accounts.models import DeviceAuthorization, Organization, Project, Team, User, VirtualKey
+from accounts.models import Budget, DeviceAuthorization, EndUser, Organization, Project, Team, User, VirtualKey
 from llmur.core.errors import LlmurError
 
 
@@ -164,4 +164,18 @@ def agent_sign_in_get(*, authorization_id: Any, queryset: QuerySet[DeviceAuthori
     found = queryset.filter(pk=authorization_id).first()
     if found is None:
         raise not_found(f"No agent sign-in {authorization_id} that you may see.", "id")
+    return found
+
+
+def end_user_get(*, user_id: Any) -> EndUser:
+    found = EndUser.objects.select_related("budget").filter(user_id=str(user_id or "").strip()).first()
+    if found is None:
+        raise not_found(f"End User Id={user_id} does not exist in db.", "end_user_id")
+    return found
+
+
+def budget_get(*, budget_id: Any, param: str = "budget_id") -> Budget:
+    found = Budget.objects.filter(budget_id=str(budget_id or "").strip()).first()
+    if found is None:
+        raise not_found(f"No budget with budget_id {str(budget_id)[:200]!r}.", param)
     return found

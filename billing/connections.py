@@ -31,7 +31,8 @@ async def close_async() -> None:
     await _close_async("limits")
 
 
-_REF_PREFIX = {"key": "k", "user": "u", "project": "p", "team": "t", "organization": "o", "deployment": "d"}
+_REF_PREFIX = {"key": "k", "user": "u", "project": "p", "team": "t", "organization": "o", "deployment": "d",
+               "end_user": "e"}
 
 
 def entity_ref(kind: str, pk: object) -> str:

@@ -241,3 +241,19 @@ def team_spend_by_day(*, scope: Q | None = None, start: dt.date | None = None, e
     return [{"group_by_day": day,
              "teams": [{**t, "total_spend": float(t["total_spend"])} for t in by_team.values()]}
             for day, by_team in days.items()]
+
+
+def team_spend_table(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """spend_report rows grouped by day and team, in LiteLLM's /global/spend/teams shape (teams by alias)."""
+    names = {team.pk: team.name or team.public_id
+             for team in Team.objects.filter(pk__in={r["team_id"] for r in rows if r["team_id"]})}
+    days: dict[str, dict[str, Any]] = {}
+    totals: dict[str, Decimal] = {}
+    for row in rows:
+        team = names.get(row["team_id"], str(row["team_id"])) if row["team_id"] else "no team"
+        day = days.setdefault(row["day"], {"date": row["day"]})
+        day[team] = float(Decimal(str(day.get(team, 0))) + row["spend"])
+        totals[team] = totals.get(team, Decimal(0)) + row["spend"]
+    return {"daily_spend": list(days.values()), "teams": sorted(totals),
+            "total_spend_per_team": [{"team_id": team, "total_spend": float(spend)}
+                                     for team, spend in sorted(totals.items(), key=lambda t: -t[1])]}

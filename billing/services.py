@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from accounts.durations import parse_duration
-from accounts.models import Organization, Project, Team, User, VirtualKey
+from accounts.models import EndUser, Organization, Project, Team, User, VirtualKey
 from billing.alerts import budget_alerts_check
 from billing.events import event_cost
 from billing.models import DailySpend, JobLock, SpendLog
@@ -38,7 +38,8 @@ ENTITIES: tuple[tuple[str, Any, str], ...] = (
     ("team", Team, "team_id"),
     ("organization", Organization, "organization_id"),
 )
-ENTITY_MODELS = {kind: model for kind, model, _ in ENTITIES}
+# End users are named by the text of SpendLog.end_user, not by a column of ids: booked by name below.
+ENTITY_MODELS = {**{kind: model for kind, model, _ in ENTITIES}, "end_user": EndUser}
 
 def _int(value: Any, default: int = 0, high: int = 2**31 - 1) -> int:
     try:
@@ -134,18 +135,22 @@ def _record_batch(events: list[dict[str, Any]]) -> int:
         SpendLog.objects.select_for_update()
         .filter(request_id__in=list(rows), booked=False)
         .order_by("pk")
-        .values_list("pk", "cost", "key_id", "user_id", "project_id", "team_id", "organization_id")
+        .values_list("pk", "cost", "end_user", "key_id", "user_id", "project_id", "team_id", "organization_id")
     )
     if not fresh:
         return 0
     totals: dict[str, dict[int, Decimal]] = {kind: defaultdict(Decimal) for kind, _, _ in ENTITIES}
-    for pk, cost, *owners in fresh:
+    end_users: dict[str, Decimal] = defaultdict(Decimal)
+    for pk, cost, end_user, *owners in fresh:
         for (kind, _, _), owner in zip(ENTITIES, owners):
             if owner is not None and cost:
                 totals[kind][owner] += cost
+        if end_user:
+            end_users[end_user] += cost
     for kind, model, _ in ENTITIES:
         for owner in sorted(totals[kind]):
             model.objects.filter(pk=owner).update(spend=F("spend") + totals[kind][owner])
+    _book_end_users(end_users)
     SpendLog.objects.filter(pk__in=[row[0] for row in fresh]).update(booked=True)
     key_last_used_touch(used={row.key_id: row.ended_at for row in rows.values() if row.key_id is not None})
     # The owners' rows are locked by the UPDATEs above: the spend alerts read back is exact.
@@ -180,6 +185,21 @@ def key_last_used_touch(*, used: dict[int, datetime]) -> int:
     return written
 
 
+def _book_end_users(costs: dict[str, Decimal]) -> None:
+    """Each end user's spend, by the name requests gave; a name seen for the first time gets its row (no limits).
+
+    As LiteLLM does ("the customer is upserted with its spend"), so /customer/info answers for every
+    end user that has made requests. The rows are plain labels: they grant nothing.
+    """
+    if not costs:
+        return
+    names = sorted(costs)
+    EndUser.objects.bulk_create([EndUser(user_id=name) for name in names], ignore_conflicts=True, batch_size=500)
+    for name in names:
+        if costs[name]:
+            EndUser.objects.filter(user_id=name).update(spend=F("spend") + costs[name])
+
+
 def budget_reset_due(*, now: datetime | None = None) -> list[tuple[str, int]]:
     """Reset the spend of every entity whose budget period has passed; returns what was reset.
 
@@ -189,7 +209,7 @@ def budget_reset_due(*, now: datetime | None = None) -> list[tuple[str, int]]:
     """
     now = now or timezone.now()
     reset: list[tuple[str, int]] = []
-    for kind, model, _ in ENTITIES:
+    for kind, model in ENTITY_MODELS.items():
         base = model.objects.exclude(budget_duration="")
         for pk, duration in base.filter(budget_reset_at__isnull=True).values_list("pk", "budget_duration"):
             period = parse_duration(duration)

@@ -124,3 +124,21 @@ def global_spend_report(request, start_date: str | None = None, end_date: str | 
             row["key_alias"] = key.key_alias if key else None
             row["key_name"] = key.display if key else None
     return rows
+
+
+class TeamSpendOut(Out):
+    """LiteLLM's /global/spend/teams: spend per day per team (by team alias), and each team's total."""
+
+    daily_spend: list[dict[str, Any]]
+    teams: list[str]
+    total_spend_per_team: list[dict[str, Any]]
+
+
+@router.get("/global/spend/teams", response=TeamSpendOut,
+            summary="Spend per day and team over the last 30 days (or start_date..end_date).")
+def global_spend_teams(request, start_date: str | None = None, end_date: str | None = None):
+    actor: Actor = request.auth
+    rows = reports.spend_report(group_by=["day", "team"], scope=policy.spend_scope(actor),
+                                start=reports.parse_date(start_date, param="start_date"),
+                                end=reports.parse_date(end_date, param="end_date"))
+    return reports.team_spend_table(rows)

@@ -100,6 +100,11 @@ def cache_clear() -> None:
     _seen["checked"] = 0.0
 
 
+def cache_state() -> tuple[str | None, int]:
+    """The shared auth version last seen and the local cache generation, for caches invalidated alongside."""
+    return _seen["version"], _seen["generation"]
+
+
 def _local_ttl() -> float:
     return LOCAL_TTL_WITH_REDIS if settings.LLMUR.cache.engine == "redis" else LOCAL_TTL_EMBEDDED
 

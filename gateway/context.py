@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 class EntityLimits:
     """Budget and rate limits of one entity (key, user, project, team or organization)."""
 
-    kind: str                      # "key" | "user" | "project" | "team" | "organization"
+    kind: str                      # "key" | "user" | "project" | "team" | "organization" | "end_user"
     id: int
     max_budget: Decimal | None = None
     soft_budget: Decimal | None = None
@@ -96,6 +96,9 @@ class RequestContext:
     error: str = ""                # why a failed request failed (upstream's message included), for its spend log
     cache_hit: bool = False
     end_user: str = ""
+    end_user_limits: EntityLimits | None = None   # the end user's, when it has any (gateway.end_users)
+    end_user_region: str = ""                     # its allowed_model_region: deployments of that region only
+    end_user_default_model: str = ""              # where it goes when the model has none in the region
     started_at: datetime | None = None
     started_monotonic: float = field(default_factory=time.monotonic)
     first_byte_monotonic: float | None = None

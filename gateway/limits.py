@@ -129,7 +129,8 @@ def _entities(ctx: RequestContext, deployment: Any = None) -> list[Entity]:
     found: list[Entity] = []
     principal = ctx.principal
     if principal is not None:
-        for limits in principal.limits:
+        end_user = (ctx.end_user_limits,) if ctx.end_user_limits is not None else ()
+        for limits in (*principal.limits, *end_user):
             name = limits.name or (principal.alias or principal.display if limits.kind == "key" else "")
             label = f"{limits.kind} '{name}'" if name else f"{limits.kind} {limits.id}"
             entity = Entity(
@@ -585,7 +586,7 @@ async def _pending_costs(kind: str, pk: Any) -> dict[str, Decimal]:
     """Costs of this entity's events still in the spend stream (settled, not yet in the database)."""
     client = async_redis()
     owner_field = {"key": "key_id", "user": "user_id", "project": "project_id", "team": "team_id",
-                   "organization": "organization_id"}.get(kind)
+                   "organization": "organization_id", "end_user": "end_user_id"}.get(kind)
     pending: dict[str, Decimal] = {}
     if owner_field is None:
         return pending

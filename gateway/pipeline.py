@@ -16,7 +16,18 @@ from typing import Any
 from django.http import HttpResponse
 
 from billing import refusals
-from gateway import aliases, auth, idempotency, limits, registry, response_cache, router, schemas, streaming
+from gateway import (
+    aliases,
+    auth,
+    end_users,
+    idempotency,
+    limits,
+    registry,
+    response_cache,
+    router,
+    schemas,
+    streaming,
+)
 from gateway.context import RequestContext
 from gateway.providers import anthropic as anthropic_translation
 from gateway.providers.base import EMBEDDING, MESSAGES, Answer, dumps
@@ -110,6 +121,7 @@ async def _run(request, call_type: str) -> HttpResponse:
                              started_at=datetime.now(timezone.utc))
         ctx.body_bytes = len(raw)
         ctx.end_user = body.get("user") if isinstance(body.get("user"), str) else ""
+        await end_users.check(ctx)
         if anthropic:
             ctx.client_headers = {"anthropic-version": meta.get("HTTP_ANTHROPIC_VERSION", ""),
                                   "anthropic-beta": meta.get("HTTP_ANTHROPIC_BETA", "")}
@@ -177,12 +189,22 @@ async def _route(ctx: RequestContext, attempt):
     attempt = observability.trace_attempts(attempt)  # a GenAI client span per attempt when tracing is on
     reg = ctx.registry or await registry.get()
 
-    async def group(model: str) -> tuple[registry.Deployment, ...]:
-        return reg.group(model)   # the list the request was authorized against: one lookup per request
-
     principal = ctx.principal
 
     def allowed(model: str) -> bool:
         return principal is None or principal.may_use(model)
+
+    async def group(model: str) -> tuple[registry.Deployment, ...]:
+        found = reg.group(model)   # the list the request was authorized against: one lookup per request
+        if not ctx.end_user_region or not found:
+            return found
+        # The end user's region (LiteLLM's allowed_model_region): its deployments there, else its default model's.
+        local = end_users.in_region(found, ctx.end_user_region)
+        fallback = ctx.end_user_default_model
+        if not local and fallback and fallback != model and allowed(fallback):
+            local = reg.group(fallback)
+        if not local:
+            raise end_users.no_region_error(model, ctx.end_user_region)
+        return local
 
     return await router.route(ctx, lambda dep: attempt(ctx, dep), group=group, allowed=allowed)

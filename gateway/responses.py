@@ -30,4 +30,7 @@ def answer_headers(ctx: RequestContext) -> dict[str, str]:
     headers = {**id_headers(ctx.request_id, ctx.client_request_id), **ctx.response_headers}
     if ctx.deployment_id:
         headers["x-llmur-model-deployment"] = ctx.deployment_id
+    region = (getattr(ctx.deployment, "litellm_params", None) or {}).get("region_name")
+    if region:
+        headers["x-litellm-model-region"] = str(region)   # LiteLLM's header; the end user's region (end_users)
     return headers

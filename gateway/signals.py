@@ -1,7 +1,7 @@
 """Invalidate cached auth snapshots and deployment lists when the rows behind them change.
 
 Connected in GatewayConfig.ready(). Every save or delete of a key, its owners, memberships or
-project credentials bumps the shared "auth version" in Redis after the transaction commits;
+project credentials (and of end users) bumps the shared "auth version" in Redis after the transaction commits;
 each worker polls it (gateway.auth) and drops its local cache within 250 ms. In embedded mode
 (no Redis) the one process clears its cache directly.
 """
@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
 from accounts.models import (
+    EndUser,
     Organization,
     OrganizationMembership,
     Project,
@@ -53,7 +54,7 @@ def _on_deployment_change(sender, instance, **kwargs) -> None:
 
 def connect() -> None:
     for model in (VirtualKey, User, Team, Project, Organization, ProjectCredential, TeamMembership,
-                  OrganizationMembership):
+                  OrganizationMembership, EndUser):
         uid = f"llmur-auth-{model.__name__}"
         post_save.connect(_on_change, sender=model, dispatch_uid=uid + "-save")
         post_delete.connect(_on_change, sender=model, dispatch_uid=uid + "-delete")

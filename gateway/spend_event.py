@@ -51,6 +51,8 @@ def event_from_context(ctx: RequestContext, *, cost: Decimal, now: datetime | No
         "cache_hit": bool(ctx.cache_hit),
         "stream": bool(ctx.stream),
         "end_user": (ctx.end_user or "")[:200],
+        # The end user's row when it has limits (its Redis budget counter is rebuilt from these events).
+        "end_user_id": ctx.end_user_limits.id if ctx.end_user_limits is not None else None,
         "metadata": metadata,
         "error": "" if ctx.success else scrub_secrets(ctx.error),
     }

@@ -20,6 +20,7 @@ from accounts.device_api import router as device_router
 from billing.spend_api import router as spend_router
 from gateway.api import router as llm_router
 from gateway.model_api import router as model_router
+from gateway.model_group_api import router as model_group_router
 from gateway.pipeline import error_response as render
 from gateway.pipeline import request_id_for
 from llmur.core.errors import LlmurError
@@ -114,5 +115,17 @@ def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
 
 
 # Each app's router, mounted at the root.
-for _router in (llm_router, accounts_router, device_oauth_router, device_router, model_router, spend_router):
+for _router in (llm_router, accounts_router, device_oauth_router, device_router, model_router, model_group_router,
+                spend_router):
     api.add_router("", _router)
+
+
+@api.get("/routes", auth=None, include_in_schema=False)
+def routes(request: HttpRequest) -> dict:
+    """LiteLLM's /routes: the API's paths and methods (public, as the /docs page is)."""
+    out = []
+    for prefix, router in api._routers:
+        for path, operations in router.path_operations.items():
+            methods = sorted({m for op in operations.operations for m in op.methods})
+            out.append({"path": "/" + (prefix + path).lstrip("/"), "methods": methods})
+    return {"routes": sorted(out, key=lambda r: r["path"])}

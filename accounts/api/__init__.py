@@ -6,7 +6,16 @@ whether the caller may make the write), shape the answer. Callers authenticate w
 or with the virtual key of a user who has a role (a key with no user only on the few routes that
 answer it about itself). docs/security.md lists the rules; one module per entity registers its routes.
 """
-from accounts.api import keys, organizations, projects, teams, users  # noqa: F401  (registers the routes)
+from accounts.api import (  # noqa: F401  (registers the routes)
+    budgets,
+    end_users,
+    keys,
+    members,
+    organizations,
+    projects,
+    teams,
+    users,
+)
 from accounts.api.common import management_auth, router, self_key_auth
 
 __all__ = ["management_auth", "router", "self_key_auth"]

@@ -15,12 +15,15 @@ def key_generate(request, body: s.KeyGenerateIn):
     """An unknown user_id is created when a proxy admin asks (as LiteLLM does); for anyone else it is a 404."""
     actor = actor_of(request)
     policy.require_write(actor)
+    budget, limits = services.budget_for_reference(by=actor, budget_id=body.budget_id, limits=budget_sent(body))
     key, plaintext = services.key_issue(
         by=actor, user_id=body.user_id, team_id=body.team_id, project_id=body.project_id,
         organization_id=body.organization_id, key_alias=body.key_alias or "", models=body.models,
         metadata=body.metadata, key=body.key,
         expires_at=services.parse_expiry(expires=body.expires, duration=body.duration),
-        blocked=bool(body.blocked), aliases=body.aliases, log_requests=bool(body.log_requests), **budget_sent(body))
+        blocked=bool(body.blocked), aliases=body.aliases, log_requests=bool(body.log_requests), **limits)
+    if budget is not None:
+        key = services.budget_reference(by=actor, entity=key, budget=budget)
     return {**s.key_out(key), "key": plaintext, "token_id": key.key_hash}
 
 
@@ -40,7 +43,11 @@ def key_update(request, body: s.KeyUpdateIn):
                                                                  ("project", "project_id"),
                                                                  ("organization", "organization_id"))
                        if sent_as in sent})
-    return s.key_out(services.key_update(by=actor, key=key, **fields))
+    budget, _ = services.budget_for_reference(by=actor, budget_id=body.budget_id, limits=budget_sent(body))
+    key = services.key_update(by=actor, key=key, **fields)
+    if "budget_id" in sent:
+        key = services.budget_reference(by=actor, entity=key, budget=budget)
+    return s.key_out(key)
 
 
 @router.post("/key/delete", response=s.KeyDeleteOut)

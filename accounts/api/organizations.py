@@ -10,8 +10,11 @@ from accounts.api.common import actor_of, budget_sent, members_of, router
 def organization_new(request, body: s.OrganizationNewIn):
     actor = actor_of(request)
     policy.require_proxy_admin(actor, "create organizations")
+    budget, limits = services.budget_for_reference(by=actor, budget_id=body.budget_id, limits=budget_sent(body))
     org = services.organization_create(by=actor, name=body.organization_alias, organization_id=body.organization_id,
-                                       models=body.models, metadata=body.metadata, **budget_sent(body))
+                                       models=body.models, metadata=body.metadata, **limits)
+    if budget is not None:
+        org = services.budget_reference(by=actor, entity=org, budget=budget)
     return s.organization_out(org)
 
 

@@ -12,11 +12,14 @@ def team_new(request, body: s.TeamNewIn):
     actor = actor_of(request)
     policy.require_write(actor)
     org = policy.organization_to_read(actor, body.organization_id) if policy.given(body.organization_id) else None
+    budget, limits = services.budget_for_reference(by=actor, budget_id=body.budget_id, limits=budget_sent(body))
     team = services.team_create(by=actor, team_id=body.team_id, name=body.team_alias, organization=org,
                                 models=body.models, metadata=body.metadata, blocked=body.blocked,
                                 aliases=body.aliases if body.aliases is not None else body.model_aliases,
                                 log_requests=bool(body.log_requests), members=members_of(body.members_with_roles),
-                                **budget_sent(body))
+                                **limits)
+    if budget is not None:
+        team = services.budget_reference(by=actor, entity=team, budget=budget)
     return s.team_out(team)
 
 
@@ -39,7 +42,11 @@ def team_update(request, body: s.TeamUpdateIn):
     fields = fields_sent(body, "models", "metadata", "blocked", "aliases", "log_requests")
     if "team_alias" in body.model_fields_set:
         fields["name"] = body.team_alias or ""
-    out = s.team_out(services.team_update(by=actor, team=team, **fields))
+    budget, _ = services.budget_for_reference(by=actor, budget_id=body.budget_id, limits=budget_sent(body))
+    team = services.team_update(by=actor, team=team, **fields)
+    if "budget_id" in body.model_fields_set:
+        team = services.budget_reference(by=actor, entity=team, budget=budget)
+    out = s.team_out(team)
     return {**out, "data": out}
 
 

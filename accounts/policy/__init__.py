@@ -8,6 +8,7 @@
 - keys: who issues a key for whom, in which scope (16.3); owners only tighten their keys (16.5).
 - limits: budgets, limits and allow-lists nest inside the entities above; what loosens a key.
 - spend: whose spend an actor sees.
+- budgets: end users and shared budgets (proxy admins').
 - deployments: model management, what /model/info shows (16.8), env references (16.7).
 - device: where an approver may put an agent's key (RFC 8628 sign-in), who sees agent keys.
 - admin_permissions: the admin's has_*_permission methods, written once.
@@ -16,6 +17,11 @@ docs/security.md explains the rules for operators.
 """
 from accounts.policy.actor import ROLE_RANK, Actor, actor_from_key
 from accounts.policy.admin_permissions import ProxyAdminEdits, ProxyAdminMayView, ReadOnly, StaffMayView
+from accounts.policy.budgets import (
+    require_may_manage_budgets,
+    require_may_manage_end_users,
+    require_may_reference_budget,
+)
 from accounts.policy.deployments import (
     allowed_env_references,
     allowed_models_of,
@@ -138,7 +144,10 @@ __all__ = [
     "require_may_change_user",
     "require_may_create_key",
     "require_may_create_user",
+    "require_may_manage_budgets",
+    "require_may_manage_end_users",
     "require_may_manage_models",
+    "require_may_reference_budget",
     "require_proxy_admin",
     "require_write",
     "spend_scope",

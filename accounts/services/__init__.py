@@ -10,6 +10,14 @@ saved (a key's final owners and limits, the fields a user update touches), so th
 the admin and the commands cannot disagree. Callers still look entities up through the policy
 first, so that what an actor may not see answers 404 before anything else.
 """
+from accounts.services.budgets import (
+    BUDGET_UPDATABLE,
+    budget_create,
+    budget_delete,
+    budget_for_reference,
+    budget_reference,
+    budget_update,
+)
 from accounts.services.common import (
     BUDGET_FIELDS,
     PROVIDERS,
@@ -33,6 +41,13 @@ from accounts.services.device import (
     device_flow_settings,
     device_token,
 )
+from accounts.services.end_users import (
+    END_USER_UPDATABLE,
+    end_user_create,
+    end_user_delete_many,
+    end_user_update,
+    end_users_set_blocked,
+)
 from accounts.services.keys import (
     KEY_UPDATABLE,
     key_block,
@@ -49,6 +64,7 @@ from accounts.services.organizations import (
     ORGANIZATION_UPDATABLE,
     organization_create,
     organization_delete,
+    organization_delete_many,
     organization_member_delete,
     organization_member_set,
     organization_members_set,
@@ -86,6 +102,8 @@ from accounts.services.users import (
 
 __all__ = [
     "BUDGET_FIELDS",
+    "BUDGET_UPDATABLE",
+    "END_USER_UPDATABLE",
     "KEY_UPDATABLE",
     "ORGANIZATION_UPDATABLE",
     "PROJECT_UPDATABLE",
@@ -102,6 +120,15 @@ __all__ = [
     "device_deny",
     "device_flow_settings",
     "device_token",
+    "budget_create",
+    "budget_delete",
+    "budget_for_reference",
+    "budget_reference",
+    "budget_update",
+    "end_user_create",
+    "end_user_delete_many",
+    "end_user_update",
+    "end_users_set_blocked",
     "invalid",
     "key_block",
     "key_create",
@@ -114,6 +141,7 @@ __all__ = [
     "key_update",
     "organization_create",
     "organization_delete",
+    "organization_delete_many",
     "organization_member_delete",
     "organization_member_set",
     "organization_members_set",

@@ -74,6 +74,13 @@ def organization_delete(*, by: Actor, organization: Organization) -> None:
 
 
 @transaction.atomic
+def organization_delete_many(*, by: Actor, organizations: list[Organization]) -> None:
+    """/organization/delete: every organization or none."""
+    for organization in organizations:
+        organization_delete(by=by, organization=organization)
+
+
+@transaction.atomic
 def organization_member_set(*, by: Actor, organization: Organization, user: User, role: str) -> OrganizationMembership:
     if role not in OrganizationMembership.OrgRole.values:
         raise invalid(f"Unknown organization role {role!r} (expected org_admin or member).", "role")

@@ -75,3 +75,21 @@ def test_openapi_docs_describe_the_api(gateway):
     assert {"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/messages", "/v1/models"} <= set(
         schema["paths"])
     assert "messages" in json.dumps(schema["paths"]["/v1/chat/completions"]["post"]["requestBody"])
+
+
+def test_warm_request_naming_an_end_user_makes_no_database_query(fake_provider, make_key, django_assert_num_queries):
+    """An end user with limits and one with no row at all: both cached after their first request."""
+    from accounts import services
+    from accounts.policy import Actor
+    from gateway.models import ModelDeployment
+
+    ModelDeployment.objects.create(deployment_id="db-hot-path-eu", model_name="hot-path-eu", provider="openai",
+                                   litellm_params={"model": "openai/mock-gpt", "api_base": f"{fake_provider.url}/v1"})
+    services.end_user_create(by=Actor.system("test"), user_id="limited-customer", rpm_limit=1000)
+    key = make_key()
+    for user in ("limited-customer", "unknown-customer"):
+        body = json.dumps({"model": "hot-path-eu", "messages": HELLO, "max_tokens": 2, "user": user})
+        assert _post_in_process("/v1/chat/completions", body, key).status_code == 200
+        with django_assert_num_queries(0):
+            second = _post_in_process("/v1/chat/completions", body, key)
+        assert second.status_code == 200
