@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 import pytest
 
 from tests.billing.conftest import spend_event
-from tests.limits.conftest import make_key
+from tests.factories import make_key
 
 pytestmark = pytest.mark.django_db
 
@@ -18,7 +18,7 @@ def ledger():
 
     research, sales = Team.objects.create(name="research"), Team.objects.create(name="sales")
     project = Project.objects.create(name="chatbot", team=research)
-    research_key, sales_key = make_key(team=research, project=project), make_key(team=sales)
+    research_key, sales_key = make_key(team=research, project=project).row, make_key(team=sales).row
     when = datetime(2026, 5, 4, 10, tzinfo=timezone.utc)
     events = [spend_event(key=research_key, team=research, when=when, request_id="req-research-1"),
               spend_event(key=research_key, team=research, when=when, model="gpt-4o-mini", request_id="req-research-2"),

@@ -15,6 +15,7 @@ from decimal import Decimal
 import pytest
 
 from tests.conftest import chat_status, mock_model_list, start_gateway
+from tests.factories import make_key
 
 POOL_SIZE = 4
 
@@ -51,7 +52,7 @@ def _one_request_each(url: str, keys: list[str], threads: int = 8) -> list[int]:
     return statuses
 
 
-def test_hundreds_of_new_budgeted_keys_leave_the_pool_idle(own_redis, make_key, fake_provider, django_db_setup):
+def test_hundreds_of_new_budgeted_keys_leave_the_pool_idle(own_redis, transactional_db, fake_provider, django_db_setup):
     from django.conf import settings
 
     if "postgresql" not in settings.DATABASES["default"]["ENGINE"]:

@@ -112,16 +112,6 @@ class CeleryWorkers:
                 process.wait(timeout=5)
 
 
-def new_key(**fields):
-    """A virtual key row and its plaintext."""
-    from accounts.keys import key_digest, key_display, key_generate
-    from accounts.models import VirtualKey
-
-    plaintext = key_generate()
-    key = VirtualKey.objects.create(key_hash=key_digest(plaintext), display=key_display(plaintext), **fields)
-    return plaintext, key
-
-
 def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
