@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from tests.billing.conftest import spend_event
-from tests.factories import make_key
+from tests.factories import SuperuserFactory, make_key
 
 pytestmark = pytest.mark.django_db
 
@@ -38,9 +38,8 @@ def ledger():
 
 
 def _root(client):
-    from accounts.models import User
 
-    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw-123456789"))
+    client.force_login(SuperuserFactory())
 
 
 def test_spendlog_filter_choices_come_from_prices_deployments_and_rollups(client, ledger):
