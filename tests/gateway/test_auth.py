@@ -11,6 +11,8 @@ from tests.conftest import mock_model_list, start_gateway
 from tests.factories import make_key
 from tests.gateway.helpers import bearer, post
 
+pytestmark = pytest.mark.serial
+
 HELLO = [{"role": "user", "content": "hi"}]
 PAYLOAD = {"model": "mock-gpt", "messages": HELLO, "max_tokens": 1}
 

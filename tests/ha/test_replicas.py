@@ -18,7 +18,7 @@ import yaml
 from tests.conftest import ROOT, chat_status, database_url_for_subprocess, mock_model_list, start_gateway
 from tests.factories import make_key
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.serial, pytest.mark.django_db(transaction=True)]
 
 _SEED_REPLICA = """
 import datetime, django, os

@@ -16,6 +16,8 @@ from tests.conftest import ROOT, chat_status, mock_model_list, start_gateway
 from tests.factories import make_key
 from tests.ha.conftest import SERVICE, _redis, _wait
 
+pytestmark = pytest.mark.serial
+
 STREAM = "llmur:spend:events"
 
 

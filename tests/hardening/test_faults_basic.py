@@ -16,7 +16,7 @@ from tests.conftest import start_gateway
 from tests.factories import make_key
 from tests.gateway.helpers import bearer, post
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.serial, pytest.mark.django_db(transaction=True)]
 
 IN_PRICE, OUT_PRICE = Decimal("0.000001"), Decimal("0.000002")
 

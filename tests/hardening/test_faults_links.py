@@ -16,7 +16,7 @@ from tests.conftest import start_gateway, wait_until
 from tests.factories import make_key
 from tests.hardening.faultproxy import FaultProxy
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.serial, pytest.mark.django_db(transaction=True)]
 
 
 def _models(upstream_url: str) -> list[dict]:

@@ -17,7 +17,7 @@ from tests.factories import make_key
 from tests.hardening.conftest import CeleryWorker, worker_env
 from tests.hardening.test_faults_links import Load, _models
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.serial, pytest.mark.django_db(transaction=True)]
 
 
 def test_celery_worker_killed_mid_batch_records_each_request_once(own_redis, fake_provider,

@@ -17,6 +17,8 @@ import pytest
 from tests.conftest import chat_status, mock_model_list, start_gateway
 from tests.factories import make_key
 
+pytestmark = pytest.mark.serial
+
 POOL_SIZE = 4
 
 

@@ -18,7 +18,7 @@ from tests.conftest import start_gateway
 from tests.factories import make_key
 from tests.limits.conftest import OwnRedis
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.serial, pytest.mark.django_db(transaction=True)]
 
 IN_PRICE, OUT_PRICE = Decimal("0.000001"), Decimal("0.000002")
 

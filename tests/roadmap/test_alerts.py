@@ -18,6 +18,8 @@ from tests.conftest import start_gateway
 from tests.factories import make_key
 from tests.roadmap.conftest import CeleryWorkers, Receiver, wait_until
 
+pytestmark = pytest.mark.serial
+
 WEBHOOK_SECRET = "whsec-roadmap-test-0123456789"
 IN_PRICE, OUT_PRICE = Decimal("0.000001"), Decimal("0.000002")
 # One request below: 99 prompt tokens (the mock counts 4 characters a token) and 16 completion tokens.

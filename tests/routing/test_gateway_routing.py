@@ -19,6 +19,8 @@ from tests.conftest import start_fake_provider, start_gateway, wait_until
 from tests.factories import make_key
 from tests.routing.conftest import Client, deployment
 
+pytestmark = pytest.mark.serial
+
 COOLDOWN_S = 4
 
 
