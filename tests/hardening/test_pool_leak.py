@@ -14,7 +14,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.conftest import chat_status, mock_model_list, start_gateway
+from tests.conftest import chat_status, mock_model_list, start_gateway, wait_until
 from tests.factories import make_key
 
 pytestmark = pytest.mark.serial
@@ -70,8 +70,11 @@ def test_hundreds_of_new_budgeted_keys_leave_the_pool_idle(own_redis, transactio
         own_redis.stop()   # fail_open: limits per process, budgets loaded from the database
         assert set(_one_request_each(server.url, without_redis)) == {200}
         status, ready = _get(f"{server.url}/health/readiness")
-        assert ready["database"] == "connected", ready
-        assert ready["database_pool"]["in_use"] == 0 and ready["database_pool"]["max"] == POOL_SIZE, ready
+        assert ready["database"] == "connected" and ready["database_pool"]["max"] == POOL_SIZE, ready
+        # No leak: every connection comes back. Not at one instant (the in-process spend writer books
+        # on its own schedule and holds one while it does), but once that work is done.
+        wait_until(lambda: _get(f"{server.url}/health/readiness")[1]["database_pool"]["in_use"] == 0,
+                   what="the pool to have no connection in use")
         assert _get(f"{server.url}/health/liveliness") == (200, {"status": "alive"})
         status, info = _get(f"{server.url}/key/info?key={with_redis[0]}", server.master_key)
         assert status == 200, info

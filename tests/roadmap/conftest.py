@@ -86,7 +86,7 @@ class CeleryWorkers:
                     cwd=str(ROOT), env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
         self._wait_ready()
 
-    def _wait_ready(self, timeout: float = 30.0) -> None:
+    def _wait_ready(self, timeout: float = 120.0) -> None:   # a safety net: Celery starts slowly on a loaded machine
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if all("ready." in path.read_text(errors="replace") for path in self.logs):
