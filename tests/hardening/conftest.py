@@ -164,4 +164,4 @@ def tree_rss_kib(pid: int) -> int:
 
 
 # The management API's world (organizations, teams, one person per role) for the authorization matrix.
-from tests.api.conftest import admin_api, master_key, world  # noqa: E402,F401
+from tests.accounts.api.conftest import admin_api, master_key, world  # noqa: E402,F401

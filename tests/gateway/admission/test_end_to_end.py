@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import start_gateway, wait_until
 from tests.factories import make_key
-from tests.limits.conftest import OwnRedis
+from tests.gateway.admission.conftest import OwnRedis
 
 pytestmark = [pytest.mark.serial, pytest.mark.django_db(transaction=True)]
 

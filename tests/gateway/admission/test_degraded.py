@@ -8,7 +8,7 @@ import pytest
 from gateway.context import Usage
 from llmur.core.errors import LlmurError
 from tests.factories import make_key
-from tests.limits.conftest import make_ctx, principal_for, run
+from tests.gateway.admission.conftest import make_ctx, principal_for, run
 
 pytestmark = pytest.mark.django_db
 

@@ -17,7 +17,7 @@ import pytest
 from gateway.routing.state import COOLDOWN_REFRESH_S, COOLDOWNS, COUNTERS_REFRESH_S, IN_FLIGHT, PREFIX
 from tests.conftest import start_fake_provider, start_gateway, wait_until
 from tests.factories import make_key
-from tests.routing.conftest import Client, deployment
+from tests.gateway.routing.conftest import Client, deployment
 
 pytestmark = pytest.mark.serial
 
@@ -412,7 +412,7 @@ def test_usage_based_respects_rpm_headroom(start_router_gateway, fake_provider):
 
 def test_embedded_mode_routes_cools_down_and_caches_in_process(django_db_setup, fake_provider):
     from tests.conftest import start_gateway
-    from tests.routing.conftest import Client
+    from tests.gateway.routing.conftest import Client
 
     server = start_gateway({
         "model_list": [deployment("emb-bad", "mock-500", fake_provider, "embedded"),
