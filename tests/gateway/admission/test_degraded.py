@@ -170,13 +170,15 @@ def test_after_redis_fails_in_flight_reservations_still_count_against_the_budget
 
     async def go():
         held = []
-        while True:                                   # fill the budget with requests still in flight
+        for _ in range(1000):                         # fill the budget with requests still in flight
             ctx = make_ctx(principal, max_tokens=100)
             try:
                 await limits.admit(ctx)
             except LlmurError:
                 break
             held.append(ctx)
+        else:
+            raise AssertionError("1000 reservations never filled a $0.01 budget: is gpt-4o priced?")
         own_redis.stop()
         refused = await _one(principal)               # per-process now: the reservations are remembered
         for ctx in held:
