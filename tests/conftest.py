@@ -187,7 +187,6 @@ def start_gateway(config: dict, workers: int = 1, env: dict | None = None) -> Ga
     import tempfile
 
     import yaml
-
     from django.conf import settings
 
     workdir = Path(tempfile.mkdtemp(prefix="llmur-gateway-"))
@@ -210,7 +209,8 @@ def start_gateway(config: dict, workers: int = 1, env: dict | None = None) -> Ga
             cwd=str(ROOT), env=child_env, stdout=log, stderr=subprocess.STDOUT)
     handle = Gateway(process, port, config_path, log_path, str(config["master_keys"][0]))
     try:
-        wait_for_http(f"{handle.url}/health/liveliness", timeout=60, process=process)
+        # A safety net, not a latency bound: on a loaded 2-core machine a two-worker server may take a minute.
+        wait_for_http(f"{handle.url}/health/liveliness", timeout=180, process=process)
     except Exception:
         handle.stop()
         raise RuntimeError(f"llmur server did not start:\n{handle.output()}") from None
@@ -246,16 +246,8 @@ def gateway(django_db_setup, fake_provider):
 
 @pytest.fixture
 def make_key(transactional_db):
-    """Create a VirtualKey with the given fields (owners, allowed_models, ...) and return its plaintext.
+    """tests.factories.make_key for a test whose server subprocess reads the key: committed
+    (transactional_db), and it gives the plaintext the client sends."""
+    from tests import factories
 
-    Committed (transactional_db), so a server subprocess sees it.
-    """
-    from accounts.keys import key_digest, key_display, key_generate
-    from accounts.models import VirtualKey
-
-    def make(**fields) -> str:
-        plaintext = key_generate()
-        VirtualKey.objects.create(key_hash=key_digest(plaintext), display=key_display(plaintext), **fields)
-        return plaintext
-
-    return make
+    return lambda **fields: factories.make_key(**fields).plaintext

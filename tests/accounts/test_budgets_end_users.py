@@ -9,7 +9,7 @@ import pytest
 from accounts import services
 from accounts.models import AuditEntry, Budget, EndUser, Team, VirtualKey
 from accounts.policy import Actor
-from tests.api.conftest import Api
+from tests.accounts.api.conftest import Api
 
 BY = Actor.system("budget tests")
 pytestmark = pytest.mark.django_db

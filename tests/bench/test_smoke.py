@@ -17,6 +17,8 @@ import pytest
 
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.serial
+
 ROW_FIELDS = {"target", "mode", "connections", "requests", "ok", "non_2xx", "failed", "rps", "p50_ms", "p99_ms"}
 
 

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 import pytest
 
 from tests.billing.conftest import spend_event
-from tests.limits.conftest import make_key
+from tests.factories import SuperuserFactory, make_key
 
 pytestmark = pytest.mark.django_db
 
@@ -18,7 +18,7 @@ def ledger():
 
     research, sales = Team.objects.create(name="research"), Team.objects.create(name="sales")
     project = Project.objects.create(name="chatbot", team=research)
-    research_key, sales_key = make_key(team=research, project=project), make_key(team=sales)
+    research_key, sales_key = make_key(team=research, project=project).row, make_key(team=sales).row
     when = datetime(2026, 5, 4, 10, tzinfo=timezone.utc)
     events = [spend_event(key=research_key, team=research, when=when, request_id="req-research-1"),
               spend_event(key=research_key, team=research, when=when, model="gpt-4o-mini", request_id="req-research-2"),
@@ -30,10 +30,9 @@ def ledger():
 
 
 def test_spend_log_filters_by_team_project_key_model_and_date(client, ledger):
-    from accounts.models import User
 
     research, sales, project, key = ledger
-    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw-123456789"))
+    client.force_login(SuperuserFactory())
     url = "/admin/billing/spendlog/"
     page = client.get(url).content.decode()
     assert all(rid in page for rid in ("req-research-1", "req-research-2", "req-sales-1"))
@@ -51,10 +50,9 @@ def test_spend_log_filters_by_team_project_key_model_and_date(client, ledger):
 
 
 def test_daily_spend_page_lists_rollups_by_team(client, ledger):
-    from accounts.models import User
 
     research, sales, _, _ = ledger
-    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw-123456789"))
+    client.force_login(SuperuserFactory())
     response = client.get("/admin/billing/dailyspend/", {"team__id__exact": sales.pk})
     assert response.status_code == 200
     assert response.context["cl"].result_count == 1

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from tests.billing.conftest import spend_event
-from tests.limits.conftest import make_key
+from tests.factories import SuperuserFactory, make_key
 
 pytestmark = pytest.mark.django_db
 
@@ -23,7 +23,7 @@ def ledger():
     from gateway.models import ModelDeployment
 
     research, sales = Team.objects.create(name="research"), Team.objects.create(name="sales")
-    research_key, sales_key = make_key(team=research), make_key(team=sales)
+    research_key, sales_key = make_key(team=research).row, make_key(team=sales).row
     research_key.key_alias, sales_key.key_alias = "research-key", "sales-key"
     research_key.save(update_fields=["key_alias"])
     sales_key.save(update_fields=["key_alias"])
@@ -38,9 +38,8 @@ def ledger():
 
 
 def _root(client):
-    from accounts.models import User
 
-    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw-123456789"))
+    client.force_login(SuperuserFactory())
 
 
 def test_spendlog_model_choices_are_the_models_with_spend_and_providers_come_from_deployments(client, ledger):

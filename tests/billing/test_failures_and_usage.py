@@ -15,7 +15,7 @@ from billing.usage import entity_models, entity_usage
 from llmur.core.scrub import scrub_secrets
 from tests.billing.conftest import spend_event
 from tests.conftest import chat_status, wait_until
-from tests.limits.conftest import make_key as make_key_row
+from tests.factories import make_key as make_key_row
 
 
 @pytest.mark.django_db(transaction=True)
@@ -72,7 +72,7 @@ def test_model_health_puts_failing_deployments_first_with_their_latest_errors():
 @pytest.mark.django_db
 def test_usage_of_one_entity_per_day_with_zeros_and_totals():
     team = Team.objects.create(name="usage-team")
-    key, other = make_key_row(team=team), make_key_row()
+    key, other = make_key_row(team=team).row, make_key_row().row
     spend_record_batch(events=[
         spend_event(key=key, team=team, cost="0.5", when=WHEN),
         spend_event(key=key, team=team, cost="0.25", when=WHEN + dt.timedelta(days=2), model="other-model"),

@@ -12,8 +12,8 @@ from django.utils import timezone
 
 from tests.billing.conftest import spend_event
 from tests.conftest import mock_model_list, start_gateway
+from tests.factories import make_key
 from tests.gateway.helpers import bearer, post
-from tests.limits.conftest import make_key as make_key_row
 
 
 def _last_used_writes(queries) -> int:
@@ -31,12 +31,12 @@ def redis_gateway(django_db_setup, fake_provider, redis_client):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_request_sets_last_used_at_once_drained_and_a_second_within_a_minute_writes_nothing(
-        redis_gateway, redis_client, make_key):
+        redis_gateway, redis_client, transactional_db):
     from accounts.models import VirtualKey
     from billing.models import SpendLog
     from billing.queue import drain
 
-    key = make_key(key_alias="last-used")
+    key = make_key(key_alias="last-used").plaintext
     row = VirtualKey.objects.get(key_alias="last-used")
     assert row.last_used_at is None
     body = {"model": "mock-gpt", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}
@@ -62,7 +62,7 @@ def test_a_request_sets_last_used_at_once_drained_and_a_second_within_a_minute_w
 def test_booking_moves_last_used_at_to_the_latest_use_once_the_minute_has_passed():
     from billing.services import spend_record_batch
 
-    key = make_key_row()
+    key = make_key().row
     t0 = timezone.now()
     # One batch with two uses: the later one is kept.
     spend_record_batch(events=[spend_event(key=key, when=t0), spend_event(key=key, when=t0 + timedelta(seconds=5))])
@@ -83,7 +83,7 @@ def test_another_worker_within_the_minute_does_not_write_again():
     """The throttle holds across processes: the UPDATE itself is conditional on the stored value."""
     from billing import services
 
-    key = make_key_row()
+    key = make_key().row
     t0 = timezone.now()
     assert services.key_last_used_touch(used={key.pk: t0}) == 1
     services._last_used_written.clear()        # as seen by a worker that has never written this key

@@ -13,7 +13,7 @@ import pytest
 
 from tests.billing.conftest import spend_event
 from tests.conftest import ROOT, database_url_for_subprocess
-from tests.limits.conftest import make_key
+from tests.factories import make_key
 
 
 def push(client, events):
@@ -40,7 +40,7 @@ def test_drain_records_acks_and_deletes_and_ignores_duplicates(stream):
     from billing.models import SpendLog
     from billing.queue import drain
 
-    key = make_key()
+    key = make_key().row
     events = [spend_event(key=key, cost="0.01") for _ in range(30)]
     push(stream, events + events[:5])                   # five delivered twice
     assert drain(client=stream, batch=7) == 30
@@ -57,7 +57,7 @@ def test_entries_of_a_dead_consumer_are_claimed_and_recorded(stream, monkeypatch
     from billing.models import SpendLog
     from billing.queue import drain, ensure_group
 
-    key = make_key()
+    key = make_key().row
     events = [spend_event(key=key) for _ in range(10)]
     push(stream, events)
     ensure_group(stream)
@@ -75,7 +75,7 @@ def test_a_failed_database_write_leaves_the_entries_pending(stream, monkeypatch)
     from billing.connections import GROUP, STREAM
     from billing.models import SpendLog
 
-    key = make_key()
+    key = make_key().row
     push(stream, [spend_event(key=key) for _ in range(4)])
 
     def database_down(**kwargs):
@@ -107,7 +107,7 @@ def test_process_spend_command_drains_resets_and_rolls_up(stream):
 
     from billing.models import DailySpend, SpendLog
 
-    key = make_key()
+    key = make_key().row
     push(stream, [spend_event(key=key, cost="0.02") for _ in range(3)])
     from io import StringIO
 
@@ -131,7 +131,7 @@ def test_killing_the_celery_worker_mid_drain_loses_and_duplicates_nothing(stream
     from billing.models import SpendLog
     from billing.tasks import spend_drain
 
-    key = make_key()
+    key = make_key().row
     events = [spend_event(key=key, cost="0.00000123") for _ in range(3000)]
     push(stream, events)
     env = {**os.environ, "DATABASE_URL": database_url_for_subprocess(), "LLMUR_VAR_DIR": str(tmp_path),

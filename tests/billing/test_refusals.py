@@ -11,7 +11,7 @@ from billing import refusals
 from billing.models import RefusalCount, SpendLog
 from llmur.core.errors import LlmurError
 from tests.conftest import chat_status, mock_model_list, start_gateway, wait_until
-from tests.limits.conftest import make_key as make_key_row
+from tests.factories import make_key as make_key_row
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_the_gateway_counts_refusals_per_key_and_reason_without_a_row_per_reques
 
 @pytest.mark.django_db
 def test_flushes_add_to_the_hours_row_and_keep_the_latest_samples():
-    key = make_key_row(key_alias="counted")
+    key = make_key_row(key_alias="counted").row
     counter = refusals.RefusalCounter()
     when = dt.datetime(2026, 3, 1, 10, 15, tzinfo=dt.UTC)
     for i in range(4):

@@ -8,7 +8,7 @@ import pytest
 from django.db.models import Count, Q, Sum
 
 from tests.billing.conftest import spend_event
-from tests.limits.conftest import make_key
+from tests.factories import make_key
 
 pytestmark = [pytest.mark.db_matrix, pytest.mark.django_db]
 
@@ -25,7 +25,7 @@ def traffic():
     org = Organization.objects.create(name="acme")
     research = Team.objects.create(name="research", organization=org)
     sales = Team.objects.create(name="sales", organization=org)
-    keys = [make_key(team=research), make_key(team=research), make_key(team=sales)]
+    keys = [make_key(team=research).row, make_key(team=research).row, make_key(team=sales).row]
     events = []
     for i, (key, team) in enumerate([(keys[0], research), (keys[1], research), (keys[2], sales)] * 4):
         event = spend_event(key=key, team=team, cost=f"0.00{i % 7 + 1}", prompt=10 * (i + 1), completion=i,

@@ -9,7 +9,7 @@ import pytest
 from django.db import close_old_connections, connection
 
 from tests.billing.conftest import spend_event
-from tests.limits.conftest import make_key
+from tests.factories import make_key
 
 pytestmark = pytest.mark.db_matrix
 
@@ -26,7 +26,7 @@ def test_recording_an_event_twice_keeps_one_row_and_counts_its_cost_once():
     from billing.services import spend_record_batch
 
     team = Team.objects.create(name="research")
-    key = make_key(team=team)
+    key = make_key(team=team).row
     events = [spend_event(key=key, team=team, cost="0.25"), spend_event(key=key, team=team, cost="0.5")]
     assert spend_record_batch(events=events) == 2
     assert spend_record_batch(events=events + [events[0]]) == 0
@@ -43,7 +43,7 @@ def test_a_row_for_a_deleted_key_is_still_recorded():
     from billing.models import SpendLog
     from billing.services import spend_record_batch
 
-    key = make_key()
+    key = make_key().row
     event = spend_event(key=key)
     key.delete()
     assert spend_record_batch(events=[event]) == 1
@@ -55,7 +55,7 @@ def test_a_row_for_a_deleted_key_is_still_recorded():
 def test_two_workers_recording_the_same_events_at_once_count_them_once():
     from billing.services import spend_record_batch
 
-    key = make_key()
+    key = make_key().row
     events = [spend_event(key=key, cost="0.01") for _ in range(50)]
     errors: list[BaseException] = []
     barrier = threading.Barrier(2)
@@ -85,8 +85,8 @@ def test_budget_reset_happens_once_per_period_even_when_run_twice():
     from billing.services import budget_reset_due
 
     now = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
-    key = make_key(budget_duration="1h", spend=Decimal("3"), budget_reset_at=now - timedelta(seconds=1))
-    fresh = make_key(budget_duration="30s", spend=Decimal("1"))
+    key = make_key(budget_duration="1h", spend=Decimal("3"), budget_reset_at=now - timedelta(seconds=1)).row
+    fresh = make_key(budget_duration="30s", spend=Decimal("1")).row
     assert budget_reset_due(now=now) == [("key", key.pk)]
     assert budget_reset_due(now=now) == []
     key.refresh_from_db()
@@ -102,7 +102,7 @@ def test_concurrent_budget_resets_reset_once():
     from billing.services import budget_reset_due
 
     now = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
-    make_key(budget_duration="1d", spend=Decimal("7"), budget_reset_at=now - timedelta(minutes=5))
+    make_key(budget_duration="1d", spend=Decimal("7"), budget_reset_at=now - timedelta(minutes=5)).row
     results: list = []
     barrier = threading.Barrier(3)
 
@@ -126,7 +126,7 @@ def test_daily_rollup_sums_per_day_owner_and_model_and_is_idempotent():
     from billing.models import DailySpend
     from billing.services import daily_spend_rollup, spend_record_batch
 
-    key = make_key()
+    key = make_key().row
     day1 = datetime(2026, 3, 1, 23, 59, tzinfo=timezone.utc)
     day2 = datetime(2026, 3, 2, 0, 1, tzinfo=timezone.utc)
     spend_record_batch(events=[
@@ -175,7 +175,7 @@ def test_events_the_database_refused_are_spooled_and_replayed(monkeypatch, setti
     from billing.models import SpendLog
 
     monkeypatch.setattr(settings.LLMUR, "var_dir", tmp_path)
-    key = make_key()
+    key = make_key().row
     events = [spend_event(key=key, cost="0.01") for _ in range(3)]
     real = services.spend_record_batch
 

@@ -227,7 +227,7 @@ def test_manage_py_unreachable_database_exits_3_with_one_line(url, clean_env):
     port = free_port()
     env = clean_env | {"DATABASE_URL": url.format(secret=SECRET, port=port)}
     line = assert_one_line(run([sys.executable, str(ROOT / "manage.py"), "migrate"], env), 3)
-    assert line.startswith(f"llmur: database ") and f"127.0.0.1:{port}: " in line
+    assert line.startswith("llmur: database ") and f"127.0.0.1:{port}: " in line
 
 
 def test_port_in_use_exits_3_with_one_line(clean_env):

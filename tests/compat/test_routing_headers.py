@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from tests.conftest import start_gateway
-from tests.routing.conftest import Client
+from tests.gateway.routing.conftest import Client
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -8,7 +8,10 @@ import pytest
 from django.utils import timezone
 
 from tests.conftest import mock_model_list, start_gateway
+from tests.factories import make_key
 from tests.gateway.helpers import bearer, post
+
+pytestmark = pytest.mark.serial
 
 HELLO = [{"role": "user", "content": "hi"}]
 PAYLOAD = {"model": "mock-gpt", "messages": HELLO, "max_tokens": 1}
@@ -39,10 +42,10 @@ def two_workers(django_db_setup, fake_provider):
     server.stop()
 
 
-def test_blocked_key_is_refused_within_a_second_on_two_workers(two_workers, make_key):
+def test_blocked_key_is_refused_within_a_second_on_two_workers(two_workers, transactional_db):
     from accounts.models import VirtualKey
 
-    key = make_key(key_alias="to block")
+    key = make_key(key_alias="to block").plaintext
     row = VirtualKey.objects.get(key_alias="to block")
 
     def block():
@@ -54,18 +57,18 @@ def test_blocked_key_is_refused_within_a_second_on_two_workers(two_workers, make
     assert "blocked" in body["error"]["message"]
 
 
-def test_deleted_key_is_refused_within_a_second(gateway, make_key):
+def test_deleted_key_is_refused_within_a_second(gateway, transactional_db):
     from accounts.models import VirtualKey
 
-    key = make_key(key_alias="to delete")
+    key = make_key(key_alias="to delete").plaintext
     _block_and_check(gateway.url, key, lambda: VirtualKey.objects.get(key_alias="to delete").delete())
 
 
-def test_blocked_team_refuses_its_keys(gateway, make_key):
+def test_blocked_team_refuses_its_keys(gateway, transactional_db):
     from accounts.models import Team
 
     team = Team.objects.create(name="blocked later")
-    key = make_key(team=team)
+    key = make_key(team=team).plaintext
 
     def block():
         team.blocked = True
@@ -74,8 +77,8 @@ def test_blocked_team_refuses_its_keys(gateway, make_key):
     _block_and_check(gateway.url, key, block)
 
 
-def test_expired_key_is_refused(gateway, make_key):
-    key = make_key(expires_at=timezone.now() - timedelta(seconds=1))
+def test_expired_key_is_refused(gateway, transactional_db):
+    key = make_key(expires_at=timezone.now() - timedelta(seconds=1)).plaintext
     status, _, body = post(gateway.url, "/v1/chat/completions", PAYLOAD, bearer(key))
     assert status == 401 and "expired" in body["error"]["message"]
 
@@ -86,30 +89,30 @@ def test_master_key_may_use_every_model(gateway):
     assert {"mock-gpt", "mock-claude", "mock-500"} <= {m["id"] for m in body["data"]}
 
 
-def test_project_credential_replaces_the_deployment_key(gateway, fake_provider, make_key):
+def test_project_credential_replaces_the_deployment_key(gateway, fake_provider, transactional_db):
     from accounts.keys import secret_encrypt
     from accounts.models import Project, ProjectCredential, Team
 
     project = Project.objects.create(name="own account", team=Team.objects.create(name="project team"))
     ProjectCredential.objects.create(project=project, provider="openai", display="…1234",
                                      encrypted_api_key=secret_encrypt("sk-project-own-openai-1234"))
-    key = make_key(project=project)
+    key = make_key(project=project).plaintext
     fake_provider.reset()
     assert _status(gateway.url, key) == 200
     assert fake_provider.stats()["credentials_seen"] == ["Bearer sk-project-own-openai-1234"]
     fake_provider.reset()
-    other = make_key()
+    other = make_key().plaintext
     assert _status(gateway.url, other) == 200
     assert fake_provider.stats()["credentials_seen"] == ["Bearer sk-upstream-openai-secret"]
 
 
-def test_embedded_mode_without_redis_refuses_a_blocked_key_within_its_one_second_ttl(fake_provider, make_key):
+def test_embedded_mode_without_redis_refuses_a_blocked_key_within_its_one_second_ttl(fake_provider, transactional_db):
     from accounts.models import VirtualKey
 
     server = start_gateway({"model_list": mock_model_list(fake_provider.url)}, env={"REDIS_URL": ""})
     try:
         assert "local memory" in server.output()
-        key = make_key(key_alias="embedded")
+        key = make_key(key_alias="embedded").plaintext
         assert _status(server.url, key) == 200
         VirtualKey.objects.filter(key_alias="embedded").update(blocked=True)  # another process's write: no signal
         # The server learns of it when its cached entry (cached before the write, for 1 s) expires.
@@ -119,7 +122,7 @@ def test_embedded_mode_without_redis_refuses_a_blocked_key_within_its_one_second
         server.stop()
 
 
-def test_a_change_made_in_the_serving_process_applies_to_its_very_next_request(make_key, redis_url):
+def test_a_change_made_in_the_serving_process_applies_to_its_very_next_request(transactional_db, redis_url):
     """The process that blocks a key (management API, admin) refuses it at once, not after its next poll."""
     from asgiref.sync import async_to_sync
 
@@ -127,7 +130,7 @@ def test_a_change_made_in_the_serving_process_applies_to_its_very_next_request(m
     from gateway import auth, http
     from llmur.core.errors import LlmurError
 
-    key = make_key(key_alias="blocked here")
+    key = make_key(key_alias="blocked here").plaintext
 
     async def authenticate() -> str:
         try:

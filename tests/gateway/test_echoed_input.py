@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.factories import make_key
 from tests.gateway.helpers import bearer, post
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -32,8 +33,8 @@ def test_a_2mb_unknown_model_name_is_not_echoed_whole(gateway, path, body):
     assert message.startswith("Model 'mmm")
 
 
-def test_a_2mb_model_name_refused_by_the_allow_list_is_not_echoed_whole(gateway, make_key):
-    key = make_key(key_alias="echo-allow-list", allowed_models=["mock-gpt"])
+def test_a_2mb_model_name_refused_by_the_allow_list_is_not_echoed_whole(gateway):
+    key = make_key(key_alias="echo-allow-list", allowed_models=["mock-gpt"]).plaintext
     _refused(post(gateway.url, "/v1/chat/completions", {"model": HUGE, "messages": HELLO}, bearer(key)), 404)
 
 

@@ -5,14 +5,15 @@ import anthropic
 import openai
 import pytest
 
+from tests.factories import make_key
 from tests.gateway.helpers import bearer, post
 
 HELLO = [{"role": "user", "content": "hi"}]
 
 
 @pytest.fixture
-def key(make_key) -> str:
-    return make_key(key_alias="error tests")
+def key(transactional_db) -> str:
+    return make_key(key_alias="error tests").plaintext
 
 
 def _openai_error(body) -> dict:
@@ -111,8 +112,8 @@ def test_unknown_model_is_404_saying_how_to_list_models(gateway, key):
     assert "/v1/models" in error["message"] and error["param"] == "model"
 
 
-def test_disallowed_model_is_401_as_in_litellm_and_absent_from_models(gateway, make_key):
-    key = make_key(allowed_models=["mock-claude"])
+def test_disallowed_model_is_401_as_in_litellm_and_absent_from_models(gateway, transactional_db):
+    key = make_key(allowed_models=["mock-claude"]).plaintext
     client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=key, max_retries=0)
     with pytest.raises(openai.AuthenticationError) as refused:
         client.chat.completions.create(model="mock-gpt", messages=HELLO)
@@ -125,11 +126,11 @@ def test_disallowed_model_is_401_as_in_litellm_and_absent_from_models(gateway, m
     assert client.chat.completions.create(model="mock-claude", messages=HELLO, max_tokens=1).choices
 
 
-def test_team_allow_list_intersects_the_keys(gateway, make_key):
+def test_team_allow_list_intersects_the_keys(gateway, transactional_db):
     from accounts.models import Team
 
     team = Team.objects.create(name="allow-list team", allowed_models=["mock-gpt", "mock-claude"])
-    key = make_key(team=team, allowed_models=["mock-gpt", "mock-400"])
+    key = make_key(team=team, allowed_models=["mock-gpt", "mock-400"]).plaintext
     status, _, body = post(gateway.url, "/v1/models", None, bearer(key), method="GET")
     assert status == 200
     assert [m["id"] for m in body["data"]] == ["mock-gpt"]

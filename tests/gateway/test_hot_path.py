@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import time
 
+from tests.factories import make_key
 from tests.gateway.helpers import bearer, post
 
 HELLO = [{"role": "user", "content": "hi"}]
@@ -26,12 +27,12 @@ def _post_in_process(path: str, body: str, key: str):
     return async_to_sync(call)()
 
 
-def test_warm_request_makes_no_database_query(fake_provider, make_key, django_assert_num_queries):
+def test_warm_request_makes_no_database_query(fake_provider, transactional_db, django_assert_num_queries):
     from gateway.models import ModelDeployment
 
     ModelDeployment.objects.create(deployment_id="db-hot-path", model_name="hot-path-gpt", provider="openai",
                                    litellm_params={"model": "openai/mock-gpt", "api_base": f"{fake_provider.url}/v1"})
-    key = make_key()
+    key = make_key().plaintext
     body = json.dumps({"model": "hot-path-gpt", "messages": HELLO, "max_tokens": 2})
     first = _post_in_process("/v1/chat/completions", body, key)
     assert first.status_code == 200, first.content
@@ -43,11 +44,11 @@ def test_warm_request_makes_no_database_query(fake_provider, make_key, django_as
     assert json.loads(second.content)["choices"][0]["message"]["content"] == "lorem lorem "
 
 
-def test_database_deployment_is_served_after_it_is_added(gateway, fake_provider, make_key):
+def test_database_deployment_is_served_after_it_is_added(gateway, fake_provider, transactional_db):
     from accounts.keys import secret_encrypt
     from gateway.models import ModelDeployment
 
-    key = make_key()
+    key = make_key().plaintext
     payload = {"model": "added-at-runtime", "messages": HELLO, "max_tokens": 1}
     assert post(gateway.url, "/v1/chat/completions", payload, bearer(key))[0] == 404
     ModelDeployment.objects.create(

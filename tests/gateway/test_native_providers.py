@@ -14,6 +14,7 @@ import pytest
 from aiohttp import web
 
 from tests.conftest import free_port
+from tests.factories import make_key
 
 HELLO = [{"role": "user", "content": "hi"}]
 
@@ -118,8 +119,8 @@ def _request(path: str, body: dict, key: str, stream: bool = False):
     return async_to_sync(call)()
 
 
-def test_azure_deployment_answers_chat(deployments, make_key):
-    response, content = _request("/v1/chat/completions", {"model": "azure-gpt", "messages": HELLO}, make_key())
+def test_azure_deployment_answers_chat(deployments, transactional_db):
+    response, content = _request("/v1/chat/completions", {"model": "azure-gpt", "messages": HELLO}, make_key().plaintext)
     assert response.status_code == 200, content
     assert json.loads(content)["choices"][0]["message"]["content"] == "from azure"
     seen = deployments.seen[-1]
@@ -128,8 +129,8 @@ def test_azure_deployment_answers_chat(deployments, make_key):
     assert seen["body"]["model"] == "gpt4o-eu"
 
 
-def test_ollama_chat_embeddings_and_stream(deployments, make_key):
-    key = make_key()
+def test_ollama_chat_embeddings_and_stream(deployments, transactional_db):
+    key = make_key().plaintext
     response, content = _request("/v1/chat/completions", {"model": "local-llama", "messages": HELLO, "max_tokens": 9},
                                  key)
     assert response.status_code == 200, content
@@ -152,9 +153,9 @@ def test_ollama_chat_embeddings_and_stream(deployments, make_key):
     assert [d["embedding"] for d in json.loads(content)["data"]] == [[0.5, 0.25], [0.5, 0.25]]
 
 
-def test_anthropic_messages_on_an_ollama_model(deployments, make_key):
+def test_anthropic_messages_on_an_ollama_model(deployments, transactional_db):
     response, content = _request("/v1/messages", {"model": "local-llama", "max_tokens": 5, "messages": HELLO},
-                                 make_key())
+                                 make_key().plaintext)
     assert response.status_code == 200, content
     message = json.loads(content)
     assert message["content"] == [{"type": "text", "text": "from ollama"}]

@@ -7,10 +7,12 @@ import anthropic
 import openai
 import pytest
 
+from tests.factories import make_key
+
 
 @pytest.fixture
-def key(make_key) -> str:
-    return make_key(key_alias="sdk tests")
+def key(transactional_db) -> str:
+    return make_key(key_alias="sdk tests").plaintext
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ROOT, chat_status, mock_model_list, start_gateway
+from tests.factories import make_key
 
 DASHBOARD = ROOT / "docker" / "grafana" / "dashboards" / "llmur.json"
 HELM_COPY = ROOT / "helm" / "llmur" / "dashboards" / "llmur.json"
@@ -52,15 +53,13 @@ def test_metric_names_are_read_from_promql_without_functions_labels_or_ranges():
 @pytest.fixture
 def served_metrics(django_db_setup, transactional_db, fake_provider, redis_client):
     """The exposition of a live server after plain, streamed, cached, refused and failed-over requests."""
-    from accounts.keys import key_digest, key_display, key_generate
-    from accounts.models import Project, Team, VirtualKey
+    from accounts.models import Project, Team
 
     team = Team.objects.create(name="grafana-team", max_budget=Decimal("10"), spend=Decimal("2.5"))
     project = Project.objects.create(name="grafana-project", team=team, max_budget=Decimal("5"))
     keys = {}
     for name, fields in (("team", {"team": team, "project": project}), ("limited", {"rpm_limit": 1})):
-        keys[name] = key_generate()
-        VirtualKey.objects.create(key_hash=key_digest(keys[name]), display=key_display(keys[name]), **fields)
+        keys[name] = make_key(**fields).plaintext
 
     v1 = f"{fake_provider.url}/v1"
     models = mock_model_list(fake_provider.url)

@@ -16,8 +16,9 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT, chat_status, database_url_for_subprocess, mock_model_list, start_gateway
+from tests.factories import make_key
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.serial, pytest.mark.django_db(transaction=True)]
 
 _SEED_REPLICA = """
 import datetime, django, os
@@ -95,13 +96,11 @@ def _replica_rows(url: str, sql: str) -> list[tuple]:
 
 def test_reports_read_the_replica_while_keys_and_spend_use_the_primary(replica_url, fake_provider, redis_client,
                                                                          tmp_path):
-    from accounts.keys import key_digest, key_display, key_generate
-    from accounts.models import User, VirtualKey
+    from accounts.models import User
     from billing.models import SpendLog
 
     # Only the primary has this key: the hot path's principal lookup must read the primary.
-    key = key_generate()
-    VirtualKey.objects.create(key_hash=key_digest(key), display=key_display(key))
+    key = make_key().plaintext
     config = {"model_list": mock_model_list(fake_provider.url),
               "database_configuration": {"replicas": [replica_url]}}
     server = start_gateway(config)

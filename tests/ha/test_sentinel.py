@@ -13,7 +13,10 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT, chat_status, mock_model_list, start_gateway
+from tests.factories import make_key
 from tests.ha.conftest import SERVICE, _redis, _wait
+
+pytestmark = pytest.mark.serial
 
 STREAM = "llmur:spend:events"
 
@@ -29,12 +32,8 @@ def _status(url: str) -> int:
 @pytest.mark.django_db(transaction=True)
 def test_requests_keep_succeeding_when_the_redis_master_is_killed_and_sentinel_fails_over(
         django_db_setup, fake_provider, sentinel_cluster):
-    from accounts.keys import key_digest, key_display, key_generate
-    from accounts.models import VirtualKey
-
-    key = key_generate()
     # Rate limits live in Redis, so every request runs its Lua admission against the master.
-    VirtualKey.objects.create(key_hash=key_digest(key), display=key_display(key), rpm_limit=100000, tpm_limit=10**9)
+    key = make_key(rpm_limit=100000, tpm_limit=10**9).plaintext
     # REDIS_URL would replace cache_configuration: this server knows only the sentinels.
     server = start_gateway({"model_list": mock_model_list(fake_provider.url),
                             "cache_configuration": sentinel_cluster.config()}, workers=2, env={"REDIS_URL": ""})

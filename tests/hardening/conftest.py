@@ -16,20 +16,6 @@ import pytest
 from tests.conftest import ROOT, database_url_for_subprocess, free_port
 
 
-@pytest.fixture
-def make_key(transactional_db):
-    """Create a VirtualKey (owners and limits as keyword fields) and return (plaintext, row)."""
-    from accounts.keys import key_digest, key_display, key_generate
-    from accounts.models import VirtualKey
-
-    def make(plaintext: str | None = None, **fields):
-        plaintext = plaintext or key_generate()
-        row = VirtualKey.objects.create(key_hash=key_digest(plaintext), display=key_display(plaintext), **fields)
-        return plaintext, row
-
-    return make
-
-
 class CaptureServer:
     """A plain TCP listener that counts every connection made to it (and what was sent)."""
 
@@ -178,4 +164,4 @@ def tree_rss_kib(pid: int) -> int:
 
 
 # The management API's world (organizations, teams, one person per role) for the authorization matrix.
-from tests.api.conftest import admin_api, master_key, world  # noqa: E402,F401
+from tests.accounts.api.conftest import admin_api, master_key, world  # noqa: E402,F401

@@ -3,7 +3,7 @@ each reproduced as the audit described it, through the management API, the admin
 
 Every test here failed on the code before accounts/policy and passes after; tests/admin/test_oidc.py
 holds 14 and 15, tests/hardening/test_authorization_matrix.py the whole table of who may do what.
-The world is tests/api/conftest.py's: team-a (org-1, gpt-4o and gpt-4o-mini, $50) run by teamadmin
+The world is tests/accounts/api/conftest.py's: team-a (org-1, gpt-4o and gpt-4o-mini, $50) run by teamadmin
 with member and viewer in it; team-b (org-2) run by outsider.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from django.test import Client
 
 from accounts.models import Team, TeamMembership, User, VirtualKey
 from gateway.models import ModelDeployment
-from tests.api.conftest import Api, error_of
+from tests.accounts.api.conftest import Api, error_of
 from tests.conftest import chat_status, start_gateway
 
 NEW_PASSWORD = "taken-over password 77"

@@ -5,7 +5,7 @@ that role must get. The expected answers are written out here, not derived from 
 they are the specification the policy is held to (docs/security.md says the same in words). A
 refusal must change nothing at all; an accepted write must change something.
 
-The world (tests/api/conftest.py, extended by `town` below): org-1 holds team-a (budget $50, models
+The world (tests/accounts/api/conftest.py, extended by `town` below): org-1 holds team-a (budget $50, models
 gpt-4o and gpt-4o-mini) and the empty team-c; org-2 holds team-b. Columns:
 
   proxy     proxy admin
@@ -52,7 +52,7 @@ from accounts.models import (
 )
 from accounts.policy import Actor
 from gateway.models import ModelDeployment
-from tests.api.conftest import Api
+from tests.accounts.api.conftest import Api
 
 ROLES = ("proxy", "orgadmin", "teamadmin", "member", "viewer", "nouser", "stranger")
 HUGE = 10**6

@@ -38,10 +38,9 @@ def test_cut_drops_open_connections_and_later_ones_work(proxied):
     sock = _raw(proxied)
     proxied.cut()
     try:
-        sock.sendall(b"PING\r\n")
-        assert sock.recv(100) == b""            # closed under the client
-    except ConnectionError:
-        pass                                    # or reset
+        # Nothing sent after the cut, so nothing to reset: the client reads the end of the stream
+        # (an open connection would time out here instead).
+        assert sock.recv(100) == b""
     finally:
         sock.close()
     _raw(proxied).close()

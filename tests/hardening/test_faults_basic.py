@@ -13,9 +13,10 @@ import aiohttp
 import pytest
 
 from tests.conftest import start_gateway
+from tests.factories import make_key
 from tests.gateway.helpers import bearer, post
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.serial, pytest.mark.django_db(transaction=True)]
 
 IN_PRICE, OUT_PRICE = Decimal("0.000001"), Decimal("0.000002")
 
@@ -33,7 +34,7 @@ def drain(redis_url: str) -> None:
 
 
 def test_an_upstream_that_stalls_after_the_first_chunk_is_ended_billed_and_frees_its_worker(
-        redis_client, make_key, fake_provider, django_db_setup):
+        redis_client, fake_provider, django_db_setup):
     from billing.models import SpendLog
 
     key, row = make_key(key_alias="stall", max_parallel_requests=1)
@@ -105,7 +106,7 @@ async def _burst(url: str, key: str, bodies: list[dict]) -> list[tuple[int, str,
         return await asyncio.gather(*(one(b) for b in bodies))
 
 
-def test_fifty_at_once_on_two_workers_against_a_budget_for_ten(redis_client, make_key, fake_provider,
+def test_fifty_at_once_on_two_workers_against_a_budget_for_ten(redis_client, fake_provider,
                                                                django_db_setup):
     from billing.models import SpendLog
     from billing.pricing import Price, estimate_cost_units, from_units

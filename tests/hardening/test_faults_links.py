@@ -13,9 +13,10 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.conftest import start_gateway, wait_until
+from tests.factories import make_key
 from tests.hardening.faultproxy import FaultProxy
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.serial, pytest.mark.django_db(transaction=True)]
 
 
 def _models(upstream_url: str) -> list[dict]:
@@ -113,7 +114,7 @@ def _burst_statuses(url: str, key: str, n: int) -> list[int]:
 
 
 @pytest.mark.parametrize("policy", ["fail_open", "fail_closed"])
-def test_redis_cut_mid_load_then_back(policy, own_redis, make_key, fake_provider, django_db_setup):
+def test_redis_cut_mid_load_then_back(policy, own_redis, fake_provider, django_db_setup):
     from billing.models import SpendLog
 
     proxy = FaultProxy(own_redis.port)
@@ -173,7 +174,7 @@ def test_redis_cut_mid_load_then_back(policy, own_redis, make_key, fake_provider
     assert sorted(rows.values_list("request_id", flat=True)) == served
 
 
-def test_postgres_cut_for_30_seconds_mid_load(own_redis, make_key, fake_provider, django_db_setup, tmp_path):
+def test_postgres_cut_for_30_seconds_mid_load(own_redis, fake_provider, django_db_setup, tmp_path):
     """Known keys keep working from cache; spend waits in Redis and lands exactly once afterwards."""
     from django.db import connection
 

@@ -13,13 +13,14 @@ import pytest
 from django.utils import timezone
 
 from tests.conftest import start_gateway, wait_until
+from tests.factories import make_key
 from tests.hardening.conftest import CeleryWorker, worker_env
 from tests.hardening.test_faults_links import Load, _models
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.serial, pytest.mark.django_db(transaction=True)]
 
 
-def test_celery_worker_killed_mid_batch_records_each_request_once(own_redis, make_key, fake_provider,
+def test_celery_worker_killed_mid_batch_records_each_request_once(own_redis, fake_provider,
                                                                   django_db_setup, tmp_path):
     import asyncio
 
@@ -121,7 +122,7 @@ class PausableDrainer:
         self._allowed.set()
 
 
-def test_budget_reset_run_twice_at_the_period_boundary_with_requests_in_flight(redis_client, make_key,
+def test_budget_reset_run_twice_at_the_period_boundary_with_requests_in_flight(redis_client,
                                                                               fake_provider, django_db_setup):
     from billing.models import SpendLog
     from billing.queue import drain

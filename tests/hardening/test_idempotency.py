@@ -9,6 +9,7 @@ import uuid
 import pytest
 
 from tests.conftest import mock_model_list, start_gateway
+from tests.factories import make_key
 from tests.gateway.helpers import bearer, post
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -61,7 +62,7 @@ def _spend_rows(server, key_id: int) -> int:
     return SpendLog.objects.filter(key_id=key_id).count()
 
 
-def test_a_repeated_request_is_replayed_without_a_second_call_or_charge(server, make_key, fake_provider):
+def test_a_repeated_request_is_replayed_without_a_second_call_or_charge(server, fake_provider):
     key, row = make_key(key_alias="idem")
     token = {"Idempotency-Key": f"order-{uuid.uuid4()}"}
     body = {"model": "mock-gpt", "messages": HELLO, "max_tokens": 3}
@@ -82,7 +83,7 @@ def test_a_repeated_request_is_replayed_without_a_second_call_or_charge(server, 
     assert _spend_rows(server, row.pk) == 1
 
 
-def test_the_same_key_with_another_body_is_400(server, make_key):
+def test_the_same_key_with_another_body_is_400(server):
     key, _ = make_key(key_alias="idem-body")
     token = {"Idempotency-Key": f"k-{uuid.uuid4()}"}
     assert post(server.url, "/v1/chat/completions", {"model": "mock-gpt", "messages": HELLO, "max_tokens": 1},
@@ -94,7 +95,7 @@ def test_the_same_key_with_another_body_is_400(server, make_key):
     assert body["error"]["param"] == "Idempotency-Key" and "different request body" in body["error"]["message"]
 
 
-def test_a_concurrent_duplicate_is_409_and_only_one_reaches_upstream(server, make_key, fake_provider):
+def test_a_concurrent_duplicate_is_409_and_only_one_reaches_upstream(server, fake_provider):
     key, _ = make_key(key_alias="idem-race")
     token = {"Idempotency-Key": f"race-{uuid.uuid4()}"}
     body = {"model": "slow", "messages": HELLO, "max_tokens": 1}
@@ -117,7 +118,7 @@ def test_a_concurrent_duplicate_is_409_and_only_one_reaches_upstream(server, mak
     assert fake_provider.stats()["requests"] == 1
 
 
-def test_an_error_is_not_stored_so_the_client_may_retry(server, make_key, fake_provider):
+def test_an_error_is_not_stored_so_the_client_may_retry(server, fake_provider):
     key, _ = make_key(key_alias="idem-error")
     token = {"Idempotency-Key": f"err-{uuid.uuid4()}"}
     body = {"model": "mock-500", "messages": HELLO, "max_tokens": 1}
@@ -128,7 +129,7 @@ def test_an_error_is_not_stored_so_the_client_may_retry(server, make_key, fake_p
     assert fake_provider.stats()["requests"] == 2
 
 
-def test_a_malformed_idempotency_key_is_400(server, make_key):
+def test_a_malformed_idempotency_key_is_400(server):
     key, _ = make_key(key_alias="idem-bad")
     status, _, body = post(server.url, "/v1/chat/completions", {"model": "mock-gpt", "messages": HELLO},
                            {**bearer(key), "Idempotency-Key": "x" * 300})

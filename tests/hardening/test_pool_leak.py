@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import urllib.request
 from decimal import Decimal
 
 import pytest
 
-from tests.conftest import chat_status, mock_model_list, start_gateway
+from tests.conftest import chat_status, mock_model_list, start_gateway, wait_until
+from tests.factories import make_key
+
+pytestmark = pytest.mark.serial
 
 POOL_SIZE = 4
 
@@ -52,7 +54,7 @@ def _one_request_each(url: str, keys: list[str], threads: int = 8) -> list[int]:
     return statuses
 
 
-def test_hundreds_of_new_budgeted_keys_leave_the_pool_idle(own_redis, make_key, fake_provider, django_db_setup):
+def test_hundreds_of_new_budgeted_keys_leave_the_pool_idle(own_redis, transactional_db, fake_provider, django_db_setup):
     from django.conf import settings
 
     if "postgresql" not in settings.DATABASES["default"]["ENGINE"]:
@@ -67,16 +69,12 @@ def test_hundreds_of_new_budgeted_keys_leave_the_pool_idle(own_redis, make_key, 
         assert set(_one_request_each(server.url, with_redis)) == {200}
         own_redis.stop()   # fail_open: limits per process, budgets loaded from the database
         assert set(_one_request_each(server.url, without_redis)) == {200}
-        # Work the requests queued (the local spend writer, last_used_at) may hold a connection for a
-        # moment after the answers: wait for idle with a bound. A leaked connection never comes back.
-        deadline = time.monotonic() + 30
-        while True:
-            status, ready = _get(f"{server.url}/health/readiness")
-            if ready.get("database_pool", {}).get("in_use") == 0 or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
-        assert ready["database"] == "connected", ready
-        assert ready["database_pool"]["in_use"] == 0 and ready["database_pool"]["max"] == POOL_SIZE, ready
+        status, ready = _get(f"{server.url}/health/readiness")
+        assert ready["database"] == "connected" and ready["database_pool"]["max"] == POOL_SIZE, ready
+        # No leak: every connection comes back. Not at one instant (the in-process spend writer books
+        # on its own schedule and holds one while it does), but once that work is done.
+        wait_until(lambda: _get(f"{server.url}/health/readiness")[1]["database_pool"]["in_use"] == 0,
+                   what="the pool to have no connection in use")
         assert _get(f"{server.url}/health/liveliness") == (200, {"status": "alive"})
         status, info = _get(f"{server.url}/key/info?key={with_redis[0]}", server.master_key)
         assert status == 200, info

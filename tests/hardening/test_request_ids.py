@@ -16,6 +16,7 @@ from decimal import Decimal
 import pytest
 
 from tests.conftest import start_gateway
+from tests.factories import make_key
 from tests.gateway.helpers import bearer, post, sse_lines
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -39,13 +40,6 @@ def server(django_db_setup, fake_provider):
     gateway.stop()
 
 
-def _key(**fields) -> tuple[str, object]:
-    from accounts.keys import key_digest, key_display, key_generate
-    from accounts.models import VirtualKey
-
-    plaintext = key_generate()
-    return plaintext, VirtualKey.objects.create(key_hash=key_digest(plaintext), display=key_display(plaintext),
-                                                **fields)
 
 
 def _drain(redis_client) -> None:
@@ -60,7 +54,7 @@ def test_16_4_thirty_requests_sharing_an_x_request_id_are_thirty_requests_for_sp
     from billing.models import SpendLog
 
     # About ten requests' worth: one costs 99 prompt + 16 completion tokens = $0.000131.
-    plaintext, key = _key(key_alias="shared-request-id", max_budget=Decimal("0.0013"))
+    plaintext, key = make_key(key_alias="shared-request-id", max_budget=Decimal("0.0013"))
     shared = f"client-{uuid.uuid4().hex}"
     answered, refused = [], []
     for _ in range(30):
@@ -87,7 +81,7 @@ def test_16_4_thirty_requests_sharing_an_x_request_id_are_thirty_requests_for_sp
 
 
 def test_without_an_x_request_id_both_headers_carry_llmurs_id(server):
-    plaintext, _ = _key(key_alias="no-client-id")
+    plaintext, _ = make_key(key_alias="no-client-id")
     status, headers, _ = post(server.url, "/v1/chat/completions", BODY, bearer(plaintext))
     assert status == 200 and headers["x-request-id"] == headers["x-llmur-request-id"]
     assert len(headers["x-llmur-request-id"]) == 32
@@ -122,7 +116,7 @@ def test_17_6_spend_logs_finds_a_row_by_llmurs_id_the_clients_id_or_the_completi
         server, redis_client, model, path, prefix, stream):
     from billing.models import SpendLog
 
-    plaintext, key = _key(key_alias=f"lookup-{model}-{path}-{stream}")
+    plaintext, key = make_key(key_alias=f"lookup-{model}-{path}-{stream}")
     client_id = f"trace-{uuid.uuid4().hex}"
     body = {**BODY, "model": model, "stream": stream}
     headers = {**bearer(plaintext), "x-request-id": client_id}
@@ -146,7 +140,7 @@ def test_17_6_spend_logs_finds_a_row_by_llmurs_id_the_clients_id_or_the_completi
 def test_an_idempotency_key_still_replays_one_answer_and_one_charge(server, redis_client):
     from billing.models import SpendLog
 
-    plaintext, key = _key(key_alias="idempotent-with-ids")
+    plaintext, key = make_key(key_alias="idempotent-with-ids")
     headers = {**bearer(plaintext), "x-request-id": "same-everywhere", "Idempotency-Key": uuid.uuid4().hex}
     first = post(server.url, "/v1/chat/completions", BODY, headers)
     again = post(server.url, "/v1/chat/completions", BODY, headers)

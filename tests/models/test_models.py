@@ -19,17 +19,19 @@ from django.utils import timezone
 
 from accounts.keys import key_digest, key_display, key_generate, secret_decrypt, secret_encrypt
 from accounts.models import (
-    Organization, OrganizationMembership, Project, ProjectCredential, Team, TeamMembership, User, VirtualKey,
+    Organization,
+    OrganizationMembership,
+    Project,
+    ProjectCredential,
+    Team,
+    TeamMembership,
+    User,
+    VirtualKey,
 )
 from billing.models import SpendLog
+from tests.factories import make_key
 
 pytestmark = [pytest.mark.db_matrix, pytest.mark.django_db]
-
-
-def make_key(**fields) -> tuple[VirtualKey, str]:
-    plaintext = key_generate()
-    key = VirtualKey.objects.create(key_hash=key_digest(plaintext), display=key_display(plaintext), **fields)
-    return key, plaintext
 
 
 # --------------------------------------------------------------------------- keys
@@ -51,7 +53,7 @@ def test_generated_keys_are_unique_and_displayed_by_their_last_characters():
 
 
 def test_key_is_found_by_digest_and_no_column_holds_the_plaintext():
-    key, plaintext = make_key(key_alias="ci")
+    plaintext, key = make_key(key_alias="ci")
     assert VirtualKey.objects.get(key_hash=key_digest(plaintext)).pk == key.pk
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT * FROM {VirtualKey._meta.db_table} WHERE id = %s", [key.pk])
@@ -60,7 +62,7 @@ def test_key_is_found_by_digest_and_no_column_holds_the_plaintext():
 
 
 def test_key_digest_is_unique():
-    _, plaintext = make_key()
+    plaintext, _ = make_key()
     with pytest.raises(IntegrityError), transaction.atomic():
         VirtualKey.objects.create(key_hash=key_digest(plaintext), display=key_display(plaintext))
 
@@ -133,7 +135,7 @@ def test_team_and_organization_ids_are_unique_and_their_aliases_may_repeat():
 # --------------------------------------------------------------------------- money
 
 def test_budgets_keep_decimal_precision():
-    key, _ = make_key(max_budget=Decimal("12.34567891"), soft_budget=Decimal("0.00000001"))
+    key = make_key(max_budget=Decimal("12.34567891"), soft_budget=Decimal("0.00000001")).row
     key.refresh_from_db()
     assert key.max_budget == Decimal("12.34567891") and isinstance(key.max_budget, Decimal)
     assert key.soft_budget == Decimal("0.00000001")
@@ -147,7 +149,7 @@ def test_spend_adds_up_exactly():
     exact only once quantized to the field's eight places; code summing money in SQL must
     quantize (see docs/spend.md).
     """
-    key, _ = make_key()
+    key = make_key().row
     now = timezone.now()
     cost = Decimal("0.00000123")
     SpendLog.objects.bulk_create([
@@ -176,6 +178,6 @@ def test_spend_log_request_id_is_unique():
 
 def test_text_round_trips_as_utf8mb4():
     """MySQL needs utf8mb4 for characters outside the BMP, such as emoji in aliases."""
-    key, _ = make_key(key_alias="team 🚀 ключ")
+    key = make_key(key_alias="team 🚀 ключ").row
     key.refresh_from_db()
     assert key.key_alias == "team 🚀 ключ"

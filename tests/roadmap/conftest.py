@@ -86,7 +86,7 @@ class CeleryWorkers:
                     cwd=str(ROOT), env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
         self._wait_ready()
 
-    def _wait_ready(self, timeout: float = 30.0) -> None:
+    def _wait_ready(self, timeout: float = 120.0) -> None:   # a safety net: Celery starts slowly on a loaded machine
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if all("ready." in path.read_text(errors="replace") for path in self.logs):
@@ -110,16 +110,6 @@ class CeleryWorkers:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=5)
-
-
-def new_key(**fields):
-    """A virtual key row and its plaintext."""
-    from accounts.keys import key_digest, key_display, key_generate
-    from accounts.models import VirtualKey
-
-    plaintext = key_generate()
-    key = VirtualKey.objects.create(key_hash=key_digest(plaintext), display=key_display(plaintext), **fields)
-    return plaintext, key
 
 
 def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1):

@@ -15,7 +15,10 @@ import aiohttp
 import pytest
 
 from tests.conftest import start_gateway
-from tests.roadmap.conftest import CeleryWorkers, Receiver, new_key, wait_until
+from tests.factories import make_key
+from tests.roadmap.conftest import CeleryWorkers, Receiver, wait_until
+
+pytestmark = pytest.mark.serial
 
 WEBHOOK_SECRET = "whsec-roadmap-test-0123456789"
 IN_PRICE, OUT_PRICE = Decimal("0.000001"), Decimal("0.000002")
@@ -86,7 +89,7 @@ def test_exactly_one_signed_webhook_per_threshold_across_concurrent_requests_and
 
     gateway, workers, receiver = stack
     team = Team.objects.create(name="alerted", max_budget=REQUEST_COST * 10, soft_budget=REQUEST_COST * 3)
-    key, record = new_key(key_alias="alerted-key", team=team)
+    key, record = make_key(key_alias="alerted-key", team=team)
     served = 0
     for number in range(12):
         statuses = asyncio.run(wave(gateway.url, key, 8, number * 8))
@@ -224,7 +227,7 @@ def test_embedded_mode_alerts_from_the_in_process_writer(fake_provider, receiver
     from billing.models import SpendLog
 
     team = Team.objects.create(name="embedded", max_budget=REQUEST_COST * 4)
-    key, record = new_key(key_alias="embedded-key", team=team)
+    key, record = make_key(key_alias="embedded-key", team=team)
     alerting = {"webhook_url": receiver.url, "webhook_secret": WEBHOOK_SECRET, "thresholds": [100]}
     gateway = start_gateway({"alerting": alerting, "model_list": [{
         "model_name": "priced", "litellm_params": {"model": "openai/mock-gpt", "api_base": f"{fake_provider.url}/v1"},

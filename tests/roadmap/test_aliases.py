@@ -5,7 +5,7 @@ import openai
 import pytest
 
 from tests.conftest import start_gateway
-from tests.roadmap.conftest import new_key
+from tests.factories import make_key
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -35,7 +35,7 @@ def sdk(server, key: str) -> openai.OpenAI:
 
 
 def test_openai_sdk_calling_a_global_alias_gets_the_aliased_models_answer(server):
-    key, _ = new_key(key_alias="alias-user")
+    key, _ = make_key(key_alias="alias-user")
     client = sdk(server, key)
     assert client.chat.completions.create(model="gpt-4", messages=HELLO, max_tokens=2).model == "mock-gpt"
     assert client.chat.completions.create(model="gpt-4o", messages=HELLO, max_tokens=2).model == "mock-slow-1"
@@ -51,7 +51,7 @@ def test_openai_sdk_calling_a_global_alias_gets_the_aliased_models_answer(server
 def test_key_without_access_to_the_target_cannot_use_the_alias(server):
     from billing.models import SpendLog
 
-    key, record = new_key(key_alias="only-other", allowed_models=["other"])
+    key, record = make_key(key_alias="only-other", allowed_models=["other"])
     client = sdk(server, key)
     with pytest.raises(openai.AuthenticationError) as refused:
         client.chat.completions.create(model="gpt-4", messages=HELLO, max_tokens=2)
@@ -62,7 +62,7 @@ def test_key_without_access_to_the_target_cannot_use_the_alias(server):
     with pytest.raises(openai.AuthenticationError):
         client.models.retrieve("gpt-4")
     # An alias naming the target literally in the allow-list does not widen it either.
-    key2, _ = new_key(key_alias="alias-in-list", allowed_models=["gpt-4", "other"])
+    key2, _ = make_key(key_alias="alias-in-list", allowed_models=["gpt-4", "other"])
     with pytest.raises(openai.AuthenticationError):
         sdk(server, key2).chat.completions.create(model="gpt-4", messages=HELLO, max_tokens=2)
     assert not SpendLog.objects.filter(key_id=record.pk, model="mock-gpt").exists()
@@ -73,18 +73,18 @@ def test_team_and_key_aliases_resolve_key_first_and_respect_the_team_allow_list(
 
     team = Team.objects.create(name="alias-team", aliases={"fast": "other", "smart": "mock-gpt"},
                                allowed_models=["other", "mock-gpt"])
-    key, _ = new_key(key_alias="team-key", team=team, aliases={"fast": "mock-gpt"})
+    key, _ = make_key(key_alias="team-key", team=team, aliases={"fast": "mock-gpt"})
     client = sdk(server, key)
     assert client.chat.completions.create(model="fast", messages=HELLO, max_tokens=2).model == "mock-gpt"
     assert client.chat.completions.create(model="smart", messages=HELLO, max_tokens=2).model == "mock-gpt"
     assert {"fast", "smart", "gpt-4", "gpt-4o"} <= {m.id for m in client.models.list()}
     # Another team's key does not see this team's aliases.
-    other, _ = new_key(key_alias="no-team")
+    other, _ = make_key(key_alias="no-team")
     with pytest.raises(openai.NotFoundError):
         sdk(server, other).chat.completions.create(model="smart", messages=HELLO, max_tokens=2)
     # A team restricted to "other" cannot reach mock-gpt through its own key's alias.
     narrow = Team.objects.create(name="narrow", allowed_models=["other"])
-    key3, _ = new_key(key_alias="narrow-key", team=narrow, aliases={"sneaky": "mock-gpt"})
+    key3, _ = make_key(key_alias="narrow-key", team=narrow, aliases={"sneaky": "mock-gpt"})
     with pytest.raises(openai.AuthenticationError):
         sdk(server, key3).chat.completions.create(model="sneaky", messages=HELLO, max_tokens=2)
 

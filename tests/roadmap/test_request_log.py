@@ -9,7 +9,8 @@ import openai
 import pytest
 
 from tests.conftest import start_gateway
-from tests.roadmap.conftest import CeleryWorkers, new_key, wait_until
+from tests.factories import make_key
+from tests.roadmap.conftest import CeleryWorkers, wait_until
 
 SECRET_KEY = "sk-proj-Abcdefghijklmnopqrstuvwxyz0123456789"
 CARD = "4111 1111 1111 1111"              # Luhn-valid: redacted
@@ -41,8 +42,8 @@ def test_logging_on_for_one_team_records_its_requests_redacted_and_nothing_for_o
     logged_team = Team.objects.create(name="logged", log_requests=True)
     quiet_team = Team.objects.create(name="quiet")
     quiet_project = Project.objects.create(name="quiet-project", team=quiet_team)
-    logged_key, logged = new_key(key_alias="logged", team=logged_team)
-    quiet_key, quiet = new_key(key_alias="quiet", team=quiet_team, project=quiet_project)
+    logged_key, logged = make_key(key_alias="logged", team=logged_team)
+    quiet_key, quiet = make_key(key_alias="quiet", team=quiet_team, project=quiet_project)
     messages = [{"role": "user", "content": PROMPT}]
     client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=logged_key, max_retries=0)
     plain = client.chat.completions.with_raw_response.create(model="mock-gpt", messages=messages, max_tokens=3)

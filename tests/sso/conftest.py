@@ -11,7 +11,7 @@ from django.test import Client
 from accounts.device_codes import GRANT_TYPE, device_code_digest
 from accounts.models import DeviceAuthorization, User
 from llmur.config import DeviceFlowConfiguration
-from tests.api.conftest import Api, admin_api, error_of, master_key, world  # noqa: F401 - fixtures and helpers shared
+from tests.accounts.api.conftest import Api, admin_api, error_of, master_key, world  # noqa: F401 - fixtures and helpers shared
 
 
 @pytest.fixture

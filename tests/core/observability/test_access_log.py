@@ -9,6 +9,7 @@ import urllib.request
 import pytest
 
 from tests.conftest import mock_model_list, start_gateway
+from tests.factories import make_key
 
 PROMPT = "tell me the launch codes 7a1f"
 # The servers read the test database, so it must exist even when only these tests run.
@@ -17,12 +18,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def aliased_key(transactional_db) -> str:
-    from accounts.keys import key_digest, key_display, key_generate
-    from accounts.models import VirtualKey
-
-    plaintext = key_generate()
-    VirtualKey.objects.create(key_hash=key_digest(plaintext), display=key_display(plaintext), key_alias="ci-bot")
-    return plaintext
+    return make_key(key_alias="ci-bot").plaintext
 
 
 def _chat(url: str, key: str, request_id: str) -> tuple[int, str]:

@@ -10,7 +10,8 @@ import pytest
 
 from gateway.context import Usage
 from llmur.core.errors import LlmurError
-from tests.limits.conftest import make_ctx, make_key, principal_for, run
+from tests.factories import make_key
+from tests.gateway.admission.conftest import make_ctx, principal_for, run
 
 pytestmark = pytest.mark.django_db
 
@@ -37,7 +38,7 @@ def admit_and_settle(principal, n, *, usage=Usage(10, 5), **ctx_args):
 
 
 def test_rpm_limit_admits_exactly_the_limit_then_429_with_headers(redis_mode):
-    key = make_key(key_alias="ci-bot", rpm_limit=5)
+    key = make_key(key_alias="ci-bot", rpm_limit=5).row
     admitted, refused = admit_and_settle(principal_for(key), 8)
     assert len(admitted) == 5 and len(refused) == 3
     error = refused[0]
@@ -53,7 +54,7 @@ def test_rpm_limit_admits_exactly_the_limit_then_429_with_headers(redis_mode):
 def test_refused_requests_leave_no_spend_event(redis_mode):
     from billing.connections import STREAM
 
-    key = make_key(rpm_limit=2)
+    key = make_key(rpm_limit=2).row
     admitted, refused = admit_and_settle(principal_for(key), 5)
     entries = redis_mode.xrange(STREAM)
     assert len(entries) == len(admitted) == 2
@@ -61,7 +62,7 @@ def test_refused_requests_leave_no_spend_event(redis_mode):
 
 
 def test_tpm_limit_counts_settled_tokens(redis_mode):
-    key = make_key(tpm_limit=100)
+    key = make_key(tpm_limit=100).row
     admitted, refused = admit_and_settle(principal_for(key), 5, usage=Usage(30, 20))
     # 50 tokens each: the third request finds 100 used.
     assert len(admitted) == 2 and len(refused) == 3
@@ -73,7 +74,7 @@ def test_tpm_limit_counts_settled_tokens(redis_mode):
 def test_max_parallel_requests_frees_the_slot_on_settle(redis_mode):
     from gateway import limits
 
-    key = make_key(max_parallel_requests=2)
+    key = make_key(max_parallel_requests=2).row
     principal = principal_for(key)
 
     async def go():
@@ -93,8 +94,8 @@ def test_max_parallel_requests_frees_the_slot_on_settle(redis_mode):
 
 def test_deployment_rpm_limits_every_caller(redis_mode):
     deployment = {"model_name": "gpt-4o", "litellm_params": {"model": "openai/gpt-4o", "rpm": 3}}
-    admitted_a, _ = admit_and_settle(principal_for(make_key()), 2, deployment=deployment)
-    admitted_b, refused_b = admit_and_settle(principal_for(make_key()), 3, deployment=deployment)
+    admitted_a, _ = admit_and_settle(principal_for(make_key().row), 2, deployment=deployment)
+    admitted_b, refused_b = admit_and_settle(principal_for(make_key().row), 3, deployment=deployment)
     assert len(admitted_a) == 2 and len(admitted_b) == 1 and len(refused_b) == 2
     assert "deployment 'dep-1'" in refused_b[0].message
 
@@ -103,7 +104,7 @@ def test_budget_exceeded_names_the_team_its_limit_and_spend(redis_mode):
     from accounts.models import Team
 
     team = Team.objects.create(name="research", max_budget=Decimal("0.001"))
-    key = make_key(team=team)
+    key = make_key(team=team).row
     principal = principal_for(key, team)
     # As the gateway's auth builds it: limits without names; the refusal looks the name up.
     principal = type(principal)(**{**{f: getattr(principal, f) for f in principal.__slots__},
@@ -121,7 +122,7 @@ def test_budget_counter_is_rebuilt_from_database_and_stream(redis_mode):
     from billing.connections import budget_key
     from billing.queue import drain
 
-    key = make_key(max_budget=Decimal("1.00"))
+    key = make_key(max_budget=Decimal("1.00")).row
     principal = principal_for(key)
     admit_and_settle(principal, 4, usage=Usage(1000, 100))        # 4 × $0.0035
     drain(client=redis_mode)                                       # now booked in the database
@@ -134,7 +135,7 @@ def test_budget_counter_is_rebuilt_from_database_and_stream(redis_mode):
 
 
 def test_soft_budget_only_warns_with_a_header(redis_mode):
-    key = make_key(key_alias="soft", soft_budget=Decimal("0.001"))
+    key = make_key(key_alias="soft", soft_budget=Decimal("0.001")).row
     admitted, refused = admit_and_settle(principal_for(key), 3, usage=Usage(1000, 0))
     assert len(admitted) == 3 and not refused
     assert "x-llmur-budget-warning" not in admitted[0].response_headers
@@ -151,7 +152,7 @@ def test_concurrent_requests_overshoot_the_budget_by_at_most_one_reservation(red
 
     # Each request: a 1,600-character prompt (400 tokens, as usage reports) + 100 completion
     # tokens of gpt-4o = $0.002; the budget covers 100 of them.
-    key = make_key(max_budget=Decimal("0.20"))
+    key = make_key(max_budget=Decimal("0.20")).row
     principal = principal_for(key)
     outcomes: dict[str, object] = {}
 
@@ -199,7 +200,7 @@ def test_a_budget_reset_reopens_admission_with_a_fresh_counter(redis_mode):
     from billing.queue import drain
     from billing.tasks import budget_reset
 
-    key = make_key(max_budget=Decimal("0.004"), budget_duration="30s")
+    key = make_key(max_budget=Decimal("0.004"), budget_duration="30s").row
     principal = principal_for(key)
     admitted, refused = admit_and_settle(principal, 3, usage=Usage(1000, 0))     # $0.0025 each
     assert len(admitted) == 2 and refused
@@ -220,7 +221,7 @@ def test_a_burst_on_a_cold_counter_rebuilds_it_with_one_database_read(redis_mode
     """Admission never queries the database per request: a cold counter costs one rebuild."""
     from gateway import limits
 
-    key = make_key(max_budget=Decimal("5"))
+    key = make_key(max_budget=Decimal("5")).row
     principal = principal_for(key)
 
     async def go():

@@ -1,6 +1,6 @@
 """Each role on each management route: what it may do, and that it can do nothing more.
 
-The world (tests/api/conftest.py): org-1 holds team-a (budget 50, models gpt-4o/gpt-4o-mini); org-2
+The world (tests/accounts/api/conftest.py): org-1 holds team-a (budget 50, models gpt-4o/gpt-4o-mini); org-2
 holds team-b. orgadmin administers org-1; teamadmin administers team-a; member and viewer belong to
 team-a; outsider administers team-b. Everyone has a personal key.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from accounts.models import Team, TeamMembership, User, VirtualKey
-from tests.api.conftest import Api, error_of
+from tests.accounts.api.conftest import Api, error_of
 
 ROLES = ["proxy", "orgadmin", "teamadmin", "member", "viewer", "outsider"]
 

@@ -14,10 +14,11 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 
-from tests.conftest import start_gateway
-from tests.limits.conftest import OwnRedis
+from tests.conftest import start_gateway, wait_until
+from tests.factories import make_key
+from tests.gateway.admission.conftest import OwnRedis
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.serial, pytest.mark.django_db(transaction=True)]
 
 IN_PRICE, OUT_PRICE = Decimal("0.000001"), Decimal("0.000002")
 
@@ -27,15 +28,6 @@ def priced_model_list(upstream_url: str) -> list[dict]:
              "model_info": {"input_cost_per_token": str(IN_PRICE), "output_cost_per_token": str(OUT_PRICE)}},
             {"model_name": "mock-drip-50", "litellm_params": {"model": "openai/mock-drip-50",
                                                                "api_base": f"{upstream_url}/v1"}}]
-
-
-def new_key(**fields) -> tuple[str, object]:
-    from accounts.keys import key_digest, key_display, key_generate
-    from accounts.models import VirtualKey
-
-    plaintext = key_generate()
-    key = VirtualKey.objects.create(key_hash=key_digest(plaintext), display=key_display(plaintext), **fields)
-    return plaintext, key
 
 
 def body_for(i: int, stream: bool) -> dict:
@@ -75,7 +67,7 @@ def test_200_concurrent_requests_on_a_budget_for_about_100(redis_client, fake_pr
 
     # One request: 99 prompt tokens (the mock counts 4 characters a token) + 16 completion tokens
     # = $0.000131, so the budget covers 100 requests.
-    plaintext, key = new_key(key_alias="budget-200", max_budget=Decimal("0.0131"))
+    plaintext, key = make_key(key_alias="budget-200", max_budget=Decimal("0.0131"))
     server = start_gateway({"model_list": priced_model_list(fake_provider.url)})
     try:
         bodies = [body_for(i, stream=i % 2 == 0) for i in range(200)]
@@ -112,7 +104,7 @@ def test_200_concurrent_requests_on_a_budget_for_about_100(redis_client, fake_pr
 
 
 def test_rpm_limit_60_and_a_burst_of_100_across_two_workers(redis_client, fake_provider, django_db_setup):
-    plaintext, _ = new_key(rpm_limit=60)
+    plaintext, _ = make_key(rpm_limit=60)
     server = start_gateway({"model_list": priced_model_list(fake_provider.url)}, workers=2)
     try:
         results = asyncio.run(fire(server.url, plaintext, [body_for(i, stream=False) for i in range(100)]))
@@ -133,7 +125,7 @@ def test_redis_stopped_for_10_seconds_under_load_fails_no_request(fake_provider,
 
     own = OwnRedis(tmp_path)
     own.start()
-    plaintext, key = new_key(rpm_limit=100000, max_budget=Decimal("100"))
+    plaintext, key = make_key(rpm_limit=100000, max_budget=Decimal("100"))
     server = start_gateway({"model_list": priced_model_list(fake_provider.url)}, env={"REDIS_URL": own.url})
     results: list[tuple[int, str]] = []
     stop = threading.Event()
@@ -190,7 +182,7 @@ def test_a_stream_the_client_drops_is_billed_for_what_it_received(redis_client, 
     from billing import tokens
     from billing.models import SpendLog
 
-    plaintext, key = new_key()
+    plaintext, key = make_key()
     server = start_gateway({"model_list": priced_model_list(fake_provider.url)})
     try:
         parts = urlsplit(server.url)
@@ -207,16 +199,15 @@ def test_a_stream_the_client_drops_is_billed_for_what_it_received(redis_client, 
                 received += json.loads(line[6:])["choices"][0]["delta"].get("content") or ""
         connection.sock.close()          # the client goes away mid-stream
         connection.close()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+
+        def booked():
             drain_all()
-            row = SpendLog.objects.filter(request_id=request_id).first()
-            if row is not None:
-                break
-            time.sleep(0.2)
+            return SpendLog.objects.filter(request_id=request_id).first()
+
+        row = wait_until(booked, what="the dropped stream's spend row")
     finally:
         server.stop()
-    assert row is not None and row.key_id == key.pk
+    assert row.key_id == key.pk
     assert row.metadata.get("client_disconnected") and row.metadata.get("usage_estimated")
     assert tokens.count_text(received) <= row.completion_tokens < 200
     assert row.prompt_tokens == tokens.count_prompt({"messages": [{"role": "user", "content": "tell me a story"}]})
@@ -226,7 +217,7 @@ def test_embedded_mode_writes_every_request_by_a_graceful_shutdown(fake_provider
     """No Redis: spend goes through the in-process batch writer, flushed when the server stops."""
     from billing.models import SpendLog
 
-    plaintext, key = new_key(rpm_limit=1000)
+    plaintext, key = make_key(rpm_limit=1000)
     server = start_gateway({"model_list": priced_model_list(fake_provider.url)}, env={"REDIS_URL": ""})
     try:
         results = asyncio.run(fire(server.url, plaintext, [body_for(i, stream=i % 2 == 1) for i in range(20)]))

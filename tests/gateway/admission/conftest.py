@@ -26,14 +26,6 @@ def run(coro_factory):
     return async_to_sync(wrapper)()
 
 
-def make_key(**fields: Any):
-    from accounts.keys import key_digest, key_generate
-    from accounts.models import VirtualKey
-
-    plaintext = key_generate()
-    return VirtualKey.objects.create(key_hash=key_digest(plaintext), display=plaintext[-4:], **fields)
-
-
 def entity_limits(kind: str, obj: Any, name: str = ""):
     from gateway.context import EntityLimits
 

@@ -16,7 +16,10 @@ import pytest
 
 from gateway.routing.state import COOLDOWN_REFRESH_S, COOLDOWNS, COUNTERS_REFRESH_S, IN_FLIGHT, PREFIX
 from tests.conftest import start_fake_provider, start_gateway, wait_until
-from tests.routing.conftest import Client, deployment
+from tests.factories import make_key
+from tests.gateway.routing.conftest import Client, deployment
+
+pytestmark = pytest.mark.serial
 
 COOLDOWN_S = 4
 
@@ -264,8 +267,8 @@ def test_cache_hit_is_marked_and_billed_zero_in_spendlog(shuffle_gateway, redis_
     assert hit_row.cost == 0
 
 
-def test_cached_answer_never_crosses_a_keys_allow_list(shuffle_gateway, make_key, fake_provider, redis_url):
-    may, may_not = make_key(allowed_models=["cached"]), make_key(allowed_models=["weighted"])
+def test_cached_answer_never_crosses_a_keys_allow_list(shuffle_gateway, transactional_db, fake_provider, redis_url):
+    may, may_not = make_key(allowed_models=["cached"]).plaintext, make_key(allowed_models=["weighted"]).plaintext
     prompt = f"private {uuid.uuid4().hex}"
     before = stored_answers(redis_url)
     assert shuffle_gateway.chat("cached", prompt, key=may).status == 200
@@ -279,8 +282,8 @@ def test_cached_answer_never_crosses_a_keys_allow_list(shuffle_gateway, make_key
     assert by_model(fake_provider)["cache-1"] == count
 
 
-def test_fallback_the_key_may_not_use_is_skipped(shuffle_gateway, make_key, second_upstream):
-    key = make_key(allowed_models=["flaky"])
+def test_fallback_the_key_may_not_use_is_skipped(shuffle_gateway, transactional_db, second_upstream):
+    key = make_key(allowed_models=["flaky"]).plaintext
     before = by_model(second_upstream)["fb-backup"]
     answer = shuffle_gateway.chat("flaky", key=key)
     assert answer.status in (429, 502)
@@ -290,7 +293,7 @@ def test_fallback_the_key_may_not_use_is_skipped(shuffle_gateway, make_key, seco
 
 # --------------------------------------------------------------------------- /health
 
-def test_health_lists_healthy_and_unhealthy_deployments_for_master_key_only(shuffle_gateway, make_key):
+def test_health_lists_healthy_and_unhealthy_deployments_for_master_key_only(shuffle_gateway, transactional_db):
     answer = shuffle_gateway.request("GET", "/health?model=health-check")
     assert answer.status == 200
     body = answer.json()
@@ -299,7 +302,7 @@ def test_health_lists_healthy_and_unhealthy_deployments_for_master_key_only(shuf
     assert body["healthy_count"] == 1 and body["unhealthy_count"] == 1
     assert "sk-upstream-test" not in answer.body.decode()
     assert shuffle_gateway.request("GET", "/health", key="sk-not-a-key").status == 401
-    assert shuffle_gateway.request("GET", "/health", key=make_key()).status == 403
+    assert shuffle_gateway.request("GET", "/health", key=make_key().plaintext).status == 403
     assert shuffle_gateway.request("GET", "/health?model=nope").status == 404
 
 
@@ -409,7 +412,7 @@ def test_usage_based_respects_rpm_headroom(start_router_gateway, fake_provider):
 
 def test_embedded_mode_routes_cools_down_and_caches_in_process(django_db_setup, fake_provider):
     from tests.conftest import start_gateway
-    from tests.routing.conftest import Client
+    from tests.gateway.routing.conftest import Client
 
     server = start_gateway({
         "model_list": [deployment("emb-bad", "mock-500", fake_provider, "embedded"),

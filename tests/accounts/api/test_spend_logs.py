@@ -6,7 +6,7 @@ import uuid
 from decimal import Decimal
 
 from billing.models import SpendLog
-from tests.api.conftest import error_of
+from tests.accounts.api.conftest import error_of
 
 DAY = dt.date(2026, 4, 10)
 

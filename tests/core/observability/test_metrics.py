@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, multiprocess
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import chat_status, mock_model_list, start_gateway
+from tests.factories import make_key
 
 # The servers read the test database, so it must exist even when only these tests run.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -132,12 +133,7 @@ def test_rejected_requests_are_counted_by_status(two_workers):
 
 @pytest.fixture
 def virtual_key(transactional_db) -> str:
-    from accounts.keys import key_digest, key_display, key_generate
-    from accounts.models import VirtualKey
-
-    plaintext = key_generate()
-    VirtualKey.objects.create(key_hash=key_digest(plaintext), display=key_display(plaintext))
-    return plaintext
+    return make_key().plaintext
 
 
 def test_metrics_need_the_master_key_from_outside_the_allow_list(two_workers, virtual_key):

@@ -13,7 +13,7 @@ from accounts.keys import secret_decrypt
 from accounts.models import AuditEntry, ProjectCredential, TeamMembership, User
 from billing.models import DailySpend, SpendLog
 from gateway.models import ModelDeployment
-from tests.api.conftest import error_of
+from tests.accounts.api.conftest import error_of
 
 
 def test_user_new_creates_the_user_and_a_key_and_joins_teams(admin_api):
@@ -175,7 +175,7 @@ def test_spend_logs_and_report_filter_and_group(world, admin_api):
 
 
 def test_spend_is_scoped_to_what_the_caller_may_see(world):
-    from tests.api.conftest import Api
+    from tests.accounts.api.conftest import Api
 
     today = timezone.now().date()
     _seed_spend(world.team_a_key, world.team_a, None, "gpt-4o", "0.10", today)

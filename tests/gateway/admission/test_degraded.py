@@ -7,7 +7,8 @@ import pytest
 
 from gateway.context import Usage
 from llmur.core.errors import LlmurError
-from tests.limits.conftest import make_ctx, make_key, principal_for, run
+from tests.factories import make_key
+from tests.gateway.admission.conftest import make_ctx, principal_for, run
 
 pytestmark = pytest.mark.django_db
 
@@ -36,7 +37,7 @@ def test_redis_outage_fail_open_keeps_serving_and_records_every_request(own_redi
 
     monkeypatch.setattr(settings.LLMUR.config, "workers", 2)
     monkeypatch.setattr(limits, "REDIS_RETRY_SECONDS", 0.1)
-    key = make_key(rpm_limit=1000, max_budget=Decimal("5"))
+    key = make_key(rpm_limit=1000, max_budget=Decimal("5")).row
     principal = principal_for(key)
 
     async def before():
@@ -75,7 +76,7 @@ def test_redis_outage_divides_rate_limits_by_workers(own_redis, monkeypatch, set
     from billing.writer import writer
 
     monkeypatch.setattr(settings.LLMUR.config, "workers", 2)
-    principal = principal_for(make_key(rpm_limit=10))
+    principal = principal_for(make_key(rpm_limit=10).row)
     own_redis.stop()
 
     async def go():
@@ -90,7 +91,7 @@ def test_redis_outage_divides_rate_limits_by_workers(own_redis, monkeypatch, set
 
 def test_redis_outage_fail_closed_refuses_with_503(own_redis, monkeypatch, settings):
     monkeypatch.setattr(settings.LLMUR.config, "cache_failure_policy", "fail_closed")
-    principal = principal_for(make_key(rpm_limit=10))
+    principal = principal_for(make_key(rpm_limit=10).row)
     own_redis.stop()
 
     async def go():
@@ -104,7 +105,7 @@ def test_redis_outage_fail_closed_refuses_with_503(own_redis, monkeypatch, setti
 def test_readiness_reports_degraded_limits(own_redis, client):
     from gateway import limits
 
-    principal = principal_for(make_key(rpm_limit=10))
+    principal = principal_for(make_key(rpm_limit=10).row)
     own_redis.stop()
 
     async def go():
@@ -124,7 +125,7 @@ def test_embedded_mode_enforces_limits_and_writes_spend_in_batches(embedded):
     from billing.models import SpendLog
     from billing.writer import writer
 
-    key = make_key(rpm_limit=3, max_budget=Decimal("1"))
+    key = make_key(rpm_limit=3, max_budget=Decimal("1")).row
     principal = principal_for(key)
 
     async def go():
@@ -144,7 +145,7 @@ def test_embedded_mode_enforces_limits_and_writes_spend_in_batches(embedded):
 def test_embedded_budget_counts_spend_settled_in_this_process(embedded):
     from billing.writer import writer
 
-    key = make_key(key_alias="tight", max_budget=Decimal("0.005"))
+    key = make_key(key_alias="tight", max_budget=Decimal("0.005")).row
     principal = principal_for(key)
 
     async def go():
@@ -164,18 +165,20 @@ def test_after_redis_fails_in_flight_reservations_still_count_against_the_budget
     from billing.writer import writer
     from gateway import limits
 
-    key = make_key(key_alias="inflight", max_budget=Decimal("0.01"))
+    key = make_key(key_alias="inflight", max_budget=Decimal("0.01")).row
     principal = principal_for(key)
 
     async def go():
         held = []
-        while True:                                   # fill the budget with requests still in flight
+        for _ in range(1000):                         # fill the budget with requests still in flight
             ctx = make_ctx(principal, max_tokens=100)
             try:
                 await limits.admit(ctx)
             except LlmurError:
                 break
             held.append(ctx)
+        else:
+            raise AssertionError("1000 reservations never filled a $0.01 budget: is gpt-4o priced?")
         own_redis.stop()
         refused = await _one(principal)               # per-process now: the reservations are remembered
         for ctx in held:

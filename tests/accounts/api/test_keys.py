@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 
 from accounts.models import AuditEntry, VirtualKey
-from tests.api.conftest import Api, error_of
+from tests.accounts.api.conftest import Api, error_of
 
 
 def test_generate_returns_the_plaintext_once_and_stores_only_its_digest(admin_api):
