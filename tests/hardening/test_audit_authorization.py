@@ -147,7 +147,7 @@ def test_16_3_spend_of_a_key_issued_to_a_member_charges_the_team(gateway, master
     issued = Api(lead_plain).post("/key/generate", {"user_id": "worker"})
     assert issued.status_code == 200
     worker_key = issued.json()["key"]
-    assert chat_status(gateway.url, worker_key, "mock-claude") == 403   # outside the team's models
+    assert chat_status(gateway.url, worker_key, "mock-claude") == 401   # outside the team's models (LiteLLM's 401)
     assert chat_status(gateway.url, worker_key, "mock-gpt") == 200
     token = issued.json()["token"]
     deadline = time.monotonic() + 20
@@ -209,7 +209,7 @@ def test_16_5_the_model_an_owner_tried_to_allow_still_does_not_answer(gateway, w
     refused = Api(world.keys["member"]).post("/key/update", {"key": limited, "max_budget": 1000000, "models": [],
                                                              "rpm_limit": None})
     assert refused.status_code == 403
-    assert chat_status(gateway.url, limited, "mock-claude") == 403
+    assert chat_status(gateway.url, limited, "mock-claude") == 401   # not allowed (LiteLLM's 401)
     assert chat_status(gateway.url, limited, "mock-gpt") == 200
 
 

@@ -1,7 +1,7 @@
 """Canary-key sweep: keys with unique markers driven through every outcome, then searched for everywhere.
 
 A virtual key and a provider key each carry a random marker. The virtual key is sent through a
-200 (plain and streamed), 401 (an unknown canary key), 403 (model not allowed), budget 429, rate
+200 (plain and streamed), 401 (an unknown canary key), 401 (model not allowed, as LiteLLM answers), budget 429, rate
 429, upstream 5xx, upstream timeout and a stream the client cancels. Then every place a secret
 could leak is searched for either marker: the responses (bodies and headers), the server log (at
 debug level), every Redis key and value including the spend stream Celery drains, exported trace
@@ -153,7 +153,7 @@ def test_canary_keys_leak_nowhere(own_redis, fake_provider, django_db_setup):
         assert call("mock-gpt")[0] == 200
         assert call("mock-gpt", stream=True)[0] == 200
         assert call("mock-gpt", use=unknown)[0] == 401
-        assert call("mock-claude")[0] == 403
+        assert call("mock-claude")[0] == 401
         assert call("mock-500")[0] == 502
         assert call("mock-hang")[0] == 504
         _cancelled_stream(server.url, key)
