@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from decimal import Decimal
 
-from billing.models import SpendLog
+from billing.models import ModelPrice, SpendLog
 from billing.services import ENTITY_MODELS
 
 
@@ -49,3 +49,8 @@ def budget_snapshot(*, kind: str, pk: int, pending: dict[str, Decimal]) -> Decim
     unbooked = spend_unbooked_request_ids(request_ids=pending)
     spend = entity_spend_get(kind=kind, pk=pk)
     return spend + sum((pending[r] for r in unbooked), Decimal(0))
+
+
+def model_prices_list() -> list[ModelPrice]:
+    """Every priced model, by name: the models llmur knows the cost of."""
+    return list(ModelPrice.objects.order_by("model"))

@@ -11,13 +11,15 @@ from ninja import Router, Schema
 from pydantic import ConfigDict
 
 from accounts import policy
-from accounts.api import management_auth
+from accounts.api import management_auth, self_key_auth
 from accounts.policy import Actor
 from accounts.schemas import Out
+from billing import selectors as billing_selectors
 from gateway import model_services
 from gateway.deployments import provider_of
 from gateway.model_api import ModelInfoOut, ModelNewOut, config_deployments, deployment_out
 from gateway.models import ModelDeployment
+from gateway.routing import wildcards
 from llmur.core.errors import LlmurError
 
 router = Router(auth=management_auth, tags=["Models"])
@@ -67,7 +69,7 @@ def model_update(request, body: ModelUpdateIn):
     return {"model_id": deployment.deployment_id, **deployment_out(deployment)}
 
 
-@router.get("/v2/model/info", response=ModelInfoOut,
+@router.get("/v2/model/info", response=ModelInfoOut, auth=self_key_auth,
             summary="/model/info with LiteLLM's v2 filter names: ?model= (a model group), ?model_id=.")
 def model_info_v2(request, model: str | None = None, model_id: str | None = None):
     rows = _shown(request.auth)
@@ -82,14 +84,12 @@ def _number(value: Any) -> Any:
     return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-@router.get("/model_group/info", response=ModelGroupInfoOut,
+@router.get("/model_group/info", response=ModelGroupInfoOut, auth=self_key_auth,
             summary="The model groups the caller may use: providers, limits and prices.")
 def model_group_info(request, model_group: str | None = None):
     groups: dict[str, dict[str, Any]] = {}
     for row in _shown(request.auth):
         name = row["model_name"]
-        if model_group and name != model_group:
-            continue
         info = row.get("model_info") or {}
         group = groups.setdefault(name, {"model_group": name, "providers": [], "deployments": 0, "mode": None,
                                          "max_input_tokens": None, "max_output_tokens": None,
@@ -104,4 +104,26 @@ def model_group_info(request, model_group: str | None = None):
             value = _number(info.get(field))
             if value is not None and (group[field] is None or value > group[field]):
                 group[field] = value
+    _add_priced_models_of_wildcards(groups)
+    if model_group:
+        return {"data": [group for name, group in groups.items() if name == model_group]}
     return {"data": list(groups.values())}
+
+
+def _add_priced_models_of_wildcards(groups: dict[str, dict[str, Any]]) -> None:
+    """A wildcard group ("anthropic/*") serves names nobody listed: show the priced models it reaches
+    under the names a client sends ("anthropic/claude-3-5-haiku-20241022"), as LiteLLM lists them."""
+    patterns = wildcards.ordered_patterns(groups)
+    if not patterns:
+        return
+    for price in billing_selectors.model_prices_list():
+        names = [f"{price.provider}/{price.model}", price.model] if price.provider else [price.model]
+        for name in names:
+            pattern = next((p for p in patterns if wildcards.match(p, name) is not None), None)
+            if pattern is None or name in groups:
+                continue
+            groups[name] = {**groups[pattern], "model_group": name,
+                            "providers": [price.provider] if price.provider else list(groups[pattern]["providers"]),
+                            "input_cost_per_token": float(price.input_cost_per_token),
+                            "output_cost_per_token": float(price.output_cost_per_token)}
+            break

@@ -15,7 +15,8 @@ class ManagementKey(HttpBearer):
     """Authorization: Bearer KEY, or x-api-key: KEY, as LiteLLM accepts both.
 
     A key that belongs to no user is refused on management routes, except the few that answer a key
-    about itself (`keyless=True`: /key/info, /team/info of its own team, /model/info).
+    about itself (`keyless=True`: /key/info, /team/info of its own team, /model/info, /v2/model/info,
+    /model_group/info).
     """
 
     def __init__(self, *, keyless: bool = False):

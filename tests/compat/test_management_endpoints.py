@@ -87,10 +87,9 @@ def test_model_update_v2_model_info_and_model_group_info(server, fake_provider):
 
     key = admin("POST", "/key/generate", json={"models": ["mock-gpt"]}).json()["key"]
     seen = requests.get(f"{server.url}/model_group/info", headers={"Authorization": f"Bearer {key}"}, timeout=30)
-    # A key of no user sees the groups it may use (or, before keys without users may read, a clear refusal).
-    assert seen.status_code in (200, 403)
-    if seen.status_code == 200:
-        assert [g["model_group"] for g in seen.json()["data"]] == ["mock-gpt"]
+    # A key of no user sees the groups it may use, and only those.
+    assert seen.status_code == 200
+    assert [g["model_group"] for g in seen.json()["data"]] == ["mock-gpt"]
 
 
 def test_routes_lists_the_api_without_a_key(server):
