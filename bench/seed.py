@@ -50,7 +50,7 @@ def _generate_key(*, team, user) -> str:
 
     out = io.StringIO()
     try:
-        call_command("generate_key", "--alias", "bench", "--team", str(team.pk), "--user", user.username,
+        call_command("generate_key", "--alias", "bench", "--team", team.public_id, "--user", user.username,
                      "--max-budget", str(LIMITS["max_budget"]), "--rpm", str(LIMITS["rpm_limit"]),
                      "--tpm", str(LIMITS["tpm_limit"]), stdout=out)
         return out.getvalue().strip().splitlines()[-1].strip()

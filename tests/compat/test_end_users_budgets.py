@@ -129,8 +129,9 @@ def test_unknown_end_users_are_allowed(server):
 def test_an_end_user_held_to_a_region_is_routed_there_or_to_its_default_model(server):
     admin = _admin(server)
     customer = f"eu-{uuid.uuid4()}"
-    requests.post(f"{server.url}/customer/new", headers=admin, json={"user_id": customer,
-                                                                     "allowed_model_region": "eu"})
+    created = requests.post(f"{server.url}/customer/new", headers=admin, json={"user_id": customer,
+                                                                               "allowed_model_region": "eu"})
+    assert created.status_code == 200, created.text
     client = _client(server)
     for _ in range(6):
         answer = client.chat.completions.with_raw_response.create(
@@ -140,8 +141,9 @@ def test_an_end_user_held_to_a_region_is_routed_there_or_to_its_default_model(se
     with pytest.raises(openai.BadRequestError) as refused:
         _chat(client, customer)            # mock-gpt has no deployment in any region
     assert "region 'eu'" in refused.value.message
-    requests.post(f"{server.url}/customer/update", headers=admin, json={"user_id": customer,
-                                                                        "default_model": "regional"})
+    updated = requests.post(f"{server.url}/customer/update", headers=admin, json={"user_id": customer,
+                                                                                  "default_model": "regional"})
+    assert updated.status_code == 200, updated.text
     answer = client.chat.completions.with_raw_response.create(
         model="mock-gpt", messages=[{"role": "user", "content": "Hey!"}], user=customer)
     assert answer.headers["x-llmur-model-deployment"] == "regional-eu"
