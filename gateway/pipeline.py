@@ -1,7 +1,7 @@
 """The request pipeline: authenticate → authorize → limits → route → call → account.
 
 Each step reads and fills gateway.context.RequestContext, so the limits/spend and router work
-plug in here without touching the handlers. `gateway.limits.settle(ctx)` runs exactly once for
+plug in here without touching the handlers. `gateway.admission.settle(ctx)` runs exactly once for
 every request `admit` let through — on success, on an upstream error or timeout, and when the
 client goes away (for streams: when the response generator is closed or cancelled).
 """
@@ -17,11 +17,11 @@ from django.http import HttpResponse
 
 from billing import refusals
 from gateway import (
+    admission,
     aliases,
     auth,
     end_users,
     idempotency,
-    limits,
     registry,
     response_cache,
     router,
@@ -131,7 +131,7 @@ async def _run(request, call_type: str) -> HttpResponse:
         if claim is not None and claim.replay is not None:
             return json_response(*idempotency.replay_parts(claim))
         request._llmur_idempotency = claim
-        await limits.admit(ctx)
+        await admission.admit(ctx)
         metrics.request_started(ctx)
     except LlmurError as error:
         metrics.request_rejected(error, request_id, client_id)
