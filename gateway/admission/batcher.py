@@ -9,6 +9,7 @@ import redis
 from billing.connections import async_redis
 from gateway.admission import breaker, scripts
 from gateway.admission.breaker import redis_errors
+from llmur.core.flusher import WriteBehind
 
 
 class SettlementBatcher:
@@ -23,46 +24,39 @@ class SettlementBatcher:
     """
 
     def __init__(self) -> None:
-        self.pending: list[tuple[list[Any], Any, asyncio.Future]] = []
-        self.flusher: asyncio.Task | None = None
+        self.queue: WriteBehind[tuple[list[Any], Any, asyncio.Future]] = WriteBehind(self._send)
 
     def submit(self, args: list[Any], fallback) -> asyncio.Future:
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        self.pending.append((args, fallback, future))
-        flusher = self.flusher
-        if flusher is None or flusher.done() or flusher.get_loop() is not loop:
-            self.flusher = loop.create_task(self._flush())
+        future = asyncio.get_running_loop().create_future()
+        self.queue.add((args, fallback, future))
         return future
 
-    async def _flush(self) -> None:
-        while self.pending:
-            batch, self.pending = self.pending, []
-            try:
-                script = scripts.runner.script("settle")
-                connections = scripts.runner.connections_for(async_redis())
-                results = await connections.evalsha_many(script.sha, script.script, [args for args, _, _ in batch])
-            except redis_errors() as exc:
-                for _args, fallback, future in batch:
-                    fallback(exc)
-                    if not future.done():
-                        future.set_result(None)
-                continue
-            except BaseException as exc:
-                for _args, _fallback, future in batch:
-                    if not future.done():
-                        future.set_exception(exc if isinstance(exc, Exception) else asyncio.CancelledError())
-                if not isinstance(exc, Exception):
-                    raise
-                continue
-            breaker.state.succeeded()
-            for (_args, _fallback, future), result in zip(batch, results):
-                if future.done():
-                    continue
-                if isinstance(result, redis.ResponseError):
-                    future.set_exception(result)
-                else:
+    async def _send(self, batch: list[tuple[list[Any], Any, asyncio.Future]]) -> None:
+        try:
+            script = scripts.runner.script("settle")
+            connections = scripts.runner.connections_for(async_redis())
+            results = await connections.evalsha_many(script.sha, script.script, [args for args, _, _ in batch])
+        except redis_errors() as exc:
+            for _args, fallback, future in batch:
+                fallback(exc)
+                if not future.done():
                     future.set_result(None)
+            return
+        except BaseException as exc:
+            for _args, _fallback, future in batch:
+                if not future.done():
+                    future.set_exception(exc if isinstance(exc, Exception) else asyncio.CancelledError())
+            if not isinstance(exc, Exception):
+                raise
+            return
+        breaker.state.succeeded()
+        for (_args, _fallback, future), result in zip(batch, results):
+            if future.done():
+                continue
+            if isinstance(result, redis.ResponseError):
+                future.set_exception(result)
+            else:
+                future.set_result(None)
 
 
 settlements = SettlementBatcher()

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any
 
 import redis
@@ -12,6 +11,7 @@ from django.conf import settings
 from billing.connections import async_redis, budget_key
 from billing.writer import writer
 from gateway.admission import local
+from llmur.core.breaker import CircuitBreaker
 
 logger = logging.getLogger("llmur.limits")
 
@@ -27,31 +27,32 @@ except ValueError:  # registered already (module reloaded in tests)
 
 
 class RedisBreaker:
-    """Redis bypassed since when, and until when; the budget counters spent around meanwhile."""
+    """Admission's circuit breaker on Redis, with what an outage means here: a log line and a metric
+    when it begins, and on recovery the budget counters spent around meanwhile dropped."""
 
     def __init__(self) -> None:
-        self.degraded_since: float | None = None
-        self.retry_at = 0.0
+        self.circuit = CircuitBreaker(REDIS_RETRY_SECONDS)
         self.dirty: set[tuple[str, Any]] = set()   # budget counters this process spent around
         self.recovering: asyncio.Task | None = None
 
+    @property
+    def degraded_since(self) -> float | None:
+        return self.circuit.down_since
+
     def usable(self) -> bool:
-        return self.degraded_since is None or time.monotonic() >= self.retry_at
+        return self.circuit.usable()
 
     def failed(self, step: str, exc: BaseException) -> None:
-        if self.degraded_since is None:
-            self.degraded_since = time.time()
+        if self.circuit.failed():
             policy = settings.LLMUR.config.cache_failure_policy
             logger.warning("redis unreachable (%s during %s): %s", exc.__class__.__name__, step,
                            "limits per process, spend events to the database" if policy == "fail_open"
                            else "refusing requests (fail_closed)")
-        self.retry_at = time.monotonic() + REDIS_RETRY_SECONDS
         if DEGRADED_EVENTS is not None:
             DEGRADED_EVENTS.labels(step=step).inc()
 
     def succeeded(self) -> None:
-        if self.degraded_since is not None:
-            self.degraded_since = None
+        if self.circuit.succeeded():
             logger.warning("redis reachable again: limits and spend back on Redis")
             if self.recovering is None or self.recovering.done():
                 self.recovering = asyncio.get_running_loop().create_task(self._recover())

@@ -36,7 +36,7 @@ def test_redis_outage_fail_open_keeps_serving_and_records_every_request(own_redi
     from gateway import admission
 
     monkeypatch.setattr(settings.LLMUR.config, "workers", 2)
-    monkeypatch.setattr(admission.breaker, "REDIS_RETRY_SECONDS", 0.1)
+    monkeypatch.setattr(admission.breaker.state.circuit, "retry_seconds", 0.1)
     key = make_key(rpm_limit=1000, max_budget=Decimal("5")).row
     principal = principal_for(key)
 
