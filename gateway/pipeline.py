@@ -29,7 +29,7 @@ from gateway import (
     streaming,
 )
 from gateway.context import RequestContext
-from gateway.providers import anthropic as anthropic_translation
+from gateway.providers import anthropic_messages
 from gateway.providers.base import EMBEDDING, MESSAGES, Answer, dumps
 from gateway.relay import close_relay, open_stream, relay
 from gateway.request_ids import (
@@ -175,7 +175,7 @@ async def _run(request, call_type: str) -> HttpResponse:
         usage_from(answer.data, ctx.usage)
         note_response_id(ctx, answer.data)
         if call.translate_messages:
-            answer = Answer(data=anthropic_translation.openai_to_anthropic_response(answer.data, ctx.model))
+            answer = Answer(data=anthropic_messages.openai_to_anthropic_response(answer.data, ctx.model))
         content = answer.raw if answer.raw is not None else dumps(answer.data)
         response_cache.cache_store(ctx, content)
         if ctx.principal.log_requests:
