@@ -9,7 +9,7 @@ class GatewayConfig(AppConfig):
         # Importing admission registers its start-up and shutdown hooks (Lua scripts, the spend
         # stream's consumer group, closing its Redis connections) and its readiness check before
         # the ASGI lifespan starts; the request path itself imports it only with the URLconf.
-        import gateway.limits  # noqa: F401
+        import gateway.admission  # noqa: F401
         from gateway import signals
         from gateway.metrics import CooldownCollector
         from llmur.core.collectors import register_collector

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from gateway.limits import Reservation
+    from gateway.admission.entities import Reservation
     from gateway.registry import Deployment, Registry
 
 
@@ -88,7 +88,7 @@ class RequestContext:
     deployment: Deployment | None = None   # the deployment chosen by the router
     deployment_id: str = ""
     provider: str = ""
-    reservation: Reservation | None = None   # what limits.admit reserved; limits.settle releases it
+    reservation: Reservation | None = None   # what admission.admit reserved; admission.settle releases it
     usage: Usage = field(default_factory=Usage)
     cost: Decimal = Decimal(0)
     http_status: int = 200

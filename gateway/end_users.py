@@ -5,7 +5,7 @@ through an in-process cache, then Redis, then the database, like keys (gateway.a
 the same way: every EndUser save bumps the shared auth version (gateway.signals), which clears the
 local caches of every worker. A name with no row, or a row without rules, is cached too ("no
 rules"), so steady traffic costs no query whatever its `user` values. Its limits join the key's in
-admission (gateway.limits) as one more entity, kind "end_user"; the master key's requests included.
+admission (gateway.admission) as one more entity, kind "end_user"; the master key's requests included.
 An allowed_model_region keeps its requests on deployments whose litellm_params.region_name is that
 region, else on its default_model (gateway.pipeline routes through in_region).
 """

@@ -7,7 +7,7 @@ from typing import Iterable
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from billing.connections import redis_configured, sync_redis
-from gateway.routing.state import COOLDOWNS
+from gateway.routing.redis_state import COOLDOWNS
 
 
 class CooldownCollector:

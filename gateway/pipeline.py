@@ -1,7 +1,7 @@
 """The request pipeline: authenticate → authorize → limits → route → call → account.
 
 Each step reads and fills gateway.context.RequestContext, so the limits/spend and router work
-plug in here without touching the handlers. `gateway.limits.settle(ctx)` runs exactly once for
+plug in here without touching the handlers. `gateway.admission.settle(ctx)` runs exactly once for
 every request `admit` let through — on success, on an upstream error or timeout, and when the
 client goes away (for streams: when the response generator is closed or cancelled).
 """
@@ -17,11 +17,11 @@ from django.http import HttpResponse
 
 from billing import refusals
 from gateway import (
+    admission,
     aliases,
     auth,
     end_users,
     idempotency,
-    limits,
     registry,
     response_cache,
     router,
@@ -29,7 +29,7 @@ from gateway import (
     streaming,
 )
 from gateway.context import RequestContext
-from gateway.providers import anthropic as anthropic_translation
+from gateway.providers import anthropic_messages
 from gateway.providers.base import EMBEDDING, MESSAGES, Answer, dumps
 from gateway.relay import close_relay, open_stream, relay
 from gateway.request_ids import (
@@ -131,7 +131,7 @@ async def _run(request, call_type: str) -> HttpResponse:
         if claim is not None and claim.replay is not None:
             return json_response(*idempotency.replay_parts(claim))
         request._llmur_idempotency = claim
-        await limits.admit(ctx)
+        await admission.admit(ctx)
         metrics.request_started(ctx)
     except LlmurError as error:
         metrics.request_rejected(error, request_id, client_id)
@@ -175,7 +175,7 @@ async def _run(request, call_type: str) -> HttpResponse:
         usage_from(answer.data, ctx.usage)
         note_response_id(ctx, answer.data)
         if call.translate_messages:
-            answer = Answer(data=anthropic_translation.openai_to_anthropic_response(answer.data, ctx.model))
+            answer = Answer(data=anthropic_messages.openai_to_anthropic_response(answer.data, ctx.model))
         content = answer.raw if answer.raw is not None else dumps(answer.data)
         response_cache.cache_store(ctx, content)
         if ctx.principal.log_requests:

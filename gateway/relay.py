@@ -12,7 +12,7 @@ import aiohttp
 
 from gateway import registry, streaming
 from gateway.context import RequestContext
-from gateway.providers import anthropic as anthropic_translation
+from gateway.providers import anthropic_messages
 from gateway.providers.base import MESSAGES, Chunk, UpstreamStreamError, loads
 from gateway.settlement import settle
 from gateway.upstream import Call, connection_error, open_response, timeout_error
@@ -58,7 +58,7 @@ def _client_parts(ctx: RequestContext, call: Call, upstream: aiohttp.ClientRespo
         return _openai_passthrough(ctx, upstream.content.iter_any(), _client_wants_usage(ctx))
     chunks = call.provider.parse_stream(dep, call.call_type, _upstream_events(call, upstream))
     if call.translate_messages:
-        return anthropic_translation.openai_stream_to_anthropic(_count_openai(ctx, chunks, True), ctx.model)
+        return anthropic_messages.openai_stream_to_anthropic(_count_openai(ctx, chunks, True), ctx.model)
     return _openai_out(_count_openai(ctx, chunks, _client_wants_usage(ctx)))
 
 

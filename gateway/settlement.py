@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from gateway import limits, request_log, router
+from gateway import admission, request_log, router
 from gateway.context import RequestContext
 from llmur.core import metrics
 
@@ -24,7 +24,7 @@ async def settle(ctx: RequestContext) -> None:
             request_log.request_log_submit(ctx)   # queues for a background thread; never waits or raises
         # Not shielded: settle queues its booking before it first awaits, so a cancelled request
         # (client gone) still books what it used, exactly once, without a task per request.
-        await limits.settle(ctx)
+        await admission.settle(ctx)
     except Exception:  # noqa: BLE001 - accounting failure must not turn a served answer into an error
         logger.exception("request %s: settling failed", ctx.request_id)
     finally:

@@ -13,8 +13,7 @@ import aiohttp
 from accounts.keys import secret_decrypt
 from gateway import http, registry, schemas
 from gateway.context import RequestContext
-from gateway.providers import anthropic as anthropic_translation
-from gateway.providers import provider_for
+from gateway.providers import anthropic_messages, provider_for
 from gateway.providers.base import CHAT, MESSAGES, Answer
 from llmur.core import observability
 from llmur.core.errors import LlmurError, shown
@@ -63,7 +62,7 @@ class Call:
         # /v1/messages on a provider that does not speak Anthropic: translate through OpenAI chat.
         self.translate_messages = call_type == MESSAGES and self.provider.native != "anthropic"
         if self.translate_messages:
-            body, call_type = anthropic_translation.anthropic_to_openai_request(body), CHAT
+            body, call_type = anthropic_messages.anthropic_to_openai_request(body), CHAT
         if call_type not in self.provider.call_types:
             raise LlmurError(400, "invalid_request_error", f"Model '{shown(ctx.model)}' ({dep.provider}) does not support "
                              f"{ctx.call_type} requests.", param="model")

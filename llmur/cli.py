@@ -128,7 +128,7 @@ def _serve(args: argparse.Namespace) -> None:
     host = args.host or config.host
     port = args.port or config.port
     workers = args.workers or config.workers
-    # During a Redis outage each worker enforces limit ÷ workers (gateway/limits.py); --workers must
+    # During a Redis outage each worker enforces limit ÷ workers (gateway/admission/local.py); --workers must
     # count there too, or the limits would be multiplied by the worker count. Forked workers inherit it.
     config.workers = workers
     _banner(settings, host, port, workers, new_master_key)

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from accounts import policy, selectors, services
-from accounts import schemas_budgets as s
 from accounts.api.common import actor_of, router
 from accounts.models import Budget
+from accounts.schemas import budgets as s
 
 
 def _fields(body: s.BudgetNewIn) -> dict:

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 from accounts import policy, selectors, services
-from accounts import schemas_budgets as s
 from accounts.api.common import actor_of, budget_sent, router
 from accounts.models import EndUser
+from accounts.schemas import budgets as s
 
 
 def _route(method: str, path: str, **options: Any) -> Callable:

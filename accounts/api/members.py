@@ -15,7 +15,7 @@ from accounts.api.organizations import ORG_ROLES
 from accounts.models import OrganizationMembership, TeamMembership, User
 
 
-class TeamMemberUpdateIn(s._In):
+class TeamMemberUpdateIn(s.In):
     team_id: s.IdLike
     user_id: str | None = None
     user_email: str | None = None
@@ -23,7 +23,7 @@ class TeamMemberUpdateIn(s._In):
     max_budget_in_team: s.Money = Field(None, ge=0)
 
 
-class OrganizationMemberIn(s._In):
+class OrganizationMemberIn(s.In):
     organization_id: s.IdLike
     user_id: str | None = None
     user_email: str | None = None
@@ -34,7 +34,7 @@ class OrganizationMemberUpdateIn(OrganizationMemberIn):
     max_budget_in_organization: s.Money = Field(None, ge=0)
 
 
-class OrganizationDeleteIn(s._In):
+class OrganizationDeleteIn(s.In):
     organization_ids: list[s.IdLike] = Field(default_factory=list)
 
 

@@ -3,8 +3,8 @@
 The gateway speaks two client formats: OpenAI (chat, completion, embedding) and Anthropic
 (messages). Internally OpenAI chat is the common format: an adapter turns it into its native
 request and its native answer back into OpenAI chat; /v1/messages on a non-Anthropic model is
-translated to OpenAI chat first (gateway.providers.anthropic). Where the client's format is the
-provider's own, the upstream bytes are passed through untouched (`raw`), only read for usage.
+translated to OpenAI chat first (gateway.providers.anthropic_messages). Where the client's format
+is the provider's own, the upstream bytes are passed through untouched (`raw`), only read for usage.
 """
 from __future__ import annotations
 

@@ -29,7 +29,8 @@ from gateway.context import RequestContext
 from gateway.routing import fallbacks as fb
 from gateway.routing import litellm_headers
 from gateway.routing.cooldowns import is_deployment_failure, may_cool_down, retry_after_seconds
-from gateway.routing.state import NEEDS, get_state
+from gateway.routing.counters import NEEDS
+from gateway.routing.state import get_state
 from gateway.routing.strategies import CHOOSERS
 from llmur.core.errors import LlmurError, shown
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import random
 from typing import Any, Callable, Sequence
 
-from gateway.routing.state import Counters
+from gateway.routing.counters import Counters
 
 STRATEGIES = ("simple-shuffle", "least-busy", "usage-based-routing", "usage-based-routing-v2",
               "latency-based-routing", "cost-based-routing")

@@ -6,12 +6,19 @@ import json
 
 import orjson
 
-from llmur.core.errors import LlmurError
-from gateway.providers.anthropic import (anthropic_stream_to_openai, anthropic_to_openai_request,
-                                         anthropic_to_openai_response, openai_stream_to_anthropic,
-                                         openai_to_anthropic_request, openai_to_anthropic_response)
+from gateway.providers.anthropic_chat import (
+    anthropic_stream_to_openai,
+    anthropic_to_openai_response,
+    openai_to_anthropic_request,
+)
+from gateway.providers.anthropic_messages import (
+    anthropic_to_openai_request,
+    openai_stream_to_anthropic,
+    openai_to_anthropic_response,
+)
 from gateway.providers.base import Chunk, upstream_error
 from gateway.registry import Deployment
+from llmur.core.errors import LlmurError
 
 CITY_SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}}
 WEATHER_TOOL = {"type": "function", "function": {"name": "weather", "description": "Weather for a city",

@@ -1,4 +1,4 @@
-"""Helpers for driving gateway.limits directly with RequestContext objects on real Redis and the test database."""
+"""Helpers for driving gateway.admission directly with RequestContext objects on real Redis and the test database."""
 from __future__ import annotations
 
 import subprocess
@@ -62,13 +62,14 @@ def make_ctx(principal, *, model: str = "gpt-4o", max_tokens: int = 20, stream: 
 
 @pytest.fixture(autouse=True)
 def fresh_limits_state(monkeypatch):
-    """Per-process state of gateway.limits starts empty in every test."""
+    """Per-process state of gateway.admission starts empty in every test."""
     from billing.pricing import prices
     from billing.writer import writer
-    from gateway import limits
+    from gateway.admission import breaker, local, scripts
 
-    monkeypatch.setattr(limits, "state", limits._RedisState())
-    monkeypatch.setattr(limits, "local", limits.LocalLimits())
+    monkeypatch.setattr(breaker, "state", breaker.RedisBreaker())
+    monkeypatch.setattr(scripts, "runner", scripts.ScriptRunner())
+    monkeypatch.setattr(local, "counters", local.LocalLimits())
     prices._prices = None
     prices._first_load = None
     writer._buffer.clear()

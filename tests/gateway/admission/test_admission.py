@@ -18,19 +18,19 @@ pytestmark = pytest.mark.django_db
 
 def admit_and_settle(principal, n, *, usage=Usage(10, 5), **ctx_args):
     """n sequential requests; returns (admitted contexts, refusals)."""
-    from gateway import limits
+    from gateway import admission
 
     async def go():
         admitted, refused = [], []
         for _ in range(n):
             ctx = make_ctx(principal, **ctx_args)
             try:
-                await limits.admit(ctx)
+                await admission.admit(ctx)
             except LlmurError as exc:
                 refused.append(exc)
                 continue
             ctx.usage = Usage(usage.prompt_tokens, usage.completion_tokens)
-            await limits.settle(ctx)
+            await admission.settle(ctx)
             admitted.append(ctx)
         return admitted, refused
 
@@ -72,7 +72,7 @@ def test_tpm_limit_counts_settled_tokens(redis_mode):
 
 
 def test_max_parallel_requests_frees_the_slot_on_settle(redis_mode):
-    from gateway import limits
+    from gateway import admission
 
     key = make_key(max_parallel_requests=2).row
     principal = principal_for(key)
@@ -80,12 +80,12 @@ def test_max_parallel_requests_frees_the_slot_on_settle(redis_mode):
     async def go():
         held = [make_ctx(principal) for _ in range(2)]
         for ctx in held:
-            await limits.admit(ctx)
+            await admission.admit(ctx)
         third = make_ctx(principal)
         with pytest.raises(LlmurError) as refused:
-            await limits.admit(third)
-        await limits.settle(held[0])
-        await limits.admit(third)   # a slot came back
+            await admission.admit(third)
+        await admission.settle(held[0])
+        await admission.admit(third)   # a slot came back
         return refused.value
 
     error = run(go)
@@ -148,7 +148,7 @@ def test_concurrent_requests_overshoot_the_budget_by_at_most_one_reservation(red
     from billing.models import SpendLog
     from billing.pricing import prices
     from billing.queue import drain
-    from gateway import limits
+    from gateway import admission
 
     # Each request: a 1,600-character prompt (400 tokens, as usage reports) + 100 completion
     # tokens of gpt-4o = $0.002; the budget covers 100 of them.
@@ -159,13 +159,13 @@ def test_concurrent_requests_overshoot_the_budget_by_at_most_one_reservation(red
     async def one(i: int):
         ctx = make_ctx(principal, stream=i % 2 == 0, max_tokens=100, content="word" * 400)
         try:
-            await limits.admit(ctx)
+            await admission.admit(ctx)
         except LlmurError as exc:
             outcomes[ctx.request_id] = exc
             return
         await asyncio.sleep(0.01 * (i % 5))        # overlap admissions with settlements
         ctx.usage = Usage(400, 100)
-        await limits.settle(ctx)
+        await admission.settle(ctx)
         outcomes[ctx.request_id] = ctx
 
     async def go():
@@ -219,7 +219,7 @@ def test_a_budget_reset_reopens_admission_with_a_fresh_counter(redis_mode):
 
 def test_a_burst_on_a_cold_counter_rebuilds_it_with_one_database_read(redis_mode, django_assert_max_num_queries):
     """Admission never queries the database per request: a cold counter costs one rebuild."""
-    from gateway import limits
+    from gateway import admission
 
     key = make_key(max_budget=Decimal("5")).row
     principal = principal_for(key)
@@ -227,9 +227,9 @@ def test_a_burst_on_a_cold_counter_rebuilds_it_with_one_database_read(redis_mode
     async def go():
         async def one():
             ctx = make_ctx(principal)
-            await limits.admit(ctx)
+            await admission.admit(ctx)
             ctx.usage = Usage(10, 5)
-            await limits.settle(ctx)
+            await admission.settle(ctx)
         await asyncio.gather(*(one() for _ in range(100)))
 
     # Prices (1 query, once per process) and the rebuild: the key's spend and which queued events

@@ -14,15 +14,15 @@ pytestmark = pytest.mark.django_db
 
 
 async def _one(principal, usage=Usage(10, 5), **ctx_args):
-    from gateway import limits
+    from gateway import admission
 
     ctx = make_ctx(principal, **ctx_args)
     try:
-        await limits.admit(ctx)
+        await admission.admit(ctx)
     except LlmurError as exc:
         return exc
     ctx.usage = Usage(usage.prompt_tokens, usage.completion_tokens)
-    await limits.settle(ctx)
+    await admission.settle(ctx)
     return ctx
 
 
@@ -33,10 +33,10 @@ def test_redis_outage_fail_open_keeps_serving_and_records_every_request(own_redi
     from billing.models import SpendLog
     from billing.queue import drain
     from billing.writer import writer
-    from gateway import limits
+    from gateway import admission
 
     monkeypatch.setattr(settings.LLMUR.config, "workers", 2)
-    monkeypatch.setattr(limits, "REDIS_RETRY_SECONDS", 0.1)
+    monkeypatch.setattr(admission.breaker.state.circuit, "retry_seconds", 0.1)
     key = make_key(rpm_limit=1000, max_budget=Decimal("5")).row
     principal = principal_for(key)
 
@@ -59,7 +59,7 @@ def test_redis_outage_fail_open_keeps_serving_and_records_every_request(own_redi
     time.sleep(0.2)
     ok_after = run(before)
     assert not any(isinstance(r, LlmurError) for r in ok_after)
-    assert limits.state.degraded_since is None
+    assert admission.breaker.state.degraded_since is None
     drain()
     # Recovery dropped the counter this process spent around; the next request rebuilds it from
     # the database, which now holds the outage's spend and the drained stream's.
@@ -103,7 +103,7 @@ def test_redis_outage_fail_closed_refuses_with_503(own_redis, monkeypatch, setti
 
 
 def test_readiness_reports_degraded_limits(own_redis, client):
-    from gateway import limits
+    from gateway import admission
 
     principal = principal_for(make_key(rpm_limit=10).row)
     own_redis.stop()
@@ -115,7 +115,7 @@ def test_readiness_reports_degraded_limits(own_redis, client):
         return result
 
     run(go)
-    assert limits._readiness()[1].startswith("degraded since")
+    assert admission.lifecycle.readiness()[1].startswith("degraded since")
     # (The probe's own cache check pings the shared test Redis, which is up; the limits line is ours.)
     body = client.get("/health/readiness").json()
     assert body["limits"].startswith("degraded since") and "redis unreachable (fail_open)" in body["limits"]
@@ -163,7 +163,7 @@ def test_embedded_budget_counts_spend_settled_in_this_process(embedded):
 
 def test_after_redis_fails_in_flight_reservations_still_count_against_the_budget(own_redis):
     from billing.writer import writer
-    from gateway import limits
+    from gateway import admission
 
     key = make_key(key_alias="inflight", max_budget=Decimal("0.01")).row
     principal = principal_for(key)
@@ -173,7 +173,7 @@ def test_after_redis_fails_in_flight_reservations_still_count_against_the_budget
         for _ in range(1000):                         # fill the budget with requests still in flight
             ctx = make_ctx(principal, max_tokens=100)
             try:
-                await limits.admit(ctx)
+                await admission.admit(ctx)
             except LlmurError:
                 break
             held.append(ctx)
@@ -183,7 +183,7 @@ def test_after_redis_fails_in_flight_reservations_still_count_against_the_budget
         refused = await _one(principal)               # per-process now: the reservations are remembered
         for ctx in held:
             ctx.usage = Usage(10, 10)
-            await limits.settle(ctx)
+            await admission.settle(ctx)
         await writer.stop()
         return held, refused
 

@@ -15,7 +15,8 @@ import pytest
 from gateway.context import RequestContext
 from gateway.registry import Deployment
 from gateway.routing.engine import Router, RouterConfig
-from gateway.routing.state import LocalState, RedisState
+from gateway.routing.local_state import LocalState
+from gateway.routing.redis_state import RedisState
 from llmur.core.errors import LlmurError
 
 

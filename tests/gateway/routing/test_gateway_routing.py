@@ -14,7 +14,7 @@ from collections import Counter
 
 import pytest
 
-from gateway.routing.state import COOLDOWN_REFRESH_S, COOLDOWNS, COUNTERS_REFRESH_S, IN_FLIGHT, PREFIX
+from gateway.routing.redis_state import COOLDOWN_REFRESH_S, COOLDOWNS, COUNTERS_REFRESH_S, IN_FLIGHT, PREFIX
 from tests.conftest import start_fake_provider, start_gateway, wait_until
 from tests.factories import make_key
 from tests.gateway.routing.conftest import Client, deployment

@@ -6,8 +6,11 @@ import time
 
 import pytest
 
-from gateway.routing import state as state_module
-from gateway.routing.state import LocalState, RedisState
+from gateway.routing import counters as routing_counters
+from gateway.routing import local_state as routing_local
+from gateway.routing import redis_state as routing_redis
+from gateway.routing.local_state import LocalState
+from gateway.routing.redis_state import RedisState
 
 
 @pytest.fixture(params=["local", "redis"])
@@ -47,14 +50,15 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch) -> Clock:
     clock = Clock()
-    monkeypatch.setattr(state_module, "time", clock)
+    monkeypatch.setattr(routing_local, "time", clock)
+    monkeypatch.setattr(routing_redis, "time", clock)
     return clock
 
 
 async def written(state) -> None:
     """Writes are fire-and-forget by design: wait until this state's flusher has sent what it queued
     (a condition, not a sleep a loaded machine outlasts). The in-process state writes at once."""
-    flusher = getattr(state, "_flusher", None)
+    flusher = getattr(getattr(state, "_writes", None), "task", None)
     if flusher is not None and not flusher.done():
         await flusher
 
@@ -77,9 +81,9 @@ def test_cooldown_is_seen_by_another_worker_and_ends_after_cooldown_time(redis_u
         worker_1, worker_2 = RedisState(redis_url), RedisState(redis_url)
         await worker_2.read(["dep-a"], None)          # worker 2 caches "nothing cooled"
         assert await worker_1.failed("dep-a", allowed_fails=0, cooldown_time=0.6)
-        clock.advance(state_module.COOLDOWN_REFRESH_S)   # worker 2's cached view is now due for a re-read
+        clock.advance(routing_redis.COOLDOWN_REFRESH_S)   # worker 2's cached view is now due for a re-read
         during, _ = await worker_2.read(["dep-a"], None)
-        clock.advance(0.6 - state_module.COOLDOWN_REFRESH_S)  # cooldown_time has passed
+        clock.advance(0.6 - routing_redis.COOLDOWN_REFRESH_S)  # cooldown_time has passed
         after, _ = await worker_2.read(["dep-a"], None)
         remaining = await worker_1.cooldowns()
         await worker_1.close()
@@ -101,7 +105,7 @@ def test_failures_spread_over_workers_add_up(redis_url, redis_client):
         return outcomes
 
     assert run(scenario()) == [False, False, True]
-    assert redis_client.zscore(state_module.COOLDOWNS, "dep-a") > time.time() + 25
+    assert redis_client.zscore(routing_redis.COOLDOWNS, "dep-a") > time.time() + 25
 
 
 def test_in_flight_counts_are_shared_and_released(make_state):
@@ -145,7 +149,7 @@ def test_usage_counts_requests_and_tokens_this_minute(make_state, clock):
 def test_latency_keeps_a_bounded_number_of_recent_samples(make_state):
     async def scenario():
         state = make_state()
-        for value in range(1, state_module.LATENCY_SAMPLES + 3):
+        for value in range(1, routing_counters.LATENCY_SAMPLES + 3):
             state.finished("dep-a", "latency", latency=value / 100)
         state.finished("dep-a", "latency", latency=0.5, ttft=0.05)
         await written(state)
@@ -154,9 +158,9 @@ def test_latency_keeps_a_bounded_number_of_recent_samples(make_state):
         return counters
 
     counters = run(scenario())
-    assert len(counters.latency["dep-a"]) == state_module.LATENCY_SAMPLES
+    assert len(counters.latency["dep-a"]) == routing_counters.LATENCY_SAMPLES
     # Fire-and-forget writes may land in any order, so only membership is certain.
-    sent = {v / 100 for v in range(1, state_module.LATENCY_SAMPLES + 3)} | {0.5}
+    sent = {v / 100 for v in range(1, routing_counters.LATENCY_SAMPLES + 3)} | {0.5}
     assert set(counters.latency["dep-a"]) <= sent
     assert counters.ttft == {"dep-a": [0.05]}
     assert "dep-b" not in counters.latency
@@ -188,7 +192,7 @@ def test_own_requests_count_at_once_and_other_workers_after_the_refresh(redis_ur
         other.started("dep-a", "in_flight")
         other.started("dep-a", "in_flight")
         await written(other)
-        clock.advance(state_module.COUNTERS_REFRESH_S)  # mine's snapshot is now due for a re-read
+        clock.advance(routing_redis.COUNTERS_REFRESH_S)  # mine's snapshot is now due for a re-read
         _, shared = await mine.read(["dep-a"], "in_flight")
         mine.finished("dep-a", "in_flight")
         _, after = await mine.read(["dep-a"], "in_flight")
@@ -214,12 +218,12 @@ def test_writes_queued_on_a_finished_event_loop_still_reach_redis(redis_url, red
         # The flusher runs in the background: give it until both writes land (not a fixed sleep,
         # which a loaded machine outlasts), and fail below if they never do.
         for _ in range(200):
-            if int(redis_client.hget(state_module.IN_FLIGHT, "dep-a") or 0) >= 2:
+            if int(redis_client.hget(routing_redis.IN_FLIGHT, "dep-a") or 0) >= 2:
                 break
             await asyncio.sleep(0.025)
 
     run(first_loop())
     run(second_loop())
-    assert int(redis_client.hget(state_module.IN_FLIGHT, "dep-a")) == 2
+    assert int(redis_client.hget(routing_redis.IN_FLIGHT, "dep-a")) == 2
     run(state.close())                            # gives the two slots back
-    assert int(redis_client.hget(state_module.IN_FLIGHT, "dep-a")) == 0
+    assert int(redis_client.hget(routing_redis.IN_FLIGHT, "dep-a")) == 0

@@ -10,7 +10,7 @@ from llmur.core.errors import LlmurError
 from gateway.registry import Deployment
 from gateway.routing import fallbacks
 from gateway.routing.cooldowns import is_deployment_failure, retry_after_seconds
-from gateway.routing.state import Counters
+from gateway.routing.counters import Counters
 from gateway.routing.strategies import CHOOSERS
 
 

@@ -7,7 +7,9 @@ from typing import Any
 from ninja import Field
 
 from accounts.models import Budget, EndUser
-from accounts.schemas import BudgetIn, BudgetOut, Out, _In, _iso, budget_out, money
+from accounts.schemas.inputs import BudgetIn, In
+from accounts.schemas.outputs import BudgetOut, Out
+from accounts.schemas.render import budget_out, iso, money
 
 # --------------------------------------------------------------------------- budgets
 
@@ -22,11 +24,11 @@ class BudgetUpdateIn(BudgetNewIn):
     budget_id: str
 
 
-class BudgetInfoIn(_In):
+class BudgetInfoIn(In):
     budgets: list[str] = Field(default_factory=list)
 
 
-class BudgetDeleteIn(_In):
+class BudgetDeleteIn(In):
     id: str
 
 
@@ -50,10 +52,10 @@ def budget_object_out(budget: Budget) -> dict[str, Any]:
     return {
         "budget_id": budget.budget_id, "max_budget": money(budget.max_budget),
         "soft_budget": money(budget.soft_budget), "budget_duration": budget.budget_duration or None,
-        "budget_reset_at": _iso(budget.budget_reset_at), "tpm_limit": budget.tpm_limit,
+        "budget_reset_at": iso(budget.budget_reset_at), "tpm_limit": budget.tpm_limit,
         "rpm_limit": budget.rpm_limit, "max_parallel_requests": budget.max_parallel_requests,
-        "model_max_budget": budget.model_max_budget or {}, "created_at": _iso(budget.created_at),
-        "updated_at": _iso(budget.updated_at), "created_by": budget.created_by or None,
+        "model_max_budget": budget.model_max_budget or {}, "created_at": iso(budget.created_at),
+        "updated_at": iso(budget.updated_at), "created_by": budget.created_by or None,
         "updated_by": budget.updated_by or None,
     }
 
@@ -76,7 +78,7 @@ class EndUserUpdateIn(EndUserNewIn):
     blocked: bool | None = None
 
 
-class EndUserIdsIn(_In):
+class EndUserIdsIn(In):
     user_ids: list[str] = Field(default_factory=list)
 
 
@@ -120,5 +122,5 @@ def end_user_out(end_user: EndUser) -> dict[str, Any]:
         "allowed_model_region": end_user.allowed_model_region or None,
         "default_model": end_user.default_model or None, "metadata": end_user.metadata or {},
         "litellm_budget_table": _budget_table(end_user),
-        "created_at": _iso(end_user.created_at), "updated_at": _iso(end_user.updated_at),
+        "created_at": iso(end_user.created_at), "updated_at": iso(end_user.updated_at),
     }
