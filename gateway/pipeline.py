@@ -198,11 +198,12 @@ async def _route(ctx: RequestContext, attempt):
         found = reg.group(model)   # the list the request was authorized against: one lookup per request
         if not ctx.end_user_region or not found:
             return found
-        # The end user's region (LiteLLM's allowed_model_region): its deployments there, else its default model's.
+        # The end user's region (LiteLLM's allowed_model_region): its deployments there, else its default
+        # model's deployments there. Never outside the region: the default model may have deployments elsewhere too.
         local = end_users.in_region(found, ctx.end_user_region)
         fallback = ctx.end_user_default_model
         if not local and fallback and fallback != model and allowed(fallback):
-            local = reg.group(fallback)
+            local = end_users.in_region(reg.group(fallback), ctx.end_user_region)
         if not local:
             raise end_users.no_region_error(model, ctx.end_user_region)
         return local
