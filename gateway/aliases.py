@@ -3,7 +3,7 @@
 Three sources, most specific first: the key's `aliases`, its team's `aliases` (both carried in the
 cached Principal, merged by gateway.auth), then the config's global maps in LiteLLM's names,
 `litellm_settings.model_alias_map` and `router_settings.model_group_alias` (whose entries may be
-`{model: group, hidden: true}` to resolve without being listed). Resolution is one dictionary
+`{model: group, hidden: true}` to resolve without being listed; only these are listed by /v1/models). Resolution is one dictionary
 lookup per source on data already in memory: no I/O on the request path. Allow-lists are checked
 against what the alias resolves to, so an alias never widens what a key may use.
 """
@@ -45,11 +45,14 @@ def resolve(principal: Any, requested: str) -> str:
     return global_aliases()[0].get(requested, requested)
 
 
-def visible_aliases(principal: Any, usable_groups: Iterable[str]) -> list[str]:
-    """Aliases this principal may call: those whose model group it may use, hidden ones left out."""
+def visible_aliases(usable_groups: Iterable[str]) -> list[str]:
+    """The config's aliases a caller may call: those whose model group it may use, hidden ones left out.
+
+    A key's or team's own `aliases` resolve but are not listed, as in LiteLLM, whose /v1/models
+    shows `model_group_alias` entries and not key aliases: a key allowed `[gpt-3.5-turbo]` with
+    `aliases: {mistral-7b: gpt-3.5-turbo}` lists one model, not two.
+    """
     usable = set(usable_groups)
     table, hidden = global_aliases()
-    merged = {name: target for name, target in table.items() if name not in hidden}
-    if principal is not None and principal.aliases:
-        merged.update(principal.aliases)
-    return sorted(name for name, target in merged.items() if target in usable and name not in usable)
+    return sorted(name for name, target in table.items()
+                  if name not in hidden and target in usable and name not in usable)

@@ -47,7 +47,7 @@ async def models_list(request) -> HttpResponse:
         if request.GET.get("only_model_access_groups", "").lower() in ("true", "1"):
             names = access_groups(names, reg)
         else:
-            names += aliases.visible_aliases(principal, names)
+            names += aliases.visible_aliases(names)
     except LlmurError as error:
         return error_response(error, anthropic=False, request_id=request_id)
     return _json({"object": "list", "data": [_model_object(name) for name in names]}, request_id)

@@ -26,6 +26,16 @@ def test_models_lists_only_access_groups_when_asked(admin, as_key):
     assert narrow.ok("GET", "/models", {"only_model_access_groups": "True"})["data"] == []
 
 
+def test_v1_models_lists_a_keys_models_not_its_own_aliases(admin, as_key, server):
+    """LiteLLM lists a key with models [m] and aliases {alias: m} as one model; the alias still answers."""
+    made = admin.ok("POST", "/key/generate", {"models": ["mock-gpt"], "aliases": {"mistral-7b": "mock-gpt"}})
+    key = as_key(made["key"])
+    assert [m["id"] for m in key.ok("GET", "/v1/models")["data"]] == ["mock-gpt"]
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=made["key"], max_retries=0)
+    answer = client.chat.completions.create(model="mistral-7b", messages=[{"role": "user", "content": "hi"}])
+    assert answer.model == "mock-gpt"
+
+
 def test_readiness_carries_the_fields_litellm_clients_read(server):
     body = requests.get(f"{server.url}/health/readiness", timeout=10).json()
     assert body["status"] == "healthy" and body["db"] == "connected" == body["database"]
