@@ -5,7 +5,7 @@ from django.urls import include, path
 
 from accounts import device_views
 from gateway import health_api
-from llmur import views
+from llmur import ui_login, views
 from llmur.api import api
 
 # Unknown paths answer in the API's error shape (JSON), not with Django's HTML page; /admin/ keeps it.
@@ -21,6 +21,8 @@ urlpatterns = [
     path("metrics", views.metrics_view, name="metrics"),
     # Agent sign-in's verification page (RFC 8628), behind the admin login; its API is in accounts/device_api.py.
     path("sso/device", device_views.device_verify, name="device-verify"),
+    # LiteLLM's UI sign-in form (`admin` + a master key), answered with an admin session (llmur/ui_login.py).
+    path("login", ui_login.ui_login, name="ui-login"),
     # The one NinjaAPI (llmur/api.py): /v1/* and the management API; docs at /docs.
     path("", api.urls),
 ]

@@ -80,6 +80,7 @@ from accounts.policy.scopes import (
 )
 from accounts.policy.spend import spend_scope, spend_scope_id
 from accounts.policy.users import (
+    UI_ADMIN_USERNAME,
     can_change_user,
     covers_user,
     creates_users_implicitly,
@@ -87,10 +88,13 @@ from accounts.policy.users import (
     require_may_add_member,
     require_may_change_user,
     require_may_create_user,
+    require_ui_admin_account,
 )
 
 __all__ = [
     "ROLE_RANK",
+    "UI_ADMIN_USERNAME",
+    "require_ui_admin_account",
     "Actor",
     "AgentKeyScope",
     "KeyRights",

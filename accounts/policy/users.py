@@ -90,3 +90,17 @@ def require_may_create_user(actor: Actor, *, teams: list, organization) -> None:
     if any(team.pk not in actor.admin_team_ids for team in teams) or (
             organization is not None and organization.pk not in actor.admin_org_ids):
         raise forbidden("You may only add users to teams and organizations you administer.")
+
+
+# LiteLLM's admin UI sign-in: this user name with a master key as the password (its UI_USERNAME default).
+UI_ADMIN_USERNAME = "admin"
+
+
+def require_ui_admin_account(user: User | None) -> None:
+    """The master key signs in to the admin as the `admin` account only, and only while that account is a
+    proxy admin (or does not exist yet, and is then created as one): a person who took the name `admin`
+    without being a proxy admin is neither promoted nor signed in by someone holding the master key."""
+    if user is not None and not (user.is_active and user.is_proxy_admin and user.is_staff):
+        raise LlmurError(403, "permission_error", f"The account {UI_ADMIN_USERNAME!r} exists and is no active proxy "
+                         "admin: the master key does not sign in as it. Sign in with its own password at /admin/.",
+                         code="403")

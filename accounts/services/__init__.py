@@ -91,6 +91,7 @@ from accounts.services.teams import (
 )
 from accounts.services.users import (
     USER_UPDATABLE,
+    ui_admin_account,
     user_create,
     user_delete,
     user_delete_many,
@@ -165,6 +166,7 @@ __all__ = [
     "team_member_delete",
     "team_members_add",
     "team_update",
+    "ui_admin_account",
     "user_create",
     "user_delete",
     "user_delete_many",

@@ -137,3 +137,20 @@ def user_get_or_create(*, by: Actor, user_id: str, email: str = "") -> User:
             if found is None:
                 raise
             return found
+
+
+@transaction.atomic
+def ui_admin_account(*, by: Actor) -> User:
+    """The account a master-key sign-in to the admin uses (LiteLLM's UI login, `admin` + master key).
+
+    Created on the first such sign-in as a proxy admin with no password of its own, so only the master key
+    (or a password a proxy admin sets later) signs in as it; refused when `admin` is someone else's account.
+    """
+    if not by.is_master:
+        raise policy.forbidden("Only the master key signs in as the admin account.")
+    user = User.objects.select_for_update().filter(username=policy.UI_ADMIN_USERNAME).first()
+    policy.require_ui_admin_account(user)
+    if user is None:
+        user = user_create(by=by, username=policy.UI_ADMIN_USERNAME, role=Role.PROXY_ADMIN, is_staff=True)
+        user = user_update(by=by, user=user, is_superuser=True)
+    return user
