@@ -172,6 +172,12 @@ class TeamMembership(models.Model):
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="team_memberships")
     role = models.CharField(max_length=16, choices=TeamRole.choices, default=TeamRole.MEMBER)
     created_at = models.DateTimeField(auto_now_add=True)
+    # LiteLLM's max_budget_in_team: what this member may spend through the team's keys, beside the
+    # key's, the user's and the team's own budgets (enforced at admission like them).
+    max_budget = models.DecimalField(**MONEY, null=True, blank=True, validators=[MinValueValidator(0)],
+                                     help_text="This member's budget in this team (LiteLLM's max_budget_in_team).")
+    spend = models.DecimalField(**MONEY, default=Decimal(0),
+                                help_text="Spend of this member's keys of this team, settled from SpendLog.")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["team", "user"], name="uniq_team_member")]

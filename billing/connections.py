@@ -32,7 +32,7 @@ async def close_async() -> None:
 
 
 _REF_PREFIX = {"key": "k", "user": "u", "project": "p", "team": "t", "organization": "o", "deployment": "d",
-               "end_user": "e"}
+               "end_user": "e", "team_member": "m"}
 
 
 def entity_ref(kind: str, pk: object) -> str:

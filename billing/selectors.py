@@ -14,6 +14,11 @@ def entity_spend_get(*, kind: str, pk: int) -> Decimal:
     return value if value is not None else Decimal(0)
 
 
+def team_member_owners(*, pk: int) -> tuple[int, int] | None:
+    """A team membership's (team pk, user pk), as spend events name them; None when it is gone."""
+    return ENTITY_MODELS["team_member"].objects.filter(pk=pk).values_list("team_id", "user_id").first()
+
+
 def entity_name_get(*, kind: str, pk: int) -> str:
     """The name people know an entity by: a team's alias (else its team_id), a project's or organization's name
     (an organization without one: its organization_id), a user's username."""

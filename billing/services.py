@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from accounts.durations import parse_duration
-from accounts.models import EndUser, Organization, Project, Team, User, VirtualKey
+from accounts.models import EndUser, Organization, Project, Team, TeamMembership, User, VirtualKey
 from billing.alerts import budget_alerts_check
 from billing.events import event_cost
 from billing.models import DailySpend, JobLock, SpendLog
@@ -39,7 +39,9 @@ ENTITIES: tuple[tuple[str, Any, str], ...] = (
     ("organization", Organization, "organization_id"),
 )
 # End users are named by the text of SpendLog.end_user, not by a column of ids: booked by name below.
-ENTITY_MODELS = {**{kind: model for kind, model, _ in ENTITIES}, "end_user": EndUser}
+# Team members (a user's budget in a team, LiteLLM's max_budget_in_team) by their (team_id, user_id).
+ENTITY_MODELS = {**{kind: model for kind, model, _ in ENTITIES}, "end_user": EndUser,
+                 "team_member": TeamMembership}
 
 def _int(value: Any, default: int = 0, high: int = 2**31 - 1) -> int:
     try:
@@ -141,16 +143,21 @@ def _record_batch(events: list[dict[str, Any]]) -> int:
         return 0
     totals: dict[str, dict[int, Decimal]] = {kind: defaultdict(Decimal) for kind, _, _ in ENTITIES}
     end_users: dict[str, Decimal] = defaultdict(Decimal)
+    members: dict[tuple[int, int], Decimal] = defaultdict(Decimal)
     for pk, cost, end_user, *owners in fresh:
         for (kind, _, _), owner in zip(ENTITIES, owners):
             if owner is not None and cost:
                 totals[kind][owner] += cost
         if end_user:
             end_users[end_user] += cost
+        _, user_id, _, team_id, _ = owners
+        if team_id is not None and user_id is not None and cost:
+            members[(team_id, user_id)] += cost
     for kind, model, _ in ENTITIES:
         for owner in sorted(totals[kind]):
             model.objects.filter(pk=owner).update(spend=F("spend") + totals[kind][owner])
     _book_end_users(end_users)
+    _book_team_members(members)
     SpendLog.objects.filter(pk__in=[row[0] for row in fresh]).update(booked=True)
     key_last_used_touch(used={row.key_id: row.ended_at for row in rows.values() if row.key_id is not None})
     # The owners' rows are locked by the UPDATEs above: the spend alerts read back is exact.
@@ -200,6 +207,13 @@ def _book_end_users(costs: dict[str, Decimal]) -> None:
             EndUser.objects.filter(user_id=name).update(spend=F("spend") + costs[name])
 
 
+def _book_team_members(costs: dict[tuple[int, int], Decimal]) -> None:
+    """A member's spend in a team: what their keys of that team spent (rows of people in no team, none)."""
+    for team_id, user_id in sorted(costs):
+        TeamMembership.objects.filter(team_id=team_id, user_id=user_id).update(
+            spend=F("spend") + costs[(team_id, user_id)])
+
+
 def budget_reset_due(*, now: datetime | None = None) -> list[tuple[str, int]]:
     """Reset the spend of every entity whose budget period has passed; returns what was reset.
 
@@ -210,6 +224,8 @@ def budget_reset_due(*, now: datetime | None = None) -> list[tuple[str, int]]:
     now = now or timezone.now()
     reset: list[tuple[str, int]] = []
     for kind, model in ENTITY_MODELS.items():
+        if kind == "team_member":
+            continue   # a member's budget in a team has no period of its own
         base = model.objects.exclude(budget_duration="")
         for pk, duration in base.filter(budget_reset_at__isnull=True).values_list("pk", "budget_duration"):
             period = parse_duration(duration)

@@ -244,6 +244,19 @@ def _limits(kind: str, entity: Any) -> EntityLimits:
                         tpm_limit=entity.tpm_limit, max_parallel_requests=entity.max_parallel_requests)
 
 
+def _member_limits(user: Any, team: Any) -> tuple[EntityLimits, ...]:
+    """The key's user's budget in the key's team (LiteLLM's max_budget_in_team), when one is set."""
+    from accounts.models import TeamMembership
+
+    if user is None or team is None:
+        return ()
+    membership = TeamMembership.objects.filter(team=team, user=user, max_budget__isnull=False).first()
+    if membership is None:
+        return ()
+    return (EntityLimits(kind="team_member", id=membership.pk, max_budget=membership.max_budget,
+                         name=f"{user.username} in team {team.name or team.public_id}"),)
+
+
 def principal_snapshot(*, digest: str) -> tuple:
     """Load a virtual key with its owners in one query and snapshot it.
 
@@ -280,7 +293,8 @@ def principal_snapshot(*, digest: str) -> tuple:
         user_id=key.user_id, team_id=team.pk if team else None, project_id=project.pk if project else None,
         organization_id=organization.pk if organization else None,
         allowed_models=_allowed(*(getattr(e, "allowed_models", None) for _, e in owners if e is not None)),
-        limits=tuple(_limits(kind, entity) for kind, entity in owners if entity is not None),
+        limits=tuple(_limits(kind, entity) for kind, entity in owners if entity is not None)
+        + _member_limits(key.user, team),
         project_credentials=credentials, expires_at=key.expires_at, metadata=dict(key.metadata or {}),
         aliases=_aliases(team, key),
         log_requests=bool(key.log_requests or (project is not None and project.log_requests)

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 class EntityLimits:
     """Budget and rate limits of one entity (key, user, project, team or organization)."""
 
-    kind: str                      # "key" | "user" | "project" | "team" | "organization" | "end_user"
+    kind: str                      # "key" | "user" | "project" | "team" | "organization" | "end_user" | "team_member"
     id: int
     max_budget: Decimal | None = None
     soft_budget: Decimal | None = None

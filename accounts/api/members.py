@@ -55,8 +55,9 @@ class OrganizationMembershipOut(s.Out):
 
 def _no_member_budget(value, param: str) -> None:
     if value is not None:
-        raise services.invalid(f"{param}: llmur has no per-member budgets; give the member's keys a max_budget "
-                               "(/key/update) or the member a max_budget (/user/update) instead.", param)
+        raise services.invalid(f"{param}: llmur has no per-member budgets in organizations; give the member's "
+                               "keys a max_budget (/key/update), the member a max_budget (/user/update) or a "
+                               "team member one (max_budget_in_team on /team/member_update) instead.", param)
 
 
 def _membership_out(membership: OrganizationMembership) -> dict:
@@ -69,12 +70,15 @@ def team_member_update(request, body: TeamMemberUpdateIn):
     actor = actor_of(request)
     policy.require_write(actor)
     team = policy.team_to_manage(actor, body.team_id, what="change members")
-    _no_member_budget(body.max_budget_in_team, "max_budget_in_team")
     user = selectors.user_get(user_id=body.user_id, user_email=body.user_email, queryset=team.members.all())
     role = body.role or TeamMembership.objects.get(team=team, user=user).role
     membership = services.team_member_add(by=actor, team=team, user=user, role=role)
+    if body.max_budget_in_team is not None:
+        membership = services.team_member_budget_set(by=actor, team=team, user=user,
+                                                     max_budget=body.max_budget_in_team)
     return {"team_id": team.public_id, "user_id": user.username, "user_email": user.email or None,
-            "role": membership.role, "max_budget_in_team": None}
+            "role": membership.role,
+            "max_budget_in_team": float(membership.max_budget) if membership.max_budget is not None else None}
 
 
 def _org_member(actor, body: OrganizationMemberIn, what: str):

@@ -74,7 +74,8 @@ def team_member_add(request, body: s.TeamMemberAddIn):
     actor = actor_of(request)
     policy.require_write(actor)
     team = policy.team_to_manage(actor, body.team_id, what="add members")
-    services.team_members_add(by=actor, team=team, members=members_of(body.member), new_only=True)
+    services.team_members_add(by=actor, team=team, members=members_of(body.member), new_only=True,
+                              max_budget=body.max_budget_in_team)
     return s.team_out(team)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from accounts import policy, selectors, services
 from accounts import schemas as s
 from accounts.api.common import actor_of, budget_sent, fields_sent, router
-from accounts.models import Team
+from accounts.models import TeamMembership
 
 
 @router.post("/user/new", response=s.UserNewOut, exclude_unset=True)
@@ -39,9 +39,10 @@ def user_info(request, user_id: str | None = None):
     else:
         raise services.invalid("Give ?user_id= (the master key is no user).", "user_id")
     keys = policy.visible_keys(actor).filter(user=user).select_related("user", "team", "organization")
-    teams = Team.objects.filter(memberships__user=user).select_related("organization")
+    memberships = TeamMembership.objects.filter(user=user).select_related("team", "team__organization", "user")
+    teams = [{**s.team_out(m.team), "team_memberships": [s.team_membership_out(m)]} for m in memberships]
     return {"user_id": user.username, "user_info": s.user_out(user), "keys": [s.key_out(k) for k in keys],
-            "teams": [s.team_out(t) for t in teams]}
+            "teams": teams}
 
 
 @router.post("/user/update", response=s.UserOut)

@@ -64,6 +64,7 @@ from accounts.schemas.render import (
     money,
     organization_out,
     project_out,
+    team_membership_out,
     team_out,
     user_out,
 )
@@ -125,6 +126,7 @@ __all__ = [
     "money",
     "organization_out",
     "project_out",
+    "team_membership_out",
     "team_out",
     "user_out",
 ]

@@ -133,6 +133,7 @@ class TeamDeleteIn(In):
 class TeamMemberAddIn(In):
     team_id: int | str
     member: MemberIn | list[MemberIn]
+    max_budget_in_team: Money = Field(None, ge=0, description="Each added member's budget in this team.")
 
 
 class TeamMemberDeleteIn(In):

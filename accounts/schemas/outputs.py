@@ -110,11 +110,25 @@ class TeamUpdateOut(TeamOut):
     data: TeamOut = Field(description="The team again, where LiteLLM's clients read it.")
 
 
+class TeamMembershipOut(Out):
+    """A person's membership of one team as LiteLLM's /user/info shows it: their spend there and budget."""
+
+    user_id: str
+    team_id: str
+    spend: float
+    budget_id: str | None
+    litellm_budget_table: dict[str, Any] | None
+
+
+class UserTeamOut(TeamOut):
+    team_memberships: list[TeamMembershipOut]
+
+
 class UserInfoOut(Out):
     user_id: str
     user_info: UserOut
     keys: list[KeyOut]
-    teams: list[TeamOut]
+    teams: list[UserTeamOut]
 
 
 class UserListOut(Out):

@@ -64,6 +64,14 @@ def member_out(membership: TeamMembership) -> dict[str, Any]:
             "role": membership.role}
 
 
+def team_membership_out(membership: TeamMembership) -> dict[str, Any]:
+    """LiteLLM's team membership row: the member's spend in the team and, when set, their budget there."""
+    return {"user_id": membership.user.username, "team_id": membership.team.public_id,
+            "spend": money(membership.spend), "budget_id": None,
+            "litellm_budget_table": ({"max_budget": money(membership.max_budget)}
+                                     if membership.max_budget is not None else None)}
+
+
 def team_out(team: Team) -> dict[str, Any]:
     memberships = team.memberships.select_related("user")
     return {

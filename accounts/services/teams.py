@@ -1,6 +1,7 @@
 """Writes on teams and their memberships."""
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
 from typing import Any, Iterable
 
 from django.db import transaction
@@ -109,8 +110,35 @@ def team_member_add(*, by: Actor, team: Team, user: User, role: str = TeamMember
 
 
 @transaction.atomic
+def team_member_budget_set(*, by: Actor, team: Team, user: User, max_budget: Any) -> TeamMembership:
+    """Sets a member's budget in the team (LiteLLM's max_budget_in_team); an admin of the team, as for members.
+
+    Enforced at admission per (team, member) beside the key's, user's and team's budgets; the member's
+    spend there counts what their keys of this team spent from now on.
+    """
+    if not policy.can_manage_team(by, team):
+        raise policy.forbidden(f"Only an admin of team {team.public_id!r} may set members' budgets.")
+    membership = TeamMembership.objects.select_for_update().filter(team=team, user=user).first()
+    if membership is None:
+        raise invalid(f"{user.username!r} is not a member of team {team.public_id!r}.", "user_id")
+    try:
+        value = Decimal(str(max_budget))
+    except (InvalidOperation, ValueError):
+        raise invalid("max_budget_in_team must be a number of US dollars.", "max_budget_in_team") from None
+    if not value.is_finite() or value < 0:
+        raise invalid("max_budget_in_team must be 0 or more.", "max_budget_in_team")
+    if membership.max_budget == value:
+        return membership
+    before = snapshot(membership)
+    membership.max_budget = value
+    membership.save(update_fields=["max_budget"])
+    audit_record(by=by, action="update", instance=membership, before=before, after=snapshot(membership))
+    return membership
+
+
+@transaction.atomic
 def team_members_add(*, by: Actor, team: Team, members: Iterable[tuple[str | None, str | None, str]],
-                     new_only: bool = False) -> None:
+                     new_only: bool = False, max_budget: Any = None) -> None:
     """/team/member_add and /team/new's members: (user_id, user_email, role) each, all or none.
 
     `new_only`: someone already in the team is a 400 (LiteLLM's /team/member_add), not a role change.
@@ -120,6 +148,8 @@ def team_members_add(*, by: Actor, team: Team, members: Iterable[tuple[str | Non
         if new_only and TeamMembership.objects.filter(team=team, user=user).exists():
             raise invalid(f"{user.username!r} is already a member of team {team.public_id!r}.", "member.user_id")
         team_member_add(by=by, team=team, user=user, role=role)
+        if max_budget is not None:
+            team_member_budget_set(by=by, team=team, user=user, max_budget=max_budget)
 
 
 @transaction.atomic

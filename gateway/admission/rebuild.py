@@ -9,7 +9,7 @@ import orjson
 
 from billing.connections import STREAM, async_redis, budget_key
 from billing.pricing import to_units
-from billing.selectors import budget_snapshot
+from billing.selectors import budget_snapshot, team_member_owners
 from gateway.admission.breaker import redis_errors
 from gateway.admission.entities import Entity
 from gateway.admission.single_flight import single_flight
@@ -23,8 +23,13 @@ async def _pending_costs(kind: str, pk: Any) -> dict[str, Decimal]:
     client = async_redis()
     owner_field = {"key": "key_id", "user": "user_id", "project": "project_id", "team": "team_id",
                    "organization": "organization_id", "end_user": "end_user_id"}.get(kind)
+    wanted: dict[str, str] = {owner_field: str(pk)} if owner_field else {}
+    if kind == "team_member":
+        # A member is their (team, user) pair: the events of their keys of that team.
+        owners = await db_call(team_member_owners, pk=pk)
+        wanted = {"team_id": str(owners[0]), "user_id": str(owners[1])} if owners else {}
     pending: dict[str, Decimal] = {}
-    if owner_field is None:
+    if not wanted:
         return pending
     start = "-"
     while True:
@@ -34,7 +39,7 @@ async def _pending_costs(kind: str, pk: Any) -> dict[str, Decimal]:
                 event = orjson.loads(fields[b"e"])
             except (KeyError, ValueError):
                 continue
-            if str(event.get(owner_field)) == str(pk):
+            if all(str(event.get(name)) == value for name, value in wanted.items()):
                 pending[event["request_id"]] = Decimal(str(event.get("cost") or "0"))
         if len(entries) < 1000:
             return pending
