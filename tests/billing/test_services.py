@@ -162,6 +162,18 @@ def test_cost_is_tokens_times_price_with_deployment_overrides():
     assert book.price_for(model="unknown", deployment={"litellm_params": {"model": "x/unknown"}}) == Price(0, 0)
 
 
+def test_dated_gpt35_snapshots_are_priced_by_the_seed(db):
+    """LiteLLM's CI names openai/gpt-3.5-turbo-0301 (fake-openai-endpoint): booked at 0 it escaped every budget."""
+    from billing.pricing import PriceBook, cost_of
+
+    book = PriceBook()
+    book.load()
+    price = book.price_for(model="fake-openai-endpoint",
+                           deployment={"litellm_params": {"model": "openai/gpt-3.5-turbo-0301"}})
+    assert cost_of(price, prompt_tokens=8, completion_tokens=16) == Decimal("0.000044")
+    assert book.is_priced(model="gpt-instruct", deployment={"litellm_params": {"model": "gpt-3.5-turbo-instruct"}})
+
+
 def test_tokens_are_counted_offline_with_cl100k():
     from billing import tokens
 
