@@ -58,6 +58,8 @@ class TeamMembershipAdmin(_ChildAdmin):
     autocomplete_fields = ["user"]
     list_select_related = ["user", "team"]
     scoped_foreign_keys = ("team",)
+    # The member's budget in the team is set through /team/member_update (max_budget_in_team); shown here.
+    readonly_fields = ["max_budget", "spend"]
 
     def visible_parents(self, actor):
         return policy.visible_teams(actor)

@@ -20,6 +20,8 @@ from accounts.models import Project, Team, TeamMembership, VirtualKey
 
 class TeamMembershipInline(PolicyInline):
     model = TeamMembership
+    # The member's budget in the team is set through /team/member_update (max_budget_in_team); shown here.
+    readonly_fields = ["max_budget", "spend"]
 
     def may_change_parent(self, actor, parent):
         return policy.can_manage_team(actor, parent)
