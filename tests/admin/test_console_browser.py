@@ -21,7 +21,7 @@ from accounts.policy import Actor
 from billing.models import RefusalCount, SpendLog
 from billing.services import daily_spend_rollup, spend_record_batch
 from gateway.models import ModelDeployment
-from tests.admin.test_browser import CHROMIUM, PASSWORD
+from tests.admin.test_browser import CHROMIUM, PASSWORD, needs_chromium
 from tests.billing.conftest import spend_event
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,9 +30,7 @@ DOCS_IMG = ROOT / "docs" / "img"
 LAPTOP, PHONE = {"width": 1440, "height": 900}, {"width": 390, "height": 844}
 VIEWPORTS = [pytest.param(LAPTOP, id="1440x900"), pytest.param(PHONE, id="390x844")]
 
-pytestmark = [pytest.mark.django_db(transaction=True),
-              pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                                 reason="needs Debian's chromium (scripts/bootstrap --test installs it on CI)")]
+pytestmark = [pytest.mark.django_db(transaction=True), needs_chromium]
 
 
 @pytest.fixture
