@@ -34,8 +34,11 @@ pytestmark = [pytest.mark.django_db(transaction=True), needs_chromium]
 
 
 @pytest.fixture
-def world(live_server):
+def world(live_server, settings):
     """A team's gateway: 3 models (one failing), keys (one over budget, one blocked, one expired), spend, refusals."""
+    # The console runs in this process (live_server): a fast hasher spares two deliberately slow password
+    # hashes per test (the operator's creation and sign-in); hashing is not what these tests are about.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     User.objects.create_superuser("operator", "operator@example.com", PASSWORD)
     by = Actor.system("test")
     team = services.team_create(by=by, name="research", max_budget=Decimal(50))
@@ -79,19 +82,31 @@ def world(live_server):
     return {"team": team, "keys": keys, "url": live_server.url}
 
 
-@pytest.fixture
-def browser(monkeypatch):
+@pytest.fixture(scope="module")
+def browser():
+    """One Chromium for the module; each test signs in in a context of its own (its own cookies)."""
     from playwright.sync_api import sync_playwright
 
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
-        yield chromium
-        connections.close_all()
-        chromium.close()
+    # Playwright's sync API keeps an event loop in this thread for as long as Chromium runs; the ORM
+    # calls between browser steps (and the test database's flushes) are ordinary blocking calls.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        ARTIFACTS.mkdir(exist_ok=True)
+        with sync_playwright() as p:
+            chromium = p.chromium.launch(executable_path=CHROMIUM, args=[
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync"])
+            yield chromium
+            connections.close_all()
+            chromium.close()
+
+
+@pytest.fixture(autouse=True)
+def _contexts_closed(browser):
+    """What a test opened (its signed-in context and pages) is closed after it: the next starts clean."""
+    yield
+    for context in browser.contexts:
+        context.close()
 
 
 def open_console(browser, world, viewport):
