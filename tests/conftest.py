@@ -59,8 +59,13 @@ _TEMPLATE = pytest.StashKey["str | None"]()      # the template's name, once mad
 
 
 def pytest_collection_modifyitems(config, items):
-    """Note whether any selected test wants migrated_postgres, so the template is made only then."""
-    config.stash[_WANTS_TEMPLATE] = any(MIGRATED_POSTGRES in getattr(item, "fixturenames", ()) for item in items)
+    """Note whether any selected test wants migrated_postgres, so the template is made only then; such a
+    test is a database test (pytest-django sets the test database up only when a selected test is one)."""
+    wanting = [item for item in items if MIGRATED_POSTGRES in getattr(item, "fixturenames", ())]
+    for item in wanting:
+        if item.get_closest_marker("django_db") is None:
+            item.add_marker(pytest.mark.django_db)
+    config.stash[_WANTS_TEMPLATE] = bool(wanting)
 
 
 def _postgres_admin(db: dict, statements: list[str]) -> None:
@@ -78,10 +83,9 @@ def django_db_setup(django_db_setup, django_db_blocker, request):
     copy of it made right after its migrations (<test database>_migrated), the template migrated_postgres
     copies. Made here because PostgreSQL copies a database only while nobody is connected to it: later,
     servers the tests start hold connections to the test database."""
-    from django.conf import settings
     from django.db import connections
 
-    db = settings.DATABASES["default"]
+    db = connections["default"].settings_dict      # the test database's (settings.DATABASES may still name the original)
     template = None
     if request.config.stash.get(_WANTS_TEMPLATE, False) and db["ENGINE"] == "django.db.backends.postgresql":
         template = f"{db['NAME']}_migrated"
@@ -109,12 +113,12 @@ def migrated_postgres(django_db_setup, request):
     """
     from urllib.parse import quote
 
-    from django.conf import settings
+    from django.db import connections
 
     template = request.config.stash.get(_TEMPLATE, None)
     if template is None:
         pytest.skip("needs the test database on PostgreSQL (DATABASE_URL=postgresql://...)")
-    db = settings.DATABASES["default"]
+    db = connections["default"].settings_dict
     made: list[str] = []
 
     class Factory:

@@ -62,9 +62,9 @@ def _admin_page(base: str, username: str, password: str, path: str) -> str:
 @pytest.fixture
 def replica_url(migrated_postgres, tmp_path_factory):
     """A migrated PostgreSQL database beside the test database, holding three SpendLog rows of its own."""
-    from django.conf import settings
+    from django.db import connection
 
-    name = f"{settings.DATABASES['default']['NAME']}_replica"
+    name = f"{connection.settings_dict['NAME']}_replica"
     url = migrated_postgres(name)
     env = {k: v for k, v in os.environ.items() if k not in ("LLMUR_CONFIGURATION", "REDIS_URL")}
     env.update({"DATABASE_URL": url, "LLMUR_DATABASE_POOL": "off", "LLMUR_VAR_DIR": str(tmp_path_factory.mktemp("replica"))})
