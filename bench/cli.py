@@ -80,6 +80,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="Redis database for llmur; FLUSHED each run, never db 0 "
                              f"(default $LLMUR_BENCH_REDIS_URL or {DEFAULT_REDIS_URL})")
     parser.add_argument("--keep-database", action="store_true", help="leave the bench database in place")
+    parser.add_argument("--database-template", default=None, metavar="NAME",
+                        help="create the bench database as a copy of this PostgreSQL database (already migrated, "
+                             "nobody connected) instead of empty, so the run does not migrate from scratch")
     parser.add_argument("--drain-timeout", type=float, default=120,
                         help="seconds to wait for spend events to reach SpendLog (default 120)")
     parser.add_argument("--output-dir", type=Path, default=RESULTS, help=f"where the JSON goes (default {RESULTS})")
@@ -253,6 +256,7 @@ class Run:
         self.database_used = True
         server = llmur_start(cores=self.cores, workdir=self.workdir, mock_url=mock_url,
                              database_url=self.args.database_url, redis_url=self.args.redis_url,
+                             database_template=self.args.database_template,
                              spend_worker=not self.args.records_only)
         self.procs += [p for p in (server.web, server.worker) if p]
         self.result["llmur"] = {"rss_mb_idle": rss_mb(serving_process(server.pid).pid)}

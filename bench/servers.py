@@ -48,21 +48,31 @@ def database_check_url(database_url: str) -> str:
     return name
 
 
-def database_recreate(database_url: str) -> None:
-    """Drop and create the bench database named in database_url (its name must contain "bench")."""
+def database_recreate(database_url: str, template: str | None = None) -> None:
+    """Drop and create the bench database named in database_url (its name must contain "bench"), empty,
+    or as a copy of the template database (one already migrated: the run's migrations then find nothing
+    to do)."""
     import psycopg
     from psycopg import sql
 
     name = database_check_url(database_url)
     parts = urlsplit(database_url)
     admin_url = urlunsplit(parts._replace(path="/postgres"))
+    create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if template:
+        create = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template))
     try:
         with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            conn.execute(create)
     except psycopg.OperationalError as exc:
         raise BenchError(f"PostgreSQL at {parts.hostname}:{parts.port or 5432} is unreachable: "
                          f"{str(exc).strip().splitlines()[0]}") from None
+    except psycopg.errors.ObjectInUse:
+        raise BenchError(f"--database-template {template}: PostgreSQL copies a database only while nobody is "
+                         "connected to it; close its connections first") from None
+    except psycopg.errors.InvalidCatalogName:
+        raise BenchError(f"--database-template {template}: no such database") from None
 
 
 def database_drop(database_url: str) -> None:
@@ -131,8 +141,8 @@ class LlmurServer:
 
 
 def llmur_start(*, cores: Cores, workdir: Path, mock_url: str, database_url: str, redis_url: str,
-                spend_worker: bool = True) -> LlmurServer:
-    database_recreate(database_url)
+                spend_worker: bool = True, database_template: str | None = None) -> LlmurServer:
+    database_recreate(database_url, database_template)
     redis_flush(redis_url)
     master_key = "sk-bench-master-" + secrets.token_urlsafe(12)
     config = {

@@ -51,6 +51,93 @@ def _flush_survives_live_writers():
     BaseDatabaseOperations.execute_sql_flush = original
 
 
+# --------------------------------------------------------------------------- migrated PostgreSQL databases
+
+MIGRATED_POSTGRES = "migrated_postgres"
+_WANTS_TEMPLATE = pytest.StashKey[bool]()        # does a selected test use migrated_postgres?
+_TEMPLATE = pytest.StashKey["str | None"]()      # the template's name, once made
+
+
+def pytest_collection_modifyitems(config, items):
+    """Note whether any selected test wants migrated_postgres, so the template is made only then; such a
+    test is a database test (pytest-django sets the test database up only when a selected test is one)."""
+    wanting = [item for item in items if MIGRATED_POSTGRES in getattr(item, "fixturenames", ())]
+    for item in wanting:
+        if item.get_closest_marker("django_db") is None:
+            item.add_marker(pytest.mark.django_db)
+    config.stash[_WANTS_TEMPLATE] = bool(wanting)
+
+
+def _postgres_admin(db: dict, statements: list[str]) -> None:
+    import psycopg
+
+    with psycopg.connect(host=db.get("HOST") or "127.0.0.1", port=db.get("PORT") or 5432, user=db.get("USER"),
+                         password=db.get("PASSWORD") or None, dbname="postgres", autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(statement)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker, request):
+    """pytest-django's test database; on PostgreSQL, when a selected test asks for migrated_postgres, also a
+    copy of it made right after its migrations (<test database>_migrated), the template migrated_postgres
+    copies. Made here because PostgreSQL copies a database only while nobody is connected to it: later,
+    servers the tests start hold connections to the test database."""
+    from django.db import connections
+
+    db = connections["default"].settings_dict      # the test database's (settings.DATABASES may still name the original)
+    template = None
+    if request.config.stash.get(_WANTS_TEMPLATE, False) and db["ENGINE"] == "django.db.backends.postgresql":
+        template = f"{db['NAME']}_migrated"
+        with django_db_blocker.unblock():
+            for connection in connections.all():
+                connection.close()
+                if hasattr(connection, "close_pool"):
+                    connection.close_pool()
+            _postgres_admin(db, [f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)',
+                                 f'CREATE DATABASE "{template}" TEMPLATE "{db["NAME"]}"'])
+    request.config.stash[_TEMPLATE] = template
+    yield
+    if template:
+        _postgres_admin(db, [f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)'])
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres(django_db_setup, request):
+    """migrated_postgres(name) -> the URL of a new PostgreSQL database `name`, with every migration applied.
+
+    A copy of the test database as its migrations left it, made in a second instead of migrating again
+    (which takes most of a minute on a loaded machine). What migrating an empty database does is proven
+    where that is the subject (pytest-django's own setup, tests/cli/test_serve.py, tests/deploy). The
+    caller drops the database (migrated_postgres.drop(name)); the session drops what is left.
+    """
+    from urllib.parse import quote
+
+    from django.db import connections
+
+    template = request.config.stash.get(_TEMPLATE, None)
+    if template is None:
+        pytest.skip("needs the test database on PostgreSQL (DATABASE_URL=postgresql://...)")
+    db = connections["default"].settings_dict
+    made: list[str] = []
+
+    class Factory:
+        template_name = template
+
+        def __call__(self, name: str) -> str:
+            _postgres_admin(db, [f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
+                                 f'CREATE DATABASE "{name}" TEMPLATE "{template}"'])
+            made.append(name)
+            auth = quote(db.get("USER") or "") + (":" + quote(db["PASSWORD"], safe="") if db.get("PASSWORD") else "")
+            return f"postgresql://{auth}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{name}"
+
+        def drop(self, name: str) -> None:
+            _postgres_admin(db, [f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'])
+
+    yield Factory()
+    _postgres_admin(db, [f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)' for name in made])
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

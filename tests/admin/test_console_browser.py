@@ -21,7 +21,7 @@ from accounts.policy import Actor
 from billing.models import RefusalCount, SpendLog
 from billing.services import daily_spend_rollup, spend_record_batch
 from gateway.models import ModelDeployment
-from tests.admin.test_browser import CHROMIUM, PASSWORD
+from tests.admin.test_browser import CHROMIUM, PASSWORD, needs_chromium
 from tests.billing.conftest import spend_event
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,14 +30,15 @@ DOCS_IMG = ROOT / "docs" / "img"
 LAPTOP, PHONE = {"width": 1440, "height": 900}, {"width": 390, "height": 844}
 VIEWPORTS = [pytest.param(LAPTOP, id="1440x900"), pytest.param(PHONE, id="390x844")]
 
-pytestmark = [pytest.mark.django_db(transaction=True),
-              pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                                 reason="needs Debian's chromium (scripts/bootstrap --test installs it on CI)")]
+pytestmark = [pytest.mark.django_db(transaction=True), needs_chromium]
 
 
 @pytest.fixture
-def world(live_server):
+def world(live_server, settings):
     """A team's gateway: 3 models (one failing), keys (one over budget, one blocked, one expired), spend, refusals."""
+    # The console runs in this process (live_server): a fast hasher spares two deliberately slow password
+    # hashes per test (the operator's creation and sign-in); hashing is not what these tests are about.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     User.objects.create_superuser("operator", "operator@example.com", PASSWORD)
     by = Actor.system("test")
     team = services.team_create(by=by, name="research", max_budget=Decimal(50))
@@ -81,19 +82,31 @@ def world(live_server):
     return {"team": team, "keys": keys, "url": live_server.url}
 
 
-@pytest.fixture
-def browser(monkeypatch):
+@pytest.fixture(scope="module")
+def browser():
+    """One Chromium for the module; each test signs in in a context of its own (its own cookies)."""
     from playwright.sync_api import sync_playwright
 
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
-        yield chromium
-        connections.close_all()
-        chromium.close()
+    # Playwright's sync API keeps an event loop in this thread for as long as Chromium runs; the ORM
+    # calls between browser steps (and the test database's flushes) are ordinary blocking calls.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        ARTIFACTS.mkdir(exist_ok=True)
+        with sync_playwright() as p:
+            chromium = p.chromium.launch(executable_path=CHROMIUM, args=[
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync"])
+            yield chromium
+            connections.close_all()
+            chromium.close()
+
+
+@pytest.fixture(autouse=True)
+def _contexts_closed(browser):
+    """What a test opened (its signed-in context and pages) is closed after it: the next starts clean."""
+    yield
+    for context in browser.contexts:
+        context.close()
 
 
 def open_console(browser, world, viewport):

@@ -1,7 +1,7 @@
 """database_configuration.replicas: spend reports read a replica; the hot path reads and writes the primary.
 
-A second PostgreSQL database stands in for the replica: migrated, then given rows the primary does not
-have, so every answer shows which database it came from.
+A second PostgreSQL database stands in for the replica: migrated (a copy of the migrated test database),
+then given rows the primary does not have, so every answer shows which database it came from.
 """
 from __future__ import annotations
 
@@ -24,8 +24,6 @@ _SEED_REPLICA = """
 import datetime, django, os
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "llmur.settings")
 django.setup()
-from django.core.management import call_command
-call_command("migrate", verbosity=0)
 from billing.models import SpendLog
 now = datetime.datetime.now(datetime.timezone.utc)
 for n in range(3):
@@ -62,29 +60,19 @@ def _admin_page(base: str, username: str, password: str, path: str) -> str:
 
 
 @pytest.fixture
-def replica_url(django_db_setup, tmp_path_factory):
+def replica_url(migrated_postgres, tmp_path_factory):
     """A migrated PostgreSQL database beside the test database, holding three SpendLog rows of its own."""
-    import psycopg
-    from django.conf import settings
+    from django.db import connection
 
-    primary = settings.DATABASES["default"]
-    if primary["ENGINE"] != "django.db.backends.postgresql":
-        pytest.skip("the replica stand-in is a second PostgreSQL database")
-    name = f"{primary['NAME']}_replica"
-    admin = dict(host=primary["HOST"] or "127.0.0.1", port=primary["PORT"] or 5432, user=primary["USER"],
-                 password=primary["PASSWORD"] or None, dbname="postgres", autocommit=True)
-    with psycopg.connect(**admin) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = database_url_for_subprocess().rsplit("/", 1)[0] + f"/{name}"
+    name = f"{connection.settings_dict['NAME']}_replica"
+    url = migrated_postgres(name)
     env = {k: v for k, v in os.environ.items() if k not in ("LLMUR_CONFIGURATION", "REDIS_URL")}
     env.update({"DATABASE_URL": url, "LLMUR_DATABASE_POOL": "off", "LLMUR_VAR_DIR": str(tmp_path_factory.mktemp("replica"))})
     seeded = subprocess.run([sys.executable, "-c", _SEED_REPLICA], cwd=ROOT, env=env, capture_output=True, text=True,
                             timeout=180)
     assert seeded.returncode == 0, seeded.stderr[-3000:]
     yield url
-    with psycopg.connect(**admin) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    migrated_postgres.drop(name)
 
 
 def _replica_rows(url: str, sql: str) -> list[tuple]:

@@ -196,7 +196,7 @@ def test_postgres_cut_for_30_seconds_mid_load(own_redis, fake_provider, django_d
         worker_args = ["-B", "-s", str(tmp_path / "beat-schedule")]
         worker.start(extra=worker_args)
         with Load(server.url, known, threads=3) as load:
-            time.sleep(1)
+            wait_until(lambda: len(load.statuses("before")) >= 3, what="answers before the cut")
             load.phase = "outage"
             proxy.refuse(True)
             time.sleep(11)            # past the 10 s in-process cache: the key now comes from Redis
@@ -204,9 +204,9 @@ def test_postgres_cut_for_30_seconds_mid_load(own_redis, fake_provider, django_d
             time.sleep(19)
             load.phase = "recovering"
             proxy.heal()
-            time.sleep(1)
+            wait_until(lambda: len(load.statuses("recovering")) >= 3, what="answers once the database is back")
             load.phase = "after"
-            time.sleep(1)
+            wait_until(lambda: len(load.statuses("after")) >= 3, what="answers after the recovery")
         served = {rid for _, status, rid, _ in load.results if status == 200}
         deadline = time.monotonic() + 40
         while SpendLog.objects.filter(key_id=known_row.pk).count() < len(served) and time.monotonic() < deadline:

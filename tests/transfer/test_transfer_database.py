@@ -10,6 +10,8 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
@@ -59,15 +61,26 @@ def source(tmp_path_factory):
     return {"var_dir": var_dir, "url": url, "facts": json.loads(populated.stdout)}
 
 
+@contextmanager
+def _target(engine: str, migrated_postgres) -> Iterator[str]:
+    """The PostgreSQL target is one only `migrate` has touched (e.g. by the helm chart's hook Job), which still
+    counts as empty: a copy of the migrated test database, as migrating an empty one leaves it. The MariaDB
+    target stays truly empty, so both starting points are covered."""
+    if engine == "mysql":
+        with scratch_database(engine, "transfer") as target:
+            yield target
+        return
+    name = f"llmur_pkg_transfer_{os.getpid()}"
+    try:
+        yield migrated_postgres(name)
+    finally:
+        migrated_postgres.drop(name)
+
+
 @pytest.mark.parametrize("engine", ["postgres", "mysql"])
-def test_transfer_from_sqlite_copies_every_row_and_the_target_works(source, engine):
+def test_transfer_from_sqlite_copies_every_row_and_the_target_works(source, engine, migrated_postgres):
     facts = source["facts"]
-    with scratch_database(engine, "transfer") as target:
-        if engine == "postgres":
-            # A target only `migrate` has touched (e.g. by the helm chart's hook Job) still counts as empty;
-            # the MariaDB target stays truly empty, so both starting points are covered.
-            migrated = _run(["manage.py", "migrate", "--noinput", "-v0"], source["var_dir"], target)
-            assert migrated.returncode == 0, migrated.stderr
+    with _target(engine, migrated_postgres) as target:
         # A small batch size, so the spend log goes over in several batches.
         result = _transfer(source, target, "--batch-size", "500")
         assert result.returncode == 0, result.stderr
