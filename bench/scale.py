@@ -67,7 +67,7 @@ def _entities() -> dict:
                                   role="proxy_admin")
     hot = keys[0]
     return {"keys": keys, "admin_password": password, "hot_key": plaintexts[0], "hot_key_id": hot.pk,
-            "hot_team_id": hot.team_id, "hot_user_id": hot.user_id, "hot_user": hot.user.username}
+            "hot_team_id": hot.team_id, "hot_team": hot.team.public_id, "hot_user_id": hot.user_id, "hot_user": hot.user.username}
 
 
 def _plain_indexes(cursor) -> list[tuple[str, str]]:
@@ -171,7 +171,7 @@ def generate(*, rows: int) -> dict:
         "indexes_rebuilt": [name for name, _ in indexes], "table_mb": round(size / 2**20),
         "admin_user": "bench-admin", "admin_password": ent["admin_password"], "hot_key": ent["hot_key"],
         "hot_key_id": ent["hot_key_id"], "hot_team_id": ent["hot_team_id"], "hot_user_id": ent["hot_user_id"],
-        "hot_user": ent["hot_user"],
+        "hot_team": ent["hot_team"], "hot_user": ent["hot_user"],
         "hot_model": MODELS[0][0],
     }
 
@@ -287,7 +287,7 @@ def time_surfaces(*, base: str, master_key: str, facts: dict, repeat: int = 5) -
         ("/spend/logs key (busiest), 30 days",
          f"/spend/logs?{q({'api_key': facts['hot_key'], 'start_date': month, 'end_date': end})}"),
         ("/spend/logs team, 30 days",
-         f"/spend/logs?{q({'team_id': facts['hot_team_id'], 'start_date': month, 'end_date': end})}"),
+         f"/spend/logs?{q({'team_id': facts['hot_team'], 'start_date': month, 'end_date': end})}"),
         ("/spend/logs user, 30 days",
          f"/spend/logs?{q({'user_id': facts['hot_user'], 'start_date': month, 'end_date': end})}"),
         ("/spend/logs model, 7 days",
