@@ -9,6 +9,7 @@ which also covers writes made by another process such as a management command.
 """
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import pickle
@@ -159,8 +160,7 @@ async def authenticate(key: str) -> Principal:
     if hit is not None and hit[0] > now:
         entry = hit[1]
     else:
-        generation = _seen["generation"]
-        entry = await _lookup(digest, redis, version)
+        entry, generation = await _shared_lookup(digest, redis, version)
         if len(_cache) >= LOCAL_CACHE_MAX:
             _cache.clear()
         # A key changed while this lookup was under way must not be cached from the older read:
@@ -173,6 +173,35 @@ async def authenticate(key: str) -> Principal:
     if entry.expires_at is not None and entry.expires_at.timestamp() <= time.time():
         raise unauthorized("Authentication Error: this key has expired. Ask an operator to renew it.", entry)
     return entry
+
+
+_lookups: dict[tuple[str, str | None], tuple[asyncio.Task, int]] = {}
+
+
+async def _shared_lookup(digest: str, redis, version: str | None) -> tuple[Principal | str, int]:
+    """One lookup (Redis, then the database) for every request with this key that misses at once.
+
+    When a key's local entry expires, every request of it in flight misses together: at c=128 that
+    was up to 128 Redis reads on as many new connections, or as many database lookups, each in a
+    thread of its own. They now wait for one lookup, run as a task so a caller that is cancelled
+    (its client left) does not cancel it for the others. Returns the entry and the cache
+    generation the lookup started in: a lookup that began before a key change is not joined after
+    it, and its answer is not cached (see authenticate).
+    """
+    generation = _seen["generation"]
+    shared = _lookups.get((digest, version))
+    if shared is None or shared[1] != generation or shared[0].get_loop() is not asyncio.get_running_loop():
+        task = asyncio.ensure_future(_lookup(digest, redis, version))
+        shared = _lookups[(digest, version)] = (task, generation)
+        task.add_done_callback(lambda done, key=(digest, version): _lookup_done(key, done))
+    return await asyncio.shield(shared[0]), shared[1]
+
+
+def _lookup_done(key: tuple[str, str | None], task: asyncio.Task) -> None:
+    if _lookups.get(key, (None,))[0] is task:
+        del _lookups[key]
+    if not task.cancelled():
+        task.exception()   # retrieved: a failure every waiter left before does not warn
 
 
 class _SnapshotUnpickler(pickle.Unpickler):

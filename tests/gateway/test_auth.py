@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -145,3 +146,43 @@ def test_a_change_made_in_the_serving_process_applies_to_its_very_next_request(t
     row.blocked = True
     row.save(update_fields=["blocked"])
     assert async_to_sync(authenticate)() == "401"
+
+
+def test_requests_that_miss_together_share_one_lookup(transactional_db, redis_url, monkeypatch):
+    """A burst of requests of one key with no cached entry: one database lookup (and one Redis read),
+    not one each; the first caller leaving (cancelled) does not fail the others."""
+    import asyncio
+
+    from asgiref.sync import async_to_sync
+
+    from gateway import auth, http
+
+    key = make_key(key_alias="burst").plaintext
+    snapshots = []
+    real_snapshot = auth.principal_snapshot
+
+    def counting_snapshot(**kwargs):
+        snapshots.append(kwargs["digest"])
+        return real_snapshot(**kwargs)
+
+    monkeypatch.setattr(auth, "principal_snapshot", counting_snapshot)
+    auth.cache_clear()
+    version = f"burst-{uuid.uuid4().hex}"     # a version no snapshot in Redis is stored under
+
+    async def fixed_version(redis) -> str:
+        return version
+
+    async def burst() -> list:
+        try:
+            first = asyncio.ensure_future(auth.authenticate(key))
+            await asyncio.sleep(0)            # the first caller has started the lookup
+            others = [asyncio.ensure_future(auth.authenticate(key)) for _ in range(20)]
+            first.cancel()
+            results = await asyncio.gather(*others)
+            return [principal.alias for principal in results] + [first.cancelled()]
+        finally:
+            await http.close_clients()
+
+    monkeypatch.setattr(auth, "_check_versions", fixed_version)
+    assert async_to_sync(burst)() == ["burst"] * 20 + [True]
+    assert len(snapshots) == 1

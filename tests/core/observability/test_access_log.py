@@ -97,3 +97,59 @@ def test_access_log_and_metrics_can_be_turned_off(django_db_setup, fake_provider
         assert "trace-quiet-1" not in server.output()
     finally:
         server.stop()
+
+
+class _Refusal:
+    status, type = 429, "rate_limit_error"
+
+
+def test_lines_are_written_after_the_response_path_in_order(caplog):
+    """Inside an event loop a line waits for the loop's next iteration (after the answer went out),
+    then the queued lines are written in the order they were queued; without a loop, at once."""
+    import asyncio
+    import logging
+
+    from llmur.core import accesslog
+
+    caplog.set_level(logging.INFO, logger="llmur.access")
+
+    def written() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "llmur.access"]
+
+    async def scenario() -> tuple[list[str], list[str]]:
+        accesslog.request_rejected(_Refusal(), "req-1")
+        accesslog.request_rejected(_Refusal(), "req-2", "client-2")
+        during = written()
+        await asyncio.sleep(0)    # one loop iteration: the flush runs
+        return during, written()
+
+    during, after = asyncio.run(scenario())
+    assert during == []
+    assert after == ["request_id=req-1 status=429 error=rate_limit_error",
+                     "request_id=req-2 client_request_id=client-2 status=429 error=rate_limit_error"]
+
+    accesslog.request_rejected(_Refusal(), "req-3")
+    assert written()[-1] == "request_id=req-3 status=429 error=rate_limit_error"
+
+
+def test_a_line_queued_on_a_loop_that_closed_is_written_by_the_next_one(caplog):
+    import asyncio
+    import logging
+
+    from llmur.core import accesslog
+
+    caplog.set_level(logging.INFO, logger="llmur.access")
+    loop = asyncio.new_event_loop()
+    # Queued in a callback that also stops the loop: the flush it scheduled never runs there.
+    loop.call_soon(lambda: (accesslog.request_rejected(_Refusal(), "req-stranded"), loop.stop()))
+    loop.run_forever()
+    loop.close()
+    assert not [r for r in caplog.records if r.name == "llmur.access"]
+
+    async def next_loop() -> None:
+        accesslog.request_rejected(_Refusal(), "req-next")
+        await asyncio.sleep(0)
+
+    asyncio.run(next_loop())
+    lines = [r.getMessage() for r in caplog.records if r.name == "llmur.access"]
+    assert [line.split()[0] for line in lines] == ["request_id=req-stranded", "request_id=req-next"]
