@@ -140,6 +140,12 @@ def locked_for_update(instance: Any, fields: dict[str, Any], *, updatable: set[s
     return locked, snapshot(locked)
 
 
+def save_created(*, by: Actor, instance: Any) -> None:
+    """Saves a new entity (validated) and audits its creation."""
+    save_validated(instance)
+    audit_record(by=by, action="create", instance=instance, after=snapshot(instance))
+
+
 def save_update(*, by: Actor, instance: Any, before: dict) -> None:
     save_validated(instance)
     audit_record(by=by, action="update", instance=instance, before=before, after=snapshot(instance))
@@ -189,6 +195,11 @@ def membership_set(*, by: Actor, model: type[Any], role: str, **where: Any) -> A
     audit_record(by=by, action="create" if created else "update", instance=membership, before=before,
                  after=snapshot(membership))
     return membership
+
+
+def changed_values(entity: Any, values: dict[str, Any]) -> dict[str, Any]:
+    """Only the values that differ (an unchanged budget_duration must not restart the period)."""
+    return {k: v for k, v in values.items() if getattr(entity, k) != v}
 
 
 def delete_audited(*, by: Actor, instance: Any) -> None:
