@@ -66,7 +66,8 @@ def organization_delete(*, by: Actor, organization: Organization) -> None:
     if organization.teams.exists() or organization.projects.exists():
         raise invalid(f"Organization {organization.name!r} still has teams or projects; delete or move them first.",
                       "organization_id")
-    delete_with_keys(by=by, instance=organization, keys=VirtualKey.objects.filter(organization=organization, team__isnull=True, project__isnull=True))
+    own_keys = VirtualKey.objects.filter(organization=organization, team__isnull=True, project__isnull=True)
+    delete_with_keys(by=by, instance=organization, keys=own_keys)
 
 
 @transaction.atomic
@@ -82,9 +83,8 @@ def organization_member_set(*, by: Actor, organization: Organization, user: User
         raise invalid(f"Unknown organization role {role!r} (expected org_admin or member).", "role")
     if not policy.can_manage_org(by, organization):
         raise policy.forbidden(f"Only an admin of organization {organization.public_id!r} may add members.")
-    if not OrganizationMembership.objects.filter(organization=organization, user=user).exists():
-        policy.require_may_add_member(by, user, where=f"organization {organization.name!r}")
-    return membership_set(by=by, model=OrganizationMembership, role=role, organization=organization, user=user)
+    return membership_set(by=by, model=OrganizationMembership, role=role, place=f"organization {organization.name!r}",
+                          organization=organization, user=user)
 
 
 @transaction.atomic

@@ -99,9 +99,7 @@ def team_member_add(*, by: Actor, team: Team, user: User, role: str = TeamMember
         raise invalid(f"Unknown team member role {role!r} (expected admin or user).", "member.role")
     if not policy.can_manage_team(by, team):
         raise policy.forbidden(f"Only an admin of team {team.public_id!r} may add members.")
-    if not TeamMembership.objects.filter(team=team, user=user).exists():
-        policy.require_may_add_member(by, user, where=f"team {team.name!r}")
-    return membership_set(by=by, model=TeamMembership, role=role, team=team, user=user)
+    return membership_set(by=by, model=TeamMembership, role=role, place=f"team {team.name!r}", team=team, user=user)
 
 
 @transaction.atomic

@@ -90,7 +90,8 @@ def user_update(*, by: Actor, user: User, **fields: Any) -> User:
 def user_delete(*, by: Actor, user: User) -> None:
     """Deletes the user and their personal keys (keys they hold for a team stay with the team)."""
     policy.require_proxy_admin(by, "delete users")
-    delete_with_keys(by=by, instance=user, keys=VirtualKey.objects.filter(user=user, team__isnull=True, project__isnull=True))
+    personal = VirtualKey.objects.filter(user=user, team__isnull=True, project__isnull=True)
+    delete_with_keys(by=by, instance=user, keys=personal)
 
 
 @transaction.atomic
