@@ -5,6 +5,8 @@ from typing import Iterable
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from accounts.models import Organization, Project, Team
+
 # A bound keeps a scrape cheap with thousands of teams: the most used first.
 BUDGET_SERIES_PER_KIND = 200
 
@@ -13,8 +15,6 @@ class BudgetCollector:
     """llmur_budget_used_ratio: spend over max_budget of every organization, team and project that has one."""
 
     def collect(self) -> Iterable[Metric]:
-        from accounts.models import Organization, Project, Team
-
         family = GaugeMetricFamily("llmur_budget_used_ratio", "Spend in the current budget period over max_budget, "
                                    "per organization, team and project with a max_budget", labels=["kind", "id", "name"])
         try:

@@ -18,7 +18,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench import load, profile, report, scale
+from bench import load, profile, report, scale, spend_check
 from bench.procs import (
     ROOT,
     BenchError,
@@ -26,14 +26,12 @@ from bench.procs import (
     Managed,
     cpu_seconds,
     mock_reset,
-    mock_stats,
     rss_mb,
     serving_process,
     start_mock,
 )
 from bench.servers import (
     BENCH_MODEL,
-    LLMUR_UPSTREAM,
     LlmurServer,
     bare_start,
     database_check_url,
@@ -42,7 +40,6 @@ from bench.servers import (
     litellm_start,
     llmur_start,
     redis_check_url,
-    spend_rows,
 )
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -269,83 +266,13 @@ class Run:
         rows = self.drive(target="llmur", base_url=self.llmur.url, key=self.llmur.key, model=BENCH_MODEL,
                           server_pid=self.llmur.pid, profile_cell=profile_cell)
         self.rows += rows
-        self.result["spend_check"] = self.spend_check(mock_url, rows)
+        self.result["spend_check"] = spend_check.check(
+            server=self.llmur, mock_url=mock_url, rows=rows, warmup=self.warmups.get("llmur"), cores=self.cores,
+            quick=self.settings["quick"], connections=self.settings["connections"],
+            drain_timeout=self.args.drain_timeout, log=self.log)
         if self.llmur.worker:
             # The records test writes DailySpend itself; beat's rollups must not race it.
             self.llmur.worker.stop()
-
-    def _wait_rows(self, done, *, settle_s: float = 3.0, floor: int = 0) -> tuple[dict, float]:
-        """Poll SpendLog until done(counts) holds, or (at `floor` rows or more) the counts stop moving
-        for settle_s, or the timeout."""
-        started = time.monotonic()
-        counts = spend_rows(self.llmur.database_url)
-        last_change, last = started, counts["rows"]
-        while not done(counts) and time.monotonic() - started < self.args.drain_timeout:
-            time.sleep(0.5)
-            counts = spend_rows(self.llmur.database_url)
-            if counts["rows"] != last:
-                last_change, last = time.monotonic(), counts["rows"]
-            elif time.monotonic() - last_change > settle_s and done is _never and counts["rows"] >= floor:
-                break
-        return counts, round(time.monotonic() - started, 1)
-
-    def spend_check(self, mock_url: str, rows: list[dict]) -> dict:
-        """Every request through llmur ends as exactly one SpendLog row, drained by the Celery worker.
-
-        Two parts. The load cells: wrk stops mid-request at the end of each cell, so up to one request
-        per connection per cell is answered (or cancelled, and billed as such) after the client stopped
-        counting; there the rows must lie between what the clients saw succeed and that plus the
-        requests cut off, and the success rows may not exceed what reached the mock. Then an exact
-        batch: a fixed number of requests, each one finished by the client, must add exactly that
-        many success rows.
-        """
-        by_model = mock_stats(mock_url).get("by_model", {})
-        upstream = sum(n for model, n in by_model.items() if LLMUR_UPSTREAM in model)
-        warm = self.warmups.get("llmur", {"ok": 0, "connections": 0})
-        client_ok = sum(r["ok"] + r.get("ttfb_streams", 0) for r in rows) + warm["ok"]
-        cut_off = sum(r["connections"] for r in rows) + warm["connections"]
-        # Rows for the requests the clients saw succeed must all come; only the cut-off ones may
-        # trail, so past that floor a short quiet spell means the drain is done.
-        counts, drain_s = self._wait_rows(_never, floor=client_ok, settle_s=1.5 if self.settings["quick"] else 3.0)
-        load_part = {"upstream_requests": upstream, "client_ok": client_ok, "cut_off_at_most": cut_off,
-                "spend_rows": counts["rows"], "spend_success_rows": counts["success_rows"], "drain_s": drain_s}
-        problems = []
-        if upstream == 0:
-            problems.append("llmur forwarded no request to the upstream (is /v1/chat/completions served?)")
-        if not client_ok <= counts["rows"] <= client_ok + cut_off:
-            problems.append(f"{counts['rows']} SpendLog rows for {client_ok} successes seen by the clients "
-                            f"(+ at most {cut_off} cut off at the cells' ends)")
-        if counts["success_rows"] > upstream:
-            problems.append(f"{counts['success_rows']} success rows but only {upstream} requests reached the mock")
-
-        batch_n = 100 if self.settings["quick"] else 2000
-        conns = min(32, max(self.settings["connections"]))
-        sent_ok, failures = 0, {}
-        for stream in (False, True):
-            got = load.run_ttfb(cores=self.cores, url=f"{self.llmur.url}/v1/chat/completions", key=self.llmur.key,
-                                model=BENCH_MODEL, connections=conns, duration=600, requests=batch_n // 2,
-                                stream=stream)
-            sent_ok += got["streams"]
-            for name, n in got["failures"].items():
-                failures[name] = failures.get(name, 0) + n
-        want = {"rows": counts["rows"] + sent_ok, "success_rows": counts["success_rows"] + sent_ok}
-        after, batch_drain_s = self._wait_rows(lambda c: c["rows"] >= want["rows"])
-        batch = {"requests": batch_n, "ok": sent_ok, "failures": failures, "connections": conns,
-                 "new_rows": after["rows"] - counts["rows"],
-                 "new_success_rows": after["success_rows"] - counts["success_rows"], "drain_s": batch_drain_s}
-        if failures:
-            problems.append(f"the exact batch saw failures: {failures}")
-        if after != want:
-            problems.append(f"the exact batch of {sent_ok} successful requests added {batch['new_rows']} SpendLog "
-                            f"rows ({batch['new_success_rows']} success) after waiting {batch_drain_s} s")
-        verdict = "ok" if not problems else "MISMATCH: " + "; ".join(problems)
-        check = {"load": load_part, "batch": batch, "verdict": verdict,
-                 # Flat copies for the table line.
-                 "spend_rows": after["rows"], "upstream_requests": upstream, "client_ok": client_ok + sent_ok,
-                 "drain_s": batch_drain_s}
-        level = "" if not problems else "!!! "
-        self.log(f"{level}spend check: {check['verdict']}")
-        return check
 
     def phase_bare(self, mock_url: str) -> None:
         self.log("starting the bare Django + ninja pass-through (bench/bare_app.py)")
@@ -389,11 +316,6 @@ class Run:
                 database_drop(self.args.database_url)
             except Exception as exc:  # noqa: BLE001 - cleanup must not hide the run's result
                 self.log(f"could not drop the bench database: {exc}")
-
-
-def _never(counts: dict) -> bool:
-    """A wait condition that never holds: wait for the counts to stop moving."""
-    return False
 
 
 def _interrupt(signum, frame) -> None:

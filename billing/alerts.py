@@ -38,6 +38,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.durations import parse_duration
+from accounts.models import Organization, Project, Team, User, VirtualKey
 from billing.models import AlertDelivery, BudgetAlert, TeamAlertSetting
 from llmur.core.money import money
 
@@ -56,8 +57,6 @@ class AlertError(Exception):
 
 
 def _models() -> dict[str, Any]:
-    from accounts.models import Organization, Project, Team, User, VirtualKey
-
     return {"key": VirtualKey, "user": User, "project": Project, "team": Team, "organization": Organization}
 
 

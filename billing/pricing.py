@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
+from billing.models import ModelPrice
+from llmur.core.db import db_call
+
 logger = logging.getLogger("llmur.billing")
 
 UNIT = Decimal("0.00000001")          # 1e-8 USD: SpendLog.cost's decimal_places
@@ -62,8 +65,6 @@ class PriceBook:
 
     def load(self) -> None:
         """Read every ModelPrice (synchronous: at start, in a thread, or in a worker)."""
-        from billing.models import ModelPrice
-
         self._prices = {row.model: Price(row.input_cost_per_token, row.output_cost_per_token)
                         for row in ModelPrice.objects.all()}
         self._loaded_at = time.monotonic()
@@ -73,8 +74,6 @@ class PriceBook:
 
     async def ensure_loaded(self) -> None:
         """Load on first use; later, refresh in the background once the cache is stale."""
-        from llmur.core.db import db_call
-
         if self._prices is None:
             # One load for a whole burst of first requests, not one query each.
             if self._first_load is None or self._first_load.done():

@@ -25,6 +25,7 @@ from billing.alerts import budget_alerts_check
 from billing.events import event_cost
 from billing.models import DailySpend, JobLock, SpendLog
 from billing.pricing import quantize
+from billing.rollups import spend_rollups_refresh
 from llmur.core.scrub import scrub_secrets
 
 logger = logging.getLogger("llmur.billing")
@@ -282,8 +283,6 @@ def daily_spend_rollup(*, max_rows: int = 200_000) -> list[date]:
             done += len(pks)
     if days:
         # The coarse rollups follow the days just replaced (billing/rollups.py).
-        from billing.rollups import spend_rollups_refresh
-
         spend_rollups_refresh()
     return sorted(days)
 

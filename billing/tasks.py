@@ -5,15 +5,17 @@ import logging
 
 from celery import shared_task
 
+from billing.connections import budget_key, redis_configured, sync_redis
+from billing.queue import drain
+from billing.services import budget_reset_due
+from billing.services import daily_spend_rollup as rollup
+
 logger = logging.getLogger("llmur.billing")
 
 
 @shared_task(name="billing.spend_drain", ignore_result=True)
 def spend_drain(max_seconds: float = 20.0) -> int:
     """Record every spend event waiting in the Redis stream (no-op without Redis)."""
-    from billing.connections import redis_configured
-    from billing.queue import drain
-
     if not redis_configured():
         return 0
     return drain(max_seconds=max_seconds)
@@ -21,17 +23,12 @@ def spend_drain(max_seconds: float = 20.0) -> int:
 
 @shared_task(name="billing.daily_spend_rollup", ignore_result=True)
 def daily_spend_rollup() -> int:
-    from billing.services import daily_spend_rollup as rollup
-
     return len(rollup())
 
 
 @shared_task(name="billing.budget_reset", ignore_result=True)
 def budget_reset() -> int:
     """Reset budgets whose period passed, then drop their Redis counters so they are rebuilt at 0."""
-    from billing.connections import budget_key, redis_configured, sync_redis
-    from billing.services import budget_reset_due
-
     reset = budget_reset_due()
     if reset and redis_configured():
         sync_redis().delete(*(budget_key(kind, pk) for kind, pk in reset))

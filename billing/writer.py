@@ -19,6 +19,8 @@ from typing import Any, Callable
 import orjson
 from django.conf import settings
 
+from billing.services import spend_record_batch
+from llmur.core.db import db_call
 from llmur.core.processes import pid_alive
 
 logger = logging.getLogger("llmur.billing")
@@ -57,8 +59,6 @@ def spool_files() -> list[Path]:
 
 def spool_replay() -> int:
     """Record every spooled event; a file is claimed by renaming it, so two processes never share one."""
-    from billing.services import spend_record_batch
-
     replayed = 0
     for path in spool_files():
         claimed = path.with_name(f"replaying-{os.getpid()}-{path.name}")
@@ -123,8 +123,6 @@ class SpendWriter:
 
     async def flush(self) -> int:
         """Write what is buffered now (database, else spool); replay spool files when due."""
-        from llmur.core.db import db_call
-
         events, self._buffer = self._buffer, []
         written = 0
         if events:
@@ -156,8 +154,6 @@ class SpendWriter:
 
 
 def _write_or_spool(events: list[dict[str, Any]]) -> int:
-    from billing.services import spend_record_batch
-
     try:
         return spend_record_batch(events=events)
     except Exception as exc:  # noqa: BLE001 - any database failure: keep the events on disk

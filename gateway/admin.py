@@ -10,6 +10,7 @@ from django.utils.html import format_html
 
 from accounts.policy import Actor, ProxyAdminEdits, ProxyAdminMayView, ReadOnly
 from billing.models import ModelPrice
+from billing.reports import deployment_health
 from gateway import model_services
 from gateway.models import ModelDeployment
 
@@ -65,8 +66,6 @@ class ModelDeploymentAdmin(ProxyAdminMayView, ProxyAdminEdits, admin.ModelAdmin)
                                          "created_at", "updated_at")})]
 
     def get_changelist_instance(self, request):
-        from billing.reports import deployment_health
-
         # One health query and one price query per page, not per row.
         self._health = deployment_health()
         self._prices = {p.model: p for p in ModelPrice.objects.all()}
@@ -118,8 +117,6 @@ class ModelDeploymentAdmin(ProxyAdminMayView, ProxyAdminEdits, admin.ModelAdmin)
     @admin.display(description="last hour")
     def health(self, obj: ModelDeployment) -> str:
         """Requests and failures of the last hour; the model health page has the day and the errors."""
-        from billing.reports import deployment_health
-
         stats = getattr(self, "_health", None)
         row = (stats if stats is not None else deployment_health()).get(obj.deployment_id)
         if not row:

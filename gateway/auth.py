@@ -19,6 +19,9 @@ from typing import Any
 
 from django.conf import settings
 
+from accounts.keys import digests_equal, key_digest
+from accounts.master_keys import master_key_file
+from accounts.models import VirtualKey
 from gateway import http, registry
 from gateway.context import EntityLimits, Principal
 from gateway.routing import wildcards
@@ -68,9 +71,6 @@ def key_from_headers(meta: dict[str, Any]) -> str:
 
 @lru_cache(maxsize=1)
 def _master_digests() -> tuple[str, ...]:
-    from accounts.keys import key_digest
-    from accounts.master_keys import master_key_file
-
     digests = [key_digest(key) for key in settings.LLMUR.master_keys]
     if not digests:
         try:
@@ -81,8 +81,6 @@ def _master_digests() -> tuple[str, ...]:
 
 
 def _is_master(digest: str) -> bool:
-    from accounts.keys import digests_equal
-
     found = False
     for candidate in _master_digests():
         # No early exit: every candidate is compared, in constant time.
@@ -148,8 +146,6 @@ async def authenticate(key: str) -> Principal:
     """The Principal for an API key, or LlmurError 401."""
     if not key:
         raise unauthorized(MISSING_KEY)
-    from accounts.keys import key_digest
-
     digest = key_digest(key)
     redis = http.redis()
     version = await _check_versions(redis) if redis is not None else None
@@ -292,8 +288,6 @@ def principal_snapshot(*, digest: str) -> tuple:
     Returns ("ok", Principal), ("refused", reason) or ("unknown",): a picklable value for the
     Redis cache. Runs in a worker thread; the database connection is released afterwards.
     """
-    from accounts.models import VirtualKey
-
     key = (VirtualKey.objects
            .select_related("user", "team", "team__organization", "project", "project__team",
                            "project__organization", "organization")

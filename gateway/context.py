@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from gateway.admission.entities import Reservation
     from gateway.registry import Deployment, Registry
+    from gateway.routing.engine import Flight
 
 
 @dataclass(slots=True, frozen=True)
@@ -73,6 +74,16 @@ class Usage:
 
 
 @dataclass(slots=True)
+class RouteTrace:
+    """What the router did with a request, for the x-litellm-* headers (gateway/routing/litellm_headers.py)."""
+
+    group: str = ""                 # the model group of the last attempt (a fallback's, after one)
+    attempts: int = 0               # attempts on that group
+    max_retries: int | None = None  # retries the request was allowed
+    fallback_model: str = ""        # the fallback group being tried, once the requested one failed
+
+
+@dataclass(slots=True)
 class RequestContext:
     """One gateway request from arrival to its spend event."""
 
@@ -107,7 +118,6 @@ class RequestContext:
     # What the pipeline learns on the way, read by settlement, billing and the request log.
     body_bytes: int = 0                     # size of the client's body (admission estimates tokens)
     client_headers: dict[str, str] = field(default_factory=dict)   # anthropic-version/-beta to pass on
-    request_metadata: Any = None            # the client's `metadata` field, kept for the gateway
     usage_seen: bool = False                # the upstream stream reported usage
     usage_estimated: bool = False           # it did not: tokens counted from what was streamed
     content_chunks: int = 0                 # streamed chunks that carried content
@@ -117,5 +127,16 @@ class RequestContext:
     client_disconnected: bool = False
     stream_finished: bool = False
     settled: bool = False
-    # Per-step state of other parts (routing's flight, the response cache's key), keyed by their module.
-    metadata: dict[str, Any] = field(default_factory=dict)
+    # State of the steps that other steps or the headers read back.
+    router_options: dict[str, Any] | None = None   # the request's router fields, taken out of body once
+    route: RouteTrace = field(default_factory=RouteTrace)
+    flight: Flight | None = None            # the answering attempt, until the router releases it
+    mock_rate_limited: bool = False         # mock_testing_rate_limit_error fired once already
+    key_spend: Decimal | None = None        # the key's spend as admission read it (x-litellm-key-spend)
+    cache_entry: tuple[str, Any] | None = None   # the response cache's key and CacheControl, for store
+    cached_usage: Usage | None = None       # on a cache hit: the usage the cached answer once cost
+    upstream_started: float | None = None   # monotonic time the answering attempt went out (metrics)
+    metrics_in_flight: bool = False         # counted in the in-flight gauge (llmur/core/metrics.py)
+    otel_span: Any = None                   # the answering attempt's span, ended once settled
+    # The client's own `metadata` field (tags, trace ids): for the gateway, never sent upstream.
+    metadata: dict[str, Any] | None = None

@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from accounts.models import EndUser
 from gateway import auth, http
 from gateway.context import EntityLimits, RequestContext
 from llmur.core.db import db_call
@@ -53,8 +54,6 @@ def blocked_error(name: str) -> LlmurError:
 
 def end_user_rules(*, name: str) -> dict[str, Any] | None:
     """The end user's rules as a JSON-safe dict, or None when it has none (runs in a worker thread)."""
-    from accounts.models import EndUser
-
     row = (EndUser.objects.filter(user_id=name)
            .values("pk", "blocked", "allowed_model_region", "default_model", *LIMIT_FIELDS).first())
     rules = [row[f] for f in LIMIT_FIELDS if f != "budget_duration"] if row is not None else []

@@ -16,6 +16,10 @@ from typing import Any
 
 from django.conf import settings
 
+from accounts.keys import secret_decrypt
+from accounts.policy import allowed_env_references
+from gateway.deployments import config_deployment_id
+from gateway.models import ModelDeployment
 from gateway.routing import wildcards
 from gateway.versions import bump_version
 from llmur.core.db import db_call
@@ -114,9 +118,6 @@ def deployment_from_params(*, deployment_id: str, model_name: str, params: dict[
 
 def _db_secret(value: Any, deployment_id: str) -> str | None:
     """Resolve a stored provider secret: `os.environ/NAME` or {"encrypted": TOKEN}; never plaintext."""
-    from accounts.keys import secret_decrypt
-    from accounts.policy import allowed_env_references
-
     if value is None or value == "":
         return None
     if isinstance(value, dict) and "encrypted" in value:
@@ -138,9 +139,6 @@ def _db_secret(value: Any, deployment_id: str) -> str | None:
 
 def load() -> Registry:
     """Build a fresh snapshot (one query for the database-added deployments)."""
-    from gateway.deployments import config_deployment_id
-    from gateway.models import ModelDeployment
-
     groups: dict[str, list[Deployment]] = {}
     for index, entry in enumerate(settings.LLMUR.config.model_list):
         params = entry.litellm_params.model_dump(exclude_none=True)

@@ -16,7 +16,7 @@ Per request, the body field LiteLLM accepts, `cache: {"no-cache": true, "no-stor
 
 The pipeline looks up after authorization, so a key only ever gets cached answers of models its
 allow-list admits. A hit sets ctx.cache_hit (the spend record marks it), leaves ctx.usage at zero
-so it is billed 0 (the original usage is in ctx.metadata["cached_usage"]), and sets the header
+so it is billed 0 (the original usage is in ctx.cached_usage), and sets the header
 `x-llmur-cache-hit: true`. If the cache store is unreachable, requests go upstream as if uncached.
 """
 from __future__ import annotations
@@ -31,7 +31,7 @@ from typing import Any, Mapping
 
 import orjson
 
-from gateway.context import RequestContext
+from gateway.context import RequestContext, Usage
 from gateway.routing.fallbacks import request_options
 from llmur.core import metrics
 from llmur.core.errors import LlmurError
@@ -50,7 +50,6 @@ EXCLUDED_FIELDS = frozenset({"stream", "stream_options", "cache", "metadata", "f
 _CALL_TYPES = {"completion": "chat", "acompletion": "chat", "text_completion": "completion",
                "atext_completion": "completion", "embedding": "embedding", "aembedding": "embedding",
                "anthropic_messages": "messages"}
-_CTX_KEY = "response_cache"
 
 
 @dataclass(slots=True, frozen=True)
@@ -132,7 +131,7 @@ class ResponseCache:
     async def lookup(self, ctx: RequestContext, control: CacheControl) -> bytes | None:
         """The cached answer body for this request, marking ctx as a hit; None on a miss."""
         key = self.key(ctx)
-        ctx.metadata[_CTX_KEY] = (key, control)
+        ctx.cache_entry = (key, control)
         if control.no_cache:
             return None
         try:
@@ -148,13 +147,13 @@ class ResponseCache:
         ctx.cache_hit = True
         # ctx.usage stays zero so the spend record bills nothing; the tokens the answer once cost
         # are kept beside it for reports.
-        ctx.metadata["cached_usage"] = {"prompt_tokens": entry["u"][0], "completion_tokens": entry["u"][1]}
+        ctx.cached_usage = Usage(entry["u"][0], entry["u"][1])
         ctx.response_headers[HIT_HEADER] = "true"
         return entry["b"].encode()
 
     def store(self, ctx: RequestContext, body: bytes) -> None:
         """Keep a successful answer, without making the client wait for the write."""
-        pending = ctx.metadata.get(_CTX_KEY)
+        pending = ctx.cache_entry
         if pending is None or ctx.cache_hit or ctx.http_status != 200:
             return
         key, control = pending

@@ -48,7 +48,7 @@ def upstream_body(ctx: RequestContext) -> dict[str, Any]:
         body = {k: v for k, v in body.items() if k not in schemas.PROXY_ONLY_FIELDS}
         if ctx.call_type != MESSAGES:
             # LiteLLM clients send metadata (tags, trace ids) for the gateway, not for the provider.
-            ctx.request_metadata = body.pop("metadata", None)
+            ctx.metadata = body.pop("metadata", None)
     return body
 
 

@@ -256,8 +256,6 @@ _bare = BareASGIHandler()
 
 async def application(scope, receive, send):
     if scope["type"] == "lifespan":
-        from gateway.lifespan import lifespan
-
         await lifespan(scope, receive, send)
         return
     path = scope.get("path", "")
@@ -266,7 +264,7 @@ async def application(scope, receive, send):
 
 
 # OpenTelemetry server spans when otel.exporter_otlp_endpoint is set (llmur/core/observability.py); else unchanged.
-from gateway.lifespan import on_shutdown  # noqa: E402
+from gateway.lifespan import lifespan, on_shutdown  # noqa: E402
 from llmur import __version__  # noqa: E402
 from llmur.core import observability  # noqa: E402
 

@@ -9,6 +9,8 @@ import sys
 from celery import Celery
 from django.utils.functional import cached_property
 
+from llmur.config import ConfigError
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "llmur.settings")
 
 NO_BROKER = ("llmur: celery {program} needs a broker, and none is configured: without Redis (cache_configuration "
@@ -48,8 +50,6 @@ def _settings_or_exit(sender: Celery, **kwargs: object) -> None:
     would surface as a traceback; `celery -A llmur.celery worker` must fail like `llmur-proxy` does.
     """
     from django.conf import settings
-
-    from llmur.config import ConfigError
 
     try:
         settings.LLMUR

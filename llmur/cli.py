@@ -1,4 +1,8 @@
-"""`llmur-proxy`: validate the config, reach the services, migrate, then serve the ASGI app."""
+"""`llmur-proxy`: validate the config, reach the services, migrate, then serve the ASGI app.
+
+Django and llmur.startup (which needs Django's apps) are imported inside the functions: a bad
+config or argument is reported in one line before Django is set up.
+"""
 from __future__ import annotations
 
 import argparse

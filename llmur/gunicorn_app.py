@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from gunicorn.app.base import BaseApplication
 
+from llmur.core import observability
+
 
 class _Application(BaseApplication):
     def __init__(self, options: dict) -> None:
@@ -37,8 +39,6 @@ def serve(*, host: str, port: int, workers: int, log_level: str, trusted_proxies
 
 def _child_exit(server, worker) -> None:
     """A worker that exits takes its live gauges (requests in flight) out of /metrics (llmur/core/metrics.py)."""
-    from llmur.core import observability
-
     if observability.multiprocess:
         from prometheus_client import multiprocess
 

@@ -152,6 +152,7 @@ def migrate() -> None:
 
 def sync_config_deployments() -> int:
     """Mirror the config's model_list into ModelDeployment so admin, reports and routing see one list."""
+    # Not at the top: llmur.cli imports this module before django.setup(), and gateway's models need it.
     from gateway.deployments import deployment_sync_from_config
 
     return deployment_sync_from_config(settings.LLMUR.config.model_list)

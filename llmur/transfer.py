@@ -27,6 +27,7 @@ from django.db import connections, models, transaction
 from django.db.migrations.executor import MigrationExecutor
 from tqdm import tqdm
 
+from billing.models import DailySpend, SpendLog
 from llmur.config import ConfigError, ResolvedDatabase, parse_database_url
 
 TARGET_ALIAS = "transfer_target"
@@ -180,8 +181,6 @@ def _copy_table(model: type[models.Model], batch_size: int, progress: IO[str] | 
 
 def _totals(alias: str) -> dict[str, Decimal | int]:
     """Money and token totals, summed exactly in Python from each row as the database returns it."""
-    from billing.models import DailySpend, SpendLog
-
     spend_cost, spend_tokens, daily_cost = Decimal(0), 0, Decimal(0)
     for cost, tokens in SpendLog.objects.using(alias).values_list("cost", "total_tokens").iterator(chunk_size=5000):
         spend_cost += cost

@@ -8,8 +8,8 @@ from ninja import Field
 
 from accounts.models import Budget, EndUser
 from accounts.schemas.inputs import BudgetIn, In
-from accounts.schemas.outputs import BudgetOut, Out
-from accounts.schemas.render import budget_out, iso, money
+from accounts.schemas.outputs import BudgetOut, LimitsOut, Out
+from accounts.schemas.render import budget_out, iso, limits_out
 
 # --------------------------------------------------------------------------- budgets
 
@@ -32,15 +32,8 @@ class BudgetDeleteIn(In):
     id: str
 
 
-class BudgetObjectOut(Out):
+class BudgetObjectOut(LimitsOut):
     budget_id: str
-    max_budget: float | None
-    soft_budget: float | None
-    budget_duration: str | None
-    budget_reset_at: str | None
-    tpm_limit: int | None
-    rpm_limit: int | None
-    max_parallel_requests: int | None
     model_max_budget: dict[str, Any]
     created_at: str | None
     updated_at: str | None
@@ -50,10 +43,7 @@ class BudgetObjectOut(Out):
 
 def budget_object_out(budget: Budget) -> dict[str, Any]:
     return {
-        "budget_id": budget.budget_id, "max_budget": money(budget.max_budget),
-        "soft_budget": money(budget.soft_budget), "budget_duration": budget.budget_duration or None,
-        "budget_reset_at": iso(budget.budget_reset_at), "tpm_limit": budget.tpm_limit,
-        "rpm_limit": budget.rpm_limit, "max_parallel_requests": budget.max_parallel_requests,
+        "budget_id": budget.budget_id, **limits_out(budget),
         "model_max_budget": budget.model_max_budget or {}, "created_at": iso(budget.created_at),
         "updated_at": iso(budget.updated_at), "created_by": budget.created_by or None,
         "updated_by": budget.updated_by or None,
@@ -108,8 +98,7 @@ def _budget_table(end_user: EndUser) -> dict[str, Any] | None:
     """LiteLLM's litellm_budget_table: the shared budget, else the end user's own limits, else None."""
     if end_user.budget_id is not None:
         return budget_object_out(end_user.budget)
-    own = budget_out(end_user)
-    own.pop("spend")
+    own = limits_out(end_user)
     if not any(v is not None for v in own.values()):
         return None
     return {"budget_id": None, **own}

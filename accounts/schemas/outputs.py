@@ -15,9 +15,9 @@ class Out(Schema):
     model_config = ConfigDict(protected_namespaces=(), extra="allow")
 
 
-class BudgetOut(Out):
-    spend: float | None
-    budget_id: str | None = None
+class LimitsOut(Out):
+    """The budget and rate limits every entity and shared budget answers with."""
+
     max_budget: float | None
     soft_budget: float | None
     budget_duration: str | None
@@ -25,6 +25,11 @@ class BudgetOut(Out):
     tpm_limit: int | None
     rpm_limit: int | None
     max_parallel_requests: int | None
+
+
+class BudgetOut(LimitsOut):
+    spend: float | None
+    budget_id: str | None = None
 
 
 class KeyOut(BudgetOut):
@@ -164,14 +169,8 @@ class OrganizationMemberOut(Out):
     role: str
 
 
-class BudgetTableOut(Out):
-    max_budget: float | None
-    soft_budget: float | None
-    budget_duration: str | None
-    budget_reset_at: str | None
-    tpm_limit: int | None
-    rpm_limit: int | None
-    max_parallel_requests: int | None
+class BudgetTableOut(LimitsOut):
+    """An organization's litellm_budget_table: its limits alone."""
 
 
 class OrganizationOut(BudgetOut):

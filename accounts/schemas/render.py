@@ -17,23 +17,20 @@ def iso(value: dt.datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def budget_out(entity: Any) -> dict[str, Any]:
-    shared = getattr(entity, "budget", None)
-    return {
-        **({"budget_id": shared.budget_id} if shared is not None else {}),
-        "spend": money(entity.spend), "max_budget": money(entity.max_budget), "soft_budget": money(entity.soft_budget),
-        "budget_duration": entity.budget_duration or None, "budget_reset_at": iso(entity.budget_reset_at),
-        "tpm_limit": entity.tpm_limit, "rpm_limit": entity.rpm_limit,
-        "max_parallel_requests": entity.max_parallel_requests,
-    }
-
-
-def budget_table(entity: Any) -> dict[str, Any]:
-    """The budget as LiteLLM nests it (`litellm_budget_table`) on organizations."""
+def limits_out(entity: Any) -> dict[str, Any]:
+    """An entity's or shared budget's limits (LimitsOut); alone, LiteLLM's `litellm_budget_table`."""
     return {"max_budget": money(entity.max_budget), "soft_budget": money(entity.soft_budget),
             "budget_duration": entity.budget_duration or None, "budget_reset_at": iso(entity.budget_reset_at),
             "tpm_limit": entity.tpm_limit, "rpm_limit": entity.rpm_limit,
             "max_parallel_requests": entity.max_parallel_requests}
+
+
+def budget_out(entity: Any) -> dict[str, Any]:
+    shared = getattr(entity, "budget", None)
+    return {
+        **({"budget_id": shared.budget_id} if shared is not None else {}),
+        "spend": money(entity.spend), **limits_out(entity),
+    }
 
 
 def key_out(key: VirtualKey) -> dict[str, Any]:
@@ -92,7 +89,7 @@ def organization_out(org: Organization) -> dict[str, Any]:
         "teams": [{"team_id": t.public_id, "team_alias": t.name or None} for t in org.teams.all()],
         "members": [{"user_id": m.user.username, "role": m.role} for m in org.memberships.select_related("user")],
         "created_at": iso(org.created_at), "updated_at": iso(org.updated_at),
-        "litellm_budget_table": budget_table(org),
+        "litellm_budget_table": limits_out(org),
     }
 
 

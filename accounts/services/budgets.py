@@ -16,19 +16,19 @@ from typing import Any
 from django.db import transaction
 
 from accounts import policy
-from accounts.audit import audit_record, snapshot
 from accounts.models import Budget, EndUser, Organization, Team, VirtualKey
 from accounts.policy import Actor
 from accounts.services.common import (
     BUDGET_FIELDS,
     apply_budget,
     budget_values,
+    changed_values,
     delete_audited,
     invalid,
     locked_for_update,
     parse_expiry,
+    save_created,
     save_update,
-    save_validated,
 )
 from accounts.services.end_users import end_user_update, limits_of
 from accounts.services.keys import key_update
@@ -78,8 +78,7 @@ def budget_create(*, by: Actor, budget_id: str | None = None, **fields: Any) -> 
         raise invalid(f"Budget with id {name!r} already exists.", "budget_id")
     budget = Budget(budget_id=name, created_by=by.label[:200], updated_by=by.label[:200])
     _apply(budget, fields)
-    save_validated(budget)
-    audit_record(by=by, action="create", instance=budget, after=snapshot(budget))
+    save_created(by=by, instance=budget)
     return budget
 
 
@@ -130,7 +129,7 @@ def budget_reference(*, by: Actor, entity: Any, budget: Budget | None) -> Any:
 
 
 def _copy_limits(*, by: Actor, entity: Any, budget: Budget) -> Any:
-    values = {k: v for k, v in limits_of(budget).items() if getattr(entity, k) != v}
+    values = changed_values(entity, limits_of(budget))
     if not values:
         return entity
     for model, name, update in _UPDATERS:

@@ -12,7 +12,7 @@ from django.utils import timezone
 from accounts import durations
 from accounts.audit import audit_record, snapshot
 from accounts.models import Budgeted
-from accounts.policy import Actor
+from accounts.policy import Actor, require_may_add_member
 from accounts.policy.limits import LIMIT_FIELDS
 from llmur.core.errors import LlmurError
 
@@ -140,6 +140,12 @@ def locked_for_update(instance: Any, fields: dict[str, Any], *, updatable: set[s
     return locked, snapshot(locked)
 
 
+def save_created(*, by: Actor, instance: Any) -> None:
+    """Saves a new entity (validated) and audits its creation."""
+    save_validated(instance)
+    audit_record(by=by, action="create", instance=instance, after=snapshot(instance))
+
+
 def save_update(*, by: Actor, instance: Any, before: dict) -> None:
     save_validated(instance)
     audit_record(by=by, action="update", instance=instance, before=before, after=snapshot(instance))
@@ -177,9 +183,15 @@ def save_validated(instance: Any, **kwargs: Any) -> None:
         raise invalid(f"{field}: {' '.join(messages)}" if field else " ".join(messages), field or None) from None
 
 
-def membership_set(*, by: Actor, model: type[Any], role: str, **where: Any) -> Any:
-    """Adds the membership or changes its role; audited only when something changed."""
-    membership, created = model.objects.get_or_create(**where, defaults={"role": role})
+def membership_set(*, by: Actor, model: type[Any], role: str, place: str, user: Any, **where: Any) -> Any:
+    """Adds the person's membership of `where` or changes its role; audited only when something changed.
+
+    A new membership follows policy.require_may_add_member (no pulling in people from teams one does
+    not run, issue 16.2); `place` names where, for its refusal.
+    """
+    if not model.objects.filter(user=user, **where).exists():
+        require_may_add_member(by, user, where=place)
+    membership, created = model.objects.get_or_create(user=user, **where, defaults={"role": role})
     if not created and membership.role == role:
         return membership  # nothing changed, nothing to audit
     before = None if created else snapshot(membership)
@@ -189,6 +201,11 @@ def membership_set(*, by: Actor, model: type[Any], role: str, **where: Any) -> A
     audit_record(by=by, action="create" if created else "update", instance=membership, before=before,
                  after=snapshot(membership))
     return membership
+
+
+def changed_values(entity: Any, values: dict[str, Any]) -> dict[str, Any]:
+    """Only the values that differ (an unchanged budget_duration must not restart the period)."""
+    return {k: v for k, v in values.items() if getattr(entity, k) != v}
 
 
 def delete_audited(*, by: Actor, instance: Any) -> None:

@@ -14,11 +14,12 @@ from accounts.services.common import (
     BUDGET_FIELDS,
     apply_budget,
     budget_values,
+    changed_values,
     delete_audited,
     invalid,
     locked_for_update,
+    save_created,
     save_update,
-    save_validated,
 )
 from llmur.core.errors import LlmurError
 
@@ -64,8 +65,7 @@ def end_user_create(*, by: Actor, user_id: str, alias: str = "", blocked: bool =
                        allowed_model_region=_region(allowed_model_region),
                        default_model=(default_model or "").strip(), metadata=metadata or {})
     apply_budget(end_user, budget_values(limits_of(budget) if budget is not None else limits))
-    save_validated(end_user)
-    audit_record(by=by, action="create", instance=end_user, after=snapshot(end_user))
+    save_created(by=by, instance=end_user)
     return end_user
 
 
@@ -78,7 +78,7 @@ def end_user_update(*, by: Actor, end_user: EndUser, **fields: Any) -> EndUser:
     if "budget" in fields:
         end_user.budget = fields["budget"]
         if fields["budget"] is not None:
-            limits = {**_changed(end_user, limits_of(fields["budget"])), **limits}
+            limits = {**changed_values(end_user, limits_of(fields["budget"])), **limits}
     for name in ("alias", "default_model"):
         if name in fields:
             setattr(end_user, name, (fields[name] or "").strip())
@@ -93,11 +93,6 @@ def end_user_update(*, by: Actor, end_user: EndUser, **fields: Any) -> EndUser:
     apply_budget(end_user, budget_values(limits))
     save_update(by=by, instance=end_user, before=before)
     return end_user
-
-
-def _changed(entity: Any, values: dict[str, Any]) -> dict[str, Any]:
-    """Only the values that differ (an unchanged budget_duration must not restart the period)."""
-    return {k: v for k, v in values.items() if getattr(entity, k) != v}
 
 
 @transaction.atomic

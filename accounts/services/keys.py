@@ -22,8 +22,8 @@ from accounts.services.common import (
     locked_for_update,
     parse_aliases,
     parse_models,
+    save_created,
     save_update,
-    save_validated,
 )
 
 
@@ -58,8 +58,7 @@ def key_create(*, by: Actor, key_alias: str = "", user: User | None = None, team
     policy.check_within(vk, policy.key_parents(vk), what="key")
     if VirtualKey.objects.filter(key_hash=vk.key_hash).exists():
         raise invalid("This key already exists; choose another custom key.", "key")
-    save_validated(vk)
-    audit_record(by=by, action="create", instance=vk, after=snapshot(vk))
+    save_created(by=by, instance=vk)
     return vk, plaintext
 
 
@@ -118,6 +117,13 @@ def _require_owner_or_admin(by: Actor, key: VirtualKey) -> None:
 def key_delete(*, by: Actor, key: VirtualKey) -> None:
     _require_owner_or_admin(by, key)
     delete_audited(by=by, instance=key)
+
+
+def delete_with_keys(*, by: Actor, instance: Any, keys: Iterable[VirtualKey]) -> None:
+    """Deletes the keys (each by key_delete: the caller's right to it checked, its deletion audited), then the owner."""
+    for key in keys:
+        key_delete(by=by, key=key)
+    delete_audited(by=by, instance=instance)
 
 
 @transaction.atomic

@@ -6,7 +6,6 @@ from typing import Any
 from django.db import transaction
 
 from accounts import policy
-from accounts.audit import audit_record, snapshot
 from accounts.models import Organization, OrganizationMembership, User, VirtualKey
 from accounts.policy import Actor
 from accounts.services.common import (
@@ -20,10 +19,10 @@ from accounts.services.common import (
     membership_set,
     parse_models,
     parse_public_id,
+    save_created,
     save_update,
-    save_validated,
 )
-from accounts.services.keys import key_delete
+from accounts.services.keys import delete_with_keys
 from accounts.services.users import user_get_or_create_member
 from llmur.core.errors import LlmurError
 
@@ -40,8 +39,7 @@ def organization_create(*, by: Actor, name: str | None = "", organization_id: st
     if public_id is not None:
         org.public_id = public_id
     apply_budget(org, budget_values(budget))
-    save_validated(org)
-    audit_record(by=by, action="create", instance=org, after=snapshot(org))
+    save_created(by=by, instance=org)
     return org
 
 
@@ -68,9 +66,8 @@ def organization_delete(*, by: Actor, organization: Organization) -> None:
     if organization.teams.exists() or organization.projects.exists():
         raise invalid(f"Organization {organization.name!r} still has teams or projects; delete or move them first.",
                       "organization_id")
-    for key in VirtualKey.objects.filter(organization=organization, team__isnull=True, project__isnull=True):
-        key_delete(by=by, key=key)
-    delete_audited(by=by, instance=organization)
+    own_keys = VirtualKey.objects.filter(organization=organization, team__isnull=True, project__isnull=True)
+    delete_with_keys(by=by, instance=organization, keys=own_keys)
 
 
 @transaction.atomic
@@ -86,9 +83,8 @@ def organization_member_set(*, by: Actor, organization: Organization, user: User
         raise invalid(f"Unknown organization role {role!r} (expected org_admin or member).", "role")
     if not policy.can_manage_org(by, organization):
         raise policy.forbidden(f"Only an admin of organization {organization.public_id!r} may add members.")
-    if not OrganizationMembership.objects.filter(organization=organization, user=user).exists():
-        policy.require_may_add_member(by, user, where=f"organization {organization.name!r}")
-    return membership_set(by=by, model=OrganizationMembership, role=role, organization=organization, user=user)
+    return membership_set(by=by, model=OrganizationMembership, role=role, place=f"organization {organization.name!r}",
+                          organization=organization, user=user)
 
 
 @transaction.atomic

@@ -16,14 +16,13 @@ from accounts.services.common import (
     apply_budget,
     apply_common_fields,
     budget_values,
-    delete_audited,
     invalid,
     locked_for_update,
     parse_models,
+    save_created,
     save_update,
-    save_validated,
 )
-from accounts.services.keys import key_delete
+from accounts.services.keys import delete_with_keys
 
 
 def _require_project_admin(by: Actor, project: Project) -> None:
@@ -48,8 +47,7 @@ def project_create(*, by: Actor, name: str, team: Team | None = None, organizati
                       metadata=metadata or {}, is_active=is_active, log_requests=bool(log_requests))
     apply_budget(project, budget_values(budget))
     policy.check_within(project, [team, organization], what="project")
-    save_validated(project)
-    audit_record(by=by, action="create", instance=project, after=snapshot(project))
+    save_created(by=by, instance=project)
     for provider, secret in (credentials or {}).items():
         project_credential_set(by=by, project=project, provider=provider, api_key=secret)
     return project
@@ -89,9 +87,7 @@ def project_update(*, by: Actor, project: Project, **fields: Any) -> Project:
 @transaction.atomic
 def project_delete(*, by: Actor, project: Project) -> None:
     _require_project_admin(by, project)
-    for key in VirtualKey.objects.filter(project=project):
-        key_delete(by=by, key=key)
-    delete_audited(by=by, instance=project)
+    delete_with_keys(by=by, instance=project, keys=VirtualKey.objects.filter(project=project))
 
 
 @transaction.atomic

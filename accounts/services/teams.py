@@ -7,7 +7,6 @@ from typing import Any, Iterable
 from django.db import transaction
 
 from accounts import policy
-from accounts.audit import audit_record, snapshot
 from accounts.models import Organization, Team, TeamMembership, User, VirtualKey
 from accounts.policy import Actor
 from accounts.services.common import (
@@ -22,10 +21,10 @@ from accounts.services.common import (
     parse_aliases,
     parse_models,
     parse_public_id,
+    save_created,
     save_update,
-    save_validated,
 )
-from accounts.services.keys import key_delete
+from accounts.services.keys import delete_with_keys
 from accounts.services.users import user_get_or_create_member
 
 
@@ -52,8 +51,7 @@ def team_create(*, by: Actor, name: str | None = "", team_id: str | None = None,
         team.public_id = public_id
     apply_budget(team, budget_values(budget))
     policy.check_within(team, [organization], what="team")
-    save_validated(team)
-    audit_record(by=by, action="create", instance=team, after=snapshot(team))
+    save_created(by=by, instance=team)
     team_members_add(by=by, team=team, members=members)
     return team
 
@@ -84,9 +82,7 @@ def team_delete(*, by: Actor, team: Team) -> None:
         raise policy.forbidden(f"Only an organization or proxy admin may delete team {team.public_id!r}.")
     if team.projects.exists():
         raise invalid(f"Team {team.name!r} still has projects; delete or move them first.", "team_id")
-    for key in VirtualKey.objects.filter(team=team):
-        key_delete(by=by, key=key)
-    delete_audited(by=by, instance=team)
+    delete_with_keys(by=by, instance=team, keys=VirtualKey.objects.filter(team=team))
 
 
 @transaction.atomic
@@ -104,9 +100,7 @@ def team_member_add(*, by: Actor, team: Team, user: User, role: str = TeamMember
         raise invalid(f"Unknown team member role {role!r} (expected admin or user).", "member.role")
     if not policy.can_manage_team(by, team):
         raise policy.forbidden(f"Only an admin of team {team.public_id!r} may add members.")
-    if not TeamMembership.objects.filter(team=team, user=user).exists():
-        policy.require_may_add_member(by, user, where=f"team {team.name!r}")
-    return membership_set(by=by, model=TeamMembership, role=role, team=team, user=user)
+    return membership_set(by=by, model=TeamMembership, role=role, place=f"team {team.name!r}", team=team, user=user)
 
 
 @transaction.atomic

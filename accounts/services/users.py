@@ -7,7 +7,6 @@ from typing import Any, Iterable
 from django.db import transaction
 
 from accounts import policy
-from accounts.audit import audit_record, snapshot
 from accounts.models import Role, User, VirtualKey
 from accounts.policy import Actor
 from accounts.services.common import (
@@ -15,14 +14,13 @@ from accounts.services.common import (
     apply_budget,
     apply_common_fields,
     budget_values,
-    delete_audited,
     invalid,
     locked_for_update,
     parse_models,
+    save_created,
     save_update,
-    save_validated,
 )
-from accounts.services.keys import key_delete
+from accounts.services.keys import delete_with_keys
 from llmur.core.errors import LlmurError
 
 
@@ -51,8 +49,7 @@ def user_create(*, by: Actor, username: str, email: str = "", role: str = Role.I
     else:
         user.set_unusable_password()
     apply_budget(user, budget_values(budget))
-    save_validated(user)
-    audit_record(by=by, action="create", instance=user, after=snapshot(user))
+    save_created(by=by, instance=user)
     return user
 
 
@@ -93,9 +90,8 @@ def user_update(*, by: Actor, user: User, **fields: Any) -> User:
 def user_delete(*, by: Actor, user: User) -> None:
     """Deletes the user and their personal keys (keys they hold for a team stay with the team)."""
     policy.require_proxy_admin(by, "delete users")
-    for key in VirtualKey.objects.filter(user=user, team__isnull=True, project__isnull=True):
-        key_delete(by=by, key=key)
-    delete_audited(by=by, instance=user)
+    personal = VirtualKey.objects.filter(user=user, team__isnull=True, project__isnull=True)
+    delete_with_keys(by=by, instance=user, keys=personal)
 
 
 @transaction.atomic

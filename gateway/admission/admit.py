@@ -83,7 +83,7 @@ async def _admit_redis(ctx: RequestContext, entities: list[Entity], reservation:
             for entity, spend, held in zip(entities, spends, reserved):
                 if spend is not None:
                     if entity.kind == "key":
-                        ctx.metadata["key_spend"] = from_units(spend)   # LiteLLM's x-litellm-key-spend
+                        ctx.key_spend = from_units(spend)   # LiteLLM's x-litellm-key-spend
                     # Should Redis fail, this process takes over from here: settled spend plus
                     # what was in flight (those requests settle into the database, not here).
                     local.counters.known_spend[entity.ref] = spend + held + reservation.reserve

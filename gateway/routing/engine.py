@@ -37,7 +37,6 @@ from llmur.core.errors import LlmurError, shown
 logger = logging.getLogger("llmur.router")
 
 T = TypeVar("T")
-_CTX_KEY = "route"
 MAX_RETRY_WAIT_S = 10.0
 
 
@@ -83,7 +82,7 @@ class RouterConfig:
 
 
 @dataclass(slots=True)
-class _Flight:
+class Flight:
     """What release() needs to close the books on the attempt that answered."""
 
     deployment_id: str
@@ -115,7 +114,7 @@ class Router:
         options = fb.request_options(ctx)
         primary = await group(ctx.model)
         retries = options.get("num_retries", _group_retries(primary, self.config.num_retries))
-        ctx.metadata.setdefault("routing", {})["max_retries"] = retries
+        ctx.route.max_retries = retries
         try:
             if options.get("mock_testing_fallbacks"):
                 raise fb.mock_error(500, f"mock_testing_fallbacks: model '{shown(ctx.model)}' failed on purpose.")
@@ -133,7 +132,7 @@ class Router:
                 if not deployments:
                     continue
                 tried.append(model)
-                ctx.metadata["fallback_model"] = model
+                ctx.route.fallback_model = model
                 overrides = options.get("fallback_overrides", {}).get(model)
                 if overrides:
                     ctx.body = {**ctx.body, **overrides}
@@ -153,9 +152,9 @@ class Router:
         state, need = self.state, self.config.need
         tried: dict[str, int] = defaultdict(int)
         last: LlmurError | None = None
-        routing = ctx.metadata.setdefault("routing", {})
-        routing["group"], routing["attempts"] = model, 0
-        options = ctx.metadata.get("router_options") or {}
+        route = ctx.route
+        route.group, route.attempts = model, 0
+        options = ctx.router_options or {}
         client_timeout = litellm_headers.client_timeout.get()
         for number in range(1 + retries):
             deployment = await self._pick(ctx, model, group, tried)
@@ -164,10 +163,10 @@ class Router:
             if tried[deployment.id] and last is not None:
                 await asyncio.sleep(self._wait(last))
             tried[deployment.id] += 1
-            routing["attempts"] += 1
+            route.attempts += 1
             deployment = litellm_headers.with_client_timeout(deployment, client_timeout)
             ctx.deployment, ctx.deployment_id, ctx.provider = deployment, deployment.id, deployment.provider
-            ctx.metadata[_CTX_KEY] = flight = _Flight(deployment.id, need, time.monotonic())
+            ctx.flight = flight = Flight(deployment.id, need, time.monotonic())
             state.started(deployment.id, need)
             try:
                 _raise_mock(ctx, options, deployment)
@@ -226,11 +225,11 @@ class Router:
 
     def release(self, ctx: RequestContext) -> None:
         """Close the books on the answering attempt: in-flight slot, latency, tokens. Idempotent."""
-        flight = ctx.metadata.get(_CTX_KEY)
+        flight = ctx.flight
         if flight is not None:
             self._close(flight, ok=ctx.success, ctx=ctx)
 
-    def _close(self, flight: _Flight, *, ok: bool, ctx: RequestContext | None = None) -> None:
+    def _close(self, flight: Flight, *, ok: bool, ctx: RequestContext | None = None) -> None:
         if flight.released:
             return
         flight.released = True
@@ -260,6 +259,6 @@ def _raise_mock(ctx: RequestContext, options: dict[str, Any], deployment: Any) -
     if options.get("mock_timeout"):
         raise fb.mock_error(504, f"mock_timeout: deployment {deployment.id} timed out on purpose after "
                                  f"{deployment.timeout:g} s.", type_="timeout")
-    if options.get("mock_testing_rate_limit_error") and not ctx.metadata.get("_mock_rate_limited"):
-        ctx.metadata["_mock_rate_limited"] = True
+    if options.get("mock_testing_rate_limit_error") and not ctx.mock_rate_limited:
+        ctx.mock_rate_limited = True
         raise fb.mock_error(429, "mock_testing_rate_limit_error: rate limited on purpose.", type_="rate_limit_error")

@@ -115,9 +115,9 @@ def request_options(ctx: Any) -> dict[str, Any]:
 
     The response cache step calls it too, so a malformed field is a 400 even when a cached answer exists.
     """
-    options = ctx.metadata.get("router_options")
+    options = ctx.router_options
     if options is None:
-        options = ctx.metadata["router_options"] = pop_request_options(ctx.body)
+        options = ctx.router_options = pop_request_options(ctx.body)
     return options
 
 

@@ -48,23 +48,23 @@ def with_client_timeout(deployment: Any, seconds: float | None) -> Any:
 
 def response_headers(ctx: Any) -> dict[str, str]:
     """The x-litellm-* headers for what the router did with this request."""
-    routing = ctx.metadata.get("routing") or {}
+    route = ctx.route
     headers = {"x-litellm-call-id": ctx.request_id}
     deployment = ctx.deployment
     if ctx.deployment_id:
         headers["x-litellm-model-id"] = ctx.deployment_id
     if deployment is not None:
-        headers["x-litellm-model-group"] = str(routing.get("group") or ctx.model)
+        headers["x-litellm-model-group"] = str(route.group or ctx.model)
         seconds = deployment.stream_timeout if ctx.stream else deployment.timeout
         headers["x-litellm-timeout"] = str(float(seconds))
         region = (deployment.litellm_params or {}).get("region_name")
         if isinstance(region, str) and region:
             headers["x-litellm-model-region"] = region
-    if "attempts" in routing:
-        headers["x-litellm-attempted-retries"] = str(max(0, routing["attempts"] - 1))
-    if "max_retries" in routing:
-        headers["x-litellm-max-retries"] = str(routing["max_retries"])
-    spend = ctx.metadata.get("key_spend")
+    if route.group:
+        headers["x-litellm-attempted-retries"] = str(max(0, route.attempts - 1))
+    if route.max_retries is not None:
+        headers["x-litellm-max-retries"] = str(route.max_retries)
+    spend = ctx.key_spend
     if spend is not None:
         headers["x-litellm-key-spend"] = str(float(spend))
     return headers

@@ -96,7 +96,7 @@ def request_started(ctx: Any) -> None:
         return
     try:
         IN_FLIGHT.inc()
-        ctx.metadata["_metrics_in_flight"] = True
+        ctx.metrics_in_flight = True
     except Exception:  # noqa: BLE001
         logger.exception("metrics: recording a started request failed")
 
@@ -108,14 +108,15 @@ def request_finished(ctx: Any) -> None:
     if not _recording():
         return
     try:
-        if ctx.metadata.pop("_metrics_in_flight", False):
+        if ctx.metrics_in_flight:
+            ctx.metrics_in_flight = False
             IN_FLIGHT.dec()
         model, deployment = ctx.model, ctx.deployment_id
         _child(REQUESTS, model, deployment, str(ctx.http_status)).inc()
         ended = ctx.ended_monotonic or time.monotonic()
         total = max(0.0, ended - ctx.started_monotonic)
         _child(REQUEST_SECONDS, model).observe(total)
-        upstream_started = ctx.metadata.get("upstream_started")
+        upstream_started = ctx.upstream_started
         if upstream_started is not None and deployment:
             # A streamed answer keeps the upstream busy until its end; a plain one until its body is read.
             upstream_ended = ended if ctx.stream else (ctx.first_byte_monotonic or ended)

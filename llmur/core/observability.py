@@ -173,7 +173,7 @@ def trace_attempts(attempt: Callable[[Any, Any], Awaitable[Any]]) -> Callable[[A
             span.end()
             raise
         # Ended when the request is settled: a stream is still flowing, and usage is known only then.
-        ctx.metadata["_otel_span"] = span
+        ctx.otel_span = span
         return result
 
     return traced
@@ -181,7 +181,7 @@ def trace_attempts(attempt: Callable[[Any, Any], Awaitable[Any]]) -> Callable[[A
 
 def upstream_call(ctx: Any, call: Any) -> None:
     """Just before an attempt's request goes out: note the time and hand the trace context upstream."""
-    ctx.metadata["upstream_started"] = time.monotonic()
+    ctx.upstream_started = time.monotonic()
     if _tracer is not None:
         from opentelemetry import propagate
 
@@ -211,7 +211,7 @@ def request_finished(ctx: Any) -> None:
             server.set_attribute("llmur.deployment", ctx.deployment_id)
         if ctx.principal is not None:
             server.set_attribute("llmur.key_alias", ctx.principal.alias or ctx.principal.display)
-    span = ctx.metadata.pop("_otel_span", None)
+    span, ctx.otel_span = ctx.otel_span, None
     if span is None:
         return
     span.set_attribute("gen_ai.usage.input_tokens", ctx.usage.prompt_tokens)

@@ -194,10 +194,10 @@ def test_events_the_database_refused_are_spooled_and_replayed(monkeypatch, setti
     def database_down(**kwargs):
         raise services.OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(services, "spend_record_batch", database_down)
+    monkeypatch.setattr(writer, "spend_record_batch", database_down)
     assert writer._write_or_spool(events) == 0
     assert len(writer.spool_files()) == 1 and not SpendLog.objects.exists()
-    monkeypatch.setattr(services, "spend_record_batch", real)
+    monkeypatch.setattr(writer, "spend_record_batch", real)
     assert writer.spool_replay() == 3
     assert writer.spool_replay() == 0 and writer.spool_files() == []
     key.refresh_from_db()

@@ -4,16 +4,16 @@ from __future__ import annotations
 import pytest
 
 from llmur.config import load_config
-from tests.config.test_loader import config_error, env, write  # noqa: F401 - fixtures
+from tests.config.conftest import config_error
 
 
-def test_device_flow_is_off_by_default(write, env):  # noqa: F811
+def test_device_flow_is_off_by_default(write, env):
     flow = load_config(write("log_level: info\n"), env=env).config.sso.device_flow
     assert flow.enabled is False
     assert (flow.code_lifetime_seconds, flow.interval_seconds, flow.key_duration) == (600, 5, "30d")
 
 
-def test_device_flow_block_loads(write, env):  # noqa: F811
+def test_device_flow_block_loads(write, env):
     flow = load_config(write("""
         sso:
           device_flow:
@@ -43,7 +43,7 @@ def test_device_flow_block_loads(write, env):  # noqa: F811
     ("models: ['']", "sso.device_flow.models", "empty model name"),
     ("enabled: maybe", "sso.device_flow.enabled", ""),
 ])
-def test_bad_device_flow_values_are_one_line_naming_the_key(write, env, block, key, says):  # noqa: F811
+def test_bad_device_flow_values_are_one_line_naming_the_key(write, env, block, key, says):
     error = config_error(write(f"sso:\n  device_flow:\n    {block}\n"), env)
     assert error.key == key
     assert says in error.problem

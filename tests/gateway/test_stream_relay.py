@@ -76,7 +76,7 @@ def test_stream_without_usage_or_done_keeps_text_for_counting_and_still_ends_wit
     ctx, parts, error = _relay([_chunk("a") + _chunk("b"), b'data: {"choices":[{"index":0,"delta":{"content":"c"}}]}'])
     assert error is None
     assert b"".join(parts).endswith(b'"c"}}]}\n\n' + DONE)
-    assert not ctx.metadata.get("_usage_seen")
+    assert ctx.usage_seen is False
     assert "".join(ctx.streamed_text) == "abc"
     assert ctx.content_chunks == 3
 

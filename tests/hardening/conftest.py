@@ -163,5 +163,7 @@ def tree_rss_kib(pid: int) -> int:
     return total
 
 
-# The management API's world (organizations, teams, one person per role) for the authorization matrix.
+# The management API's world (organizations, teams, a person per role), and `town`, which extends it.
 from tests.accounts.api.conftest import admin_api, master_key, world  # noqa: E402,F401
+from tests.hardening.authorization_town import town  # noqa: E402,F401
+

@@ -1,7 +1,14 @@
 """`manage.py process_spend`: drain the spend queue once, reset due budgets, roll up daily spend."""
 from __future__ import annotations
 
+import redis
 from django.core.management.base import BaseCommand, CommandError
+
+from billing.connections import redis_configured
+from billing.queue import backlog, drain
+from billing.services import daily_spend_rollup
+from billing.tasks import budget_reset
+from billing.writer import spool_replay
 
 
 class Command(BaseCommand):
@@ -15,16 +22,8 @@ class Command(BaseCommand):
                             help="stop draining after this long (default 300)")
 
     def handle(self, *args, **options):
-        import redis
-
-        from billing.connections import redis_configured
-        from billing.tasks import budget_reset
-        from billing.writer import spool_replay
-
         drained = 0
         if redis_configured():
-            from billing.queue import backlog, drain
-
             try:
                 drained = drain(max_seconds=options["max_seconds"])
                 left = backlog()
@@ -36,8 +35,6 @@ class Command(BaseCommand):
             self.stdout.write(f"spend spool: {replayed} new SpendLog rows")
         self.stdout.write(f"budgets reset: {budget_reset()}")
         if not options["no_rollup"]:
-            from billing.services import daily_spend_rollup
-
             days = daily_spend_rollup()
             self.stdout.write(f"daily spend recomputed for {len(days)} day(s)"
                               + (f": {', '.join(d.isoformat() for d in days)}" if days else ""))

@@ -7,6 +7,7 @@ import os
 import urllib.error
 import urllib.request
 import uuid
+from collections import Counter
 
 import pytest
 
@@ -74,3 +75,7 @@ def deployment(name: str, upstream_model: str, upstream, group: str, **params) -
             "litellm_params": {"model": f"openai/{upstream_model}", "api_base": upstream.url + "/v1",
                                "api_key": "sk-upstream-test", **params}}
 
+
+def by_model(upstream) -> Counter:
+    """How many requests each upstream model name of the fake provider has answered."""
+    return Counter(upstream.stats()["by_model"])

@@ -101,7 +101,7 @@ def test_fallback_after_every_deployment_failed(fake_provider, state):
     config = RouterConfig(num_retries=1, allowed_fails=10, fallbacks={"fallbacks": {"g": ["backup"]}})
     (answer, ctx), = serve(Router(config, state=state), groups, 1)
     assert isinstance(answer, dict)
-    assert ctx.deployment_id == "c" and ctx.metadata["fallback_model"] == "backup"
+    assert ctx.deployment_id == "c" and ctx.route.fallback_model == "backup"
     assert fake_provider.stats()["by_model"] == {"mock-429": 1, "mock-500": 1, "ok": 1}
 
 

@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 
-from gateway.context import RequestContext
+from gateway.context import RequestContext, Usage
 from gateway.response_cache import HIT_HEADER, CacheControl, build_cache, cache_control
 from llmur.core.errors import LlmurError
 
@@ -47,7 +47,7 @@ def test_identical_request_is_served_from_cache_and_marked(cache):
     assert second.cache_hit is True
     assert second.response_headers[HIT_HEADER] == "true"
     assert second.usage.total_tokens == 0          # billed nothing
-    assert second.metadata["cached_usage"] == {"prompt_tokens": 3, "completion_tokens": 7}
+    assert second.cached_usage == Usage(prompt_tokens=3, completion_tokens=7)
 
 
 @pytest.mark.parametrize("change", [
