@@ -2,6 +2,7 @@
 summaries; forget one end user everywhere the caller may; retention."""
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -20,7 +21,7 @@ def _summary(*, scope: str, end_user: str, team=None, user=None, text: str = "re
     subject = f"end_user:{end_user}"
     now = timezone.now()
     return MemorySummary.objects.create(
-        subject_id=subject_ids(pairs=[(scope, subject)])[(scope, subject)], session_id=f"s-{scope}-{end_user}-{text}",
+        subject_id=subject_ids(pairs=[(scope, subject)])[(scope, subject)], session_id=f"s-{uuid.uuid4().hex[:12]}",
         encrypted_summary=secret_encrypt(text), model="m", request_id="r", session_started_at=now,
         session_ended_at=now, expires_at=now + timedelta(days=days), team_id=team.pk if team else None,
         organization_id=team.organization_id if team else None, user_id=user.pk if user else None)
