@@ -11,6 +11,7 @@ from billing.queue import drain
 from gateway import http
 from gateway.memory.summarize import session_summarize, sessions_sweep
 from gateway.request_log import STORE_TASK, request_log_write
+from memory.selectors import session_subject
 from gateway.request_log import request_log_purge as purge
 
 
@@ -38,10 +39,13 @@ def _run(coro) -> Any:
 
 
 @shared_task(name="gateway.memory_summarize", ignore_result=True, acks_late=True)
-def memory_summarize(subject_id: int, session_id: str) -> int | None:
+def memory_summarize(scope: str, subject: str, session_id: str) -> int | None:
     """Summarize one closed session (its last turns are drained from the spend queue first)."""
     if redis_configured():
         drain(max_seconds=5.0)
+    subject_id = session_subject(scope=scope, subject=subject)
+    if subject_id is None:
+        return None
     return _run(session_summarize(subject_id=subject_id, session_id=session_id))
 
 

@@ -36,17 +36,17 @@ async def session_close(request: Any, session_id: str, end_user: str) -> dict[st
     if not session_id or len(session_id) > 128:
         raise LlmurError(400, "invalid_request_error", "The session id must be 1 to 128 characters.",
                          param="session_id", code="400")
-    subject_id = await db_call(selectors.session_subject, scope=principal.memory.scope,
-                               subject=subject_for(principal, end_user))
+    scope, subject = principal.memory.scope, subject_for(principal, end_user)
     out: dict[str, Any] = {"object": "memory.session", "id": session_id, "status": "nothing_to_summarize"}
-    if subject_id is None:
-        return out
     if not getattr(settings, "CELERY_TASK_ALWAYS_EAGER", False):
-        # The worker drains the spend queue first, so the session's last turns are in the database.
-        current_app.send_task(SUMMARIZE_TASK, args=[subject_id, session_id])
+        # The worker drains the spend queue first: the session's last turns may still be on their way.
+        current_app.send_task(SUMMARIZE_TASK, args=[scope, subject, session_id])
         out["status"] = "queued"
         return out
     await writer.flush()   # embedded: the session's last turns may still be in the spend batch
+    subject_id = await db_call(selectors.session_subject, scope=scope, subject=subject)
+    if subject_id is None:
+        return out
     summary_id = await session_summarize(subject_id=subject_id, session_id=session_id)
     if summary_id is not None:
         out.update(status="summarized", summary_id=summary_id)

@@ -58,12 +58,9 @@ def settle_spend() -> None:
 def summarize(scope: str, subject: str, session: str) -> int | None:
     """What the close endpoint's task does (drain the spend queue, then summarize), run here."""
     from gateway.tasks import memory_summarize
-    from memory.selectors import session_subject
 
     settle_spend()
-    subject_id = session_subject(scope=scope, subject=subject)
-    assert subject_id is not None, f"no memory subject {subject} in {scope}"
-    return memory_summarize.run(subject_id, session)
+    return memory_summarize.run(scope, subject, session)
 
 
 def new_session() -> str:
