@@ -36,7 +36,7 @@ def summary_info(request, summary_id: int):
     return s.summary_out(_summary(request, summary_id), with_text=True)
 
 
-@router.delete("/memory/summaries/{summary_id}", summary="Delete one summary.")
+@router.delete("/memory/summaries/{summary_id}", response=s.SummaryDeletedOut, summary="Delete one summary.")
 def summary_delete(request, summary_id: int):
     services.summary_delete(summary=_summary(request, summary_id))
     return {"deleted": summary_id}

@@ -36,6 +36,10 @@ class SummaryListOut(Schema):
     data: list[SummaryOut]
 
 
+class SummaryDeletedOut(Schema):
+    deleted: int = Field(description="The id of the summary deleted.")
+
+
 class EndUserForgetIn(Schema):
     end_user: str = Field(..., min_length=1, max_length=200, description="The `user` the requests named.")
 

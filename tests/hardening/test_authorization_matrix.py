@@ -52,6 +52,7 @@ from accounts.models import (
 )
 from accounts.policy import Actor
 from gateway.models import ModelDeployment
+from memory.models import MemorySummary
 from tests.accounts.api.conftest import Api
 
 ROLES = ("proxy", "orgadmin", "teamadmin", "member", "viewer", "nouser", "stranger")
@@ -73,6 +74,7 @@ class Town:
     member_team_key: str         # member's own key in team-a, $5
     db_model: str                # a deployment added at run time
     agent_sign_in: int           # an agent's sign-in, approved by member into team-a, key collected
+    summaries: dict[str, int]    # memory: alice's in team-a and in team-b, one remembered by member's key
 
 
 @pytest.fixture
@@ -101,12 +103,30 @@ def town(world, settings) -> Town:
     services.budget_create(by=BY, budget_id="tier-1", max_budget=5)
     services.end_user_create(by=BY, user_id="cust-1")
     services.end_user_create(by=BY, user_id="cust-blocked", blocked=True)
-    return Town(world=world, team_c=team_c, project_a=project_a, project_b=project_b, limited=limited,
+    summaries = {"a": _summary(world.team_a, "alice"), "b": _summary(world.team_b, "alice"),
+                 "member": _summary(world.team_a, "carol", user=world.users["member"])}
+    return Town(summaries=summaries, world=world, team_c=team_c, project_a=project_a, project_b=project_b, limited=limited,
                 blocked=blocked, member_team_key=member_team_key, db_model=deployment.deployment_id,
                 agent_sign_in=agent.authorization.pk)
 
 
 PERSON = {"stranger": "outsider"}   # the column's person in the world
+
+
+def _summary(team: Team, end_user: str, user: User | None = None) -> int:
+    """A memory summary of an end user, made by a key of the team (or of the user)."""
+    from django.utils import timezone
+
+    from accounts.keys import secret_encrypt
+    from memory.models import MemorySummary
+    from memory.services import subject_ids
+
+    scope, subject, now = f"team:{team.pk}", f"end_user:{end_user}", timezone.now()
+    return MemorySummary.objects.create(
+        subject_id=subject_ids(pairs=[(scope, subject)])[(scope, subject)], session_id=f"{end_user}-{team.pk}",
+        encrypted_summary=secret_encrypt("remembered"), model="m", request_id="r", session_started_at=now,
+        session_ended_at=now, expires_at=now, team_id=team.pk, organization_id=team.organization_id,
+        user_id=user.pk if user else None).pk
 
 
 def bearer(town: Town, who: str) -> str:
@@ -155,6 +175,7 @@ def state() -> dict:
         "deployments": sorted(ModelDeployment.objects.values_list("deployment_id", "model_name")),
         "end_users": sorted(EndUser.objects.values_list("user_id", "blocked", "max_budget", "tpm_limit", "budget_id")),
         "budgets": sorted(Budget.objects.values_list("budget_id", "max_budget", "tpm_limit")),
+        "memory": sorted(MemorySummary.objects.values_list("pk", flat=True)),
     }
 
 
@@ -357,6 +378,9 @@ API: list[R] = [
     ("GET /v2/model/info",           (200, 200, 200, 200, 200, 200, 200), {}),
     ("GET /model_group/info",        (200, 200, 200, 200, 200, 200, 200), {}),
     ("GET /global/spend/teams",      (200, 200, 200, 200, 200, 403, 200), {}),
+    # ---- cross-session memory (one summary's routes: MEMORY_ITEM below)
+    ("GET /memory/summaries",        (200, 200, 200, 200, 200, 403, 200), {}),
+    ("POST /memory/end_user/delete", (200, 200, 200, 403, 403, 403, 200), {"end_user": "alice"}),
 ]
 
 
@@ -399,13 +423,43 @@ def _diff(before: dict, after: dict) -> str:
     return ", ".join(name for name in before if before[name] != after[name])
 
 
+# One memory summary read or deleted: (method, which summary, statuses per role).
+MEMORY_ITEM = [
+    ("GET",    "a",      (200, 200, 200, 404, 404, 403, 404)),
+    ("DELETE", "a",      (200, 200, 200, 404, 404, 403, 404)),
+    ("GET",    "member", (200, 200, 200, 200, 404, 403, 404)),
+    ("DELETE", "b",      (200, 404, 404, 404, 404, 403, 200)),
+]
+
+
+@pytest.mark.parametrize("row", MEMORY_ITEM, ids=[f"{m} {w}" for m, w, _ in MEMORY_ITEM])
+def test_memory_summary(town, row):
+    method, which, expected = row
+    path = f"/memory/summaries/{town.summaries[which]}"
+    mismatches = []
+    for who, status in zip(ROLES, expected, strict=True):
+        with transaction.atomic():
+            api = Api(bearer(town, who))
+            before = state()
+            response = (api.get(path) if method == "GET"
+                        else api.client.delete(path, **api._headers()))
+            after = state()
+            transaction.set_rollback(True)
+        if response.status_code != status:
+            mismatches.append(f"{who}: expected {status}, got {response.status_code}: {response.content[:200]!r}")
+        elif (after != before) != (method == "DELETE" and status == 200):
+            mismatches.append(f"{who}: {method} answered {status} and changed {_diff(before, after) or 'nothing'}")
+    assert not mismatches, "\n".join(mismatches)
+
+
 def test_every_management_route_is_in_the_table():
     """A route added to the management API (any router authenticated like it) without a row here fails."""
     from accounts.api import management_auth
     from llmur.api import api as ninja_api
 
     covered = {route.split(" ", 1)[1] for route, _, _ in API}
-    same_handler = {"/key/{key}/regenerate"}  # the path form of /key/regenerate
+    same_handler = {"/key/{key}/regenerate",  # the path form of /key/regenerate
+                    "/memory/summaries/{summary_id}"}  # test_memory_summary
     routes = {"/" + path.lstrip("/") for _, router in ninja_api._routers if router.auth is management_auth
               for path in router.path_operations}
     missing = routes - covered - same_handler
