@@ -79,7 +79,7 @@ async def session_summarize(*, subject_id: int, session_id: str) -> int | None:
         return reg.group(model)
 
     try:
-        call, answer = await router.route(ctx, lambda dep: call_once(ctx, dep), group=group)
+        _, answer = await router.route(ctx, lambda dep: call_once(ctx, dep), group=group)
     finally:
         router.release(ctx)
     usage_from(answer.data, ctx.usage)

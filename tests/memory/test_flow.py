@@ -61,11 +61,11 @@ def test_second_session_starts_with_what_the_first_concluded_and_the_summary_is_
 
 def _remember(world, user: str, text: str = SUMMARY) -> None:
     """A summary for (the world's project, end user), stored as the summarization would."""
+    from django.utils import timezone
+
     from memory.services import subject_ids, summary_record
 
     subject_id = subject_ids(pairs=[(world["scope"], f"end_user:{user}")])[(world["scope"], f"end_user:{user}")]
-    from django.utils import timezone
-
     now = timezone.now()
     event = {"request_id": f"memory-test-{new_session()}", "cost": "0", "model": "memory-summarizer",
              "project_id": world["project"].pk, "team_id": world["team"].pk, "started_at": now.isoformat(),
