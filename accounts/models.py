@@ -14,6 +14,12 @@ from accounts.durations import BUDGET_DURATION
 MONEY = {"max_digits": 18, "decimal_places": 8}
 
 
+# Cross-session memory (docs/memory.md): the team's, the project's and the key's blocks are merged
+# in that order over the config's memory: block when the key is loaded (gateway/memory/settings.py).
+MEMORY_HELP = ('Cross-session memory, e.g. {"enabled": true, "summarizer_model": "gpt-4o-mini", '
+               '"max_injected_tokens": 1000, "idle_minutes": 30, "retention_days": 30}; empty: the config\'s.')
+
+
 class Role(models.TextChoices):
     PROXY_ADMIN = "proxy_admin", "Proxy admin"
     ORG_ADMIN = "org_admin", "Organization admin"
@@ -151,6 +157,7 @@ class Team(Budgeted):
     aliases = models.JSONField(default=dict, blank=True, help_text='e.g. {"fast": "gpt-4o-mini"}')
     log_requests = models.BooleanField(default=False, help_text="Store prompts and answers (redacted) of every "
                                                                 "request made with the team's keys.")
+    memory = models.JSONField(default=dict, blank=True, help_text=MEMORY_HELP)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -198,6 +205,7 @@ class Project(Budgeted):
     metadata = models.JSONField(default=dict, blank=True)
     log_requests = models.BooleanField(default=False, help_text="Store prompts and answers (redacted) of every "
                                                                 "request made with the project's keys.")
+    memory = models.JSONField(default=dict, blank=True, help_text=MEMORY_HELP)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -250,6 +258,7 @@ class VirtualKey(Budgeted):
     aliases = models.JSONField(default=dict, blank=True, help_text='e.g. {"fast": "gpt-4o-mini"}')
     log_requests = models.BooleanField(default=False, help_text="Store prompts and answers (redacted) of every "
                                                                 "request made with this key.")
+    memory = models.JSONField(default=dict, blank=True, help_text=MEMORY_HELP)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     last_used_at = models.DateTimeField(null=True, blank=True)

@@ -4,12 +4,18 @@ one spool line), read here on its way to a SpendLog row. The gateway builds it
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 import orjson
 
 ENTITY_FIELDS = ("key_id", "user_id", "project_id", "team_id", "organization_id")
+
+# What else a spend event may carry, stored by a higher layer in the same transaction as its
+# SpendLog row: called with the events recorded for the first time (e.g. memory's session turns,
+# memory/services.py). Registered from the higher app's ready().
+recorders: list[Callable[..., Any]] = []
 
 
 def encode(event: dict[str, Any]) -> bytes:

@@ -22,7 +22,7 @@ from django.utils.dateparse import parse_datetime
 from accounts.durations import parse_duration
 from accounts.models import EndUser, Organization, Project, Team, TeamMembership, User, VirtualKey
 from billing.alerts import budget_alerts_check
-from billing.events import event_cost
+from billing.events import event_cost, recorders
 from billing.models import DailySpend, JobLock, SpendLog
 from billing.pricing import quantize
 from billing.rollups import spend_rollups_refresh
@@ -138,14 +138,15 @@ def _record_batch(events: list[dict[str, Any]]) -> int:
         SpendLog.objects.select_for_update()
         .filter(request_id__in=list(rows), booked=False)
         .order_by("pk")
-        .values_list("pk", "cost", "end_user", "key_id", "user_id", "project_id", "team_id", "organization_id")
+        .values_list("pk", "request_id", "cost", "end_user", "key_id", "user_id", "project_id", "team_id",
+                     "organization_id")
     )
     if not fresh:
         return 0
     totals: dict[str, dict[int, Decimal]] = {kind: defaultdict(Decimal) for kind, _, _ in ENTITIES}
     end_users: dict[str, Decimal] = defaultdict(Decimal)
     members: dict[tuple[int, int], Decimal] = defaultdict(Decimal)
-    for pk, cost, end_user, *owners in fresh:
+    for pk, _, cost, end_user, *owners in fresh:
         for (kind, _, _), owner in zip(ENTITIES, owners):
             if owner is not None and cost:
                 totals[kind][owner] += cost
@@ -163,6 +164,11 @@ def _record_batch(events: list[dict[str, Any]]) -> int:
     key_last_used_touch(used={row.key_id: row.ended_at for row in rows.values() if row.key_id is not None})
     # The owners' rows are locked by the UPDATEs above: the spend alerts read back is exact.
     budget_alerts_check(booked=totals)
+    if recorders:
+        first_time = {row[1] for row in fresh}
+        recorded = [event for event in events if event.get("request_id") in first_time]
+        for recorder in recorders:
+            recorder(events=recorded)
     return len(fresh)
 
 

@@ -90,6 +90,10 @@ class SpendWriter:
         self._task: asyncio.Task | None = None
         self._next_spool_retry = 0.0
         self.after_flush: list[Callable[[], Any]] = []   # periodic work run by the same loop
+        # One flush at a time per loop: a caller that flushes to read what was written (memory's
+        # close) waits for a write the loop's own flush has in flight, instead of finding the buffer empty.
+        self._lock: asyncio.Lock | None = None
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
 
     def add(self, event: dict[str, Any]) -> None:
         self._buffer.append(event)
@@ -121,8 +125,18 @@ class SpendWriter:
             except Exception:  # noqa: BLE001 - the loop must outlive any one failure
                 logger.exception("spend writer loop")
 
+    def _flush_lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._lock_loop is not loop:
+            self._lock, self._lock_loop = asyncio.Lock(), loop
+        return self._lock
+
     async def flush(self) -> int:
-        """Write what is buffered now (database, else spool); replay spool files when due."""
+        """Write what is buffered now (database, else spool), after any write in flight; replay spool files when due."""
+        async with self._flush_lock():
+            return await self._flush()
+
+    async def _flush(self) -> int:
         events, self._buffer = self._buffer, []
         written = 0
         if events:

@@ -14,6 +14,8 @@ from typing import Any, Iterator
 import orjson
 
 WORD = "lorem "
+# What a …-summary model answers, whatever it is asked: a summarizer's output tests can look for.
+SUMMARY = "The user is planning a trip to Lisbon in May and prefers answers in short bullet points."
 _ids = itertools.count(1)
 _PREFIX = f"{os.getpid():x}"
 
@@ -53,8 +55,10 @@ def count_tokens(text: str) -> int:
     return max(1, len(text) // 4)
 
 
-def answer_words(request: dict[str, Any], tokens: int, echo: bool) -> list[str]:
+def answer_words(request: dict[str, Any], tokens: int, echo: bool, summary: bool = False) -> list[str]:
     """The pieces of the answer, one per streamed chunk."""
+    if summary:
+        return [SUMMARY[i:i + 16] for i in range(0, len(SUMMARY), 16)]
     if echo:
         text = prompt_text(request)
         return [text[i:i + 16] for i in range(0, len(text), 16)] or [""]
@@ -66,8 +70,8 @@ def answer_words(request: dict[str, Any], tokens: int, echo: bool) -> list[str]:
     return [WORD] * tokens
 
 
-def completion_tokens(words: list[str], echo: bool) -> int:
-    return count_tokens("".join(words)) if echo else len(words)
+def completion_tokens(words: list[str], echo: bool, summary: bool = False) -> int:
+    return count_tokens("".join(words)) if echo or summary else len(words)
 
 
 def usage(prompt_tokens: int, completion: int) -> dict[str, int]:

@@ -11,6 +11,7 @@ The behaviour is read from the dash-separated tail of the model name, so any pre
   …-slow-<ms>    wait <ms> milliseconds before the first byte
   …-drip-<ms>    stream with <ms> milliseconds between chunks
   …-echo         answer with the text of the request's messages (system included), to show what was sent
+  …-summary      answer with answers.SUMMARY, a known text (what a summarizer model would write)
   anything else  a normal answer of `--tokens` words
 """
 from __future__ import annotations
@@ -27,6 +28,7 @@ class Behaviour:
     hang: bool = False
     cut: bool = False
     echo: bool = False
+    summary: bool = False
     first_byte_delay_s: float = 0.0
     chunk_delay_s: float | None = None   # None: the server's --chunk-delay-ms
 
@@ -48,6 +50,8 @@ def behaviour_for(model: str) -> Behaviour:
         return Behaviour(cut=True)
     if last == "echo":
         return Behaviour(echo=True)
+    if last == "summary":
+        return Behaviour(summary=True)
     if last.isdigit() and previous == "slow":
         return Behaviour(first_byte_delay_s=int(last) / 1000)
     if last.isdigit() and previous == "drip":

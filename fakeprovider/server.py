@@ -97,16 +97,16 @@ class FakeProvider:
         stream = bool(body.get("stream"))
         if path.endswith("/chat/completions") or path.endswith("/completions"):
             chat = path.endswith("/chat/completions")
-            words = answers.answer_words(body, self.options.tokens, behaviour.echo)
-            completion = answers.completion_tokens(words, behaviour.echo)
+            words = answers.answer_words(body, self.options.tokens, behaviour.echo, behaviour.summary)
+            completion = answers.completion_tokens(words, behaviour.echo, behaviour.summary)
             if stream:
                 return Stream(b"text/event-stream", answers.openai_stream(body, model, words, completion, chat))
             return response(200, answers.openai_completion(body, model, words, completion, chat))
         if path.endswith("/embeddings"):
             return response(200, answers.openai_embeddings(body, model))
         if path.endswith("/messages"):
-            words = answers.answer_words(body, self.options.tokens, behaviour.echo)
-            completion = answers.completion_tokens(words, behaviour.echo)
+            words = answers.answer_words(body, self.options.tokens, behaviour.echo, behaviour.summary)
+            completion = answers.completion_tokens(words, behaviour.echo, behaviour.summary)
             if stream:
                 return Stream(b"text/event-stream", answers.anthropic_stream(body, model, words, completion))
             return response(200, answers.anthropic_message(body, model, words, completion))
@@ -118,8 +118,8 @@ class FakeProvider:
         if path not in ("/api/chat", "/api/generate"):
             return None
         chat = path == "/api/chat"
-        words = answers.answer_words(body, self.options.tokens, behaviour.echo)
-        completion = answers.completion_tokens(words, behaviour.echo)
+        words = answers.answer_words(body, self.options.tokens, behaviour.echo, behaviour.summary)
+        completion = answers.completion_tokens(words, behaviour.echo, behaviour.summary)
         # Ollama streams unless the request says "stream": false.
         if body.get("stream", True) is not False:
             return Stream(b"application/x-ndjson", answers.ollama_stream(body, model, words, completion, chat))

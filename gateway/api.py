@@ -5,9 +5,10 @@ once with orjson; the schemas below only describe them in /docs.
 """
 from __future__ import annotations
 
-from ninja import Router
+from ninja import Field, Router, Schema
 
 from gateway import litellm_routes, pipeline, v1_models
+from gateway.memory import close as memory_close
 from gateway.routing import litellm_headers
 from gateway.schemas import ChatCompletionIn, CompletionIn, EmbeddingIn, MessagesIn, openapi_body
 
@@ -66,6 +67,16 @@ async def models_list(request):
 @router.get("/models/{path:model_id}", operation_id="models_retrieve_unprefixed", include_in_schema=False)
 async def models_retrieve(request, model_id: str):
     return await v1_models.models_retrieve(request, model_id)
+
+
+class MemoryCloseIn(Schema):
+    user: str = Field("", max_length=200, description="The end user whose session it is (the requests' `user`).")
+
+
+@router.post("/v1/memory/sessions/{session_id}/close", operation_id="memory_session_close",
+             summary="Summarize a session now instead of when it goes idle (cross-session memory).")
+async def memory_session_close(request, session_id: str, body: MemoryCloseIn | None = None):
+    return await memory_close.session_close(request, session_id, body.user if body is not None else "")
 
 
 # Azure OpenAI's paths, as the Azure SDKs call them (LiteLLM serves them too): the deployment names

@@ -11,8 +11,10 @@ class GatewayConfig(AppConfig):
         # the ASGI lifespan starts; the request path itself imports it only with the URLconf.
         import gateway.admission  # noqa: F401
         from gateway import signals
+        from gateway.memory import close as memory_close
         from gateway.metrics import CooldownCollector
         from llmur.core.collectors import register_collector
 
         signals.connect()
+        memory_close.register()   # embedded: idle sessions summarized by the spend writer's loop
         register_collector(CooldownCollector())

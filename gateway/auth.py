@@ -24,6 +24,7 @@ from accounts.master_keys import master_key_file
 from accounts.models import VirtualKey
 from gateway import http, registry
 from gateway.context import EntityLimits, Principal
+from gateway.memory.settings import memory_settings
 from gateway.routing import wildcards
 from llmur.core.db import db_call
 from llmur.core.errors import LlmurError
@@ -209,6 +210,7 @@ class _SnapshotUnpickler(pickle.Unpickler):
     """
 
     ALLOWED = frozenset({("gateway.context", "Principal"), ("gateway.context", "EntityLimits"),
+                         ("gateway.context", "MemorySettings"),
                          ("decimal", "Decimal"), ("datetime", "datetime"), ("datetime", "timezone"),
                          ("datetime", "timedelta"), ("gateway.routing.wildcards", "ModelAllowList")})
 
@@ -223,8 +225,8 @@ def _load_snapshot(raw: bytes) -> tuple:
 
 
 async def _lookup(digest: str, redis, version: str | None) -> Principal | str:
-    # "p2": Principal gained fields (aliases, log_requests); snapshots pickled before that are not read.
-    redis_key = f"llmur:auth:p2:{version}:{digest}"
+    # "p3": Principal gained fields (aliases, log_requests, then memory); older snapshots are not read.
+    redis_key = f"llmur:auth:p3:{version}:{digest}"
     if redis is not None:
         try:
             cached = await redis.get(redis_key)
@@ -322,6 +324,7 @@ def principal_snapshot(*, digest: str) -> tuple:
         aliases=_aliases(team, key),
         log_requests=bool(key.log_requests or (project is not None and project.log_requests)
                           or (team is not None and team.log_requests)),
+        memory=memory_settings(key, project, team),
     )
     return ("ok", principal)
 

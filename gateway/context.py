@@ -33,6 +33,17 @@ class EntityLimits:
 
 
 @dataclass(slots=True, frozen=True)
+class MemorySettings:
+    """A key's cross-session memory, resolved when the key is loaded (gateway/memory/, docs/memory.md)."""
+
+    scope: str                     # "project:<id>", else "team:<id>", else "key:<id>": summaries never leave it
+    summarizer_model: str = ""     # empty: the session's own model
+    max_injected_tokens: int = 1000
+    idle_minutes: int = 30
+    retention_days: int = 30
+
+
+@dataclass(slots=True, frozen=True)
 class Principal:
     """Who is calling, as cached after authentication: a master key, or a virtual key and its owners."""
 
@@ -57,6 +68,8 @@ class Principal:
     aliases: dict[str, str] = field(default_factory=dict)
     # Prompts and answers are stored (redacted) when the key, its project or its team asks for it.
     log_requests: bool = False
+    # None: memory is off for this key (the hot path then does nothing more than read this field).
+    memory: MemorySettings | None = None
 
     def may_use(self, model: str) -> bool:
         """May this caller use the model group (or alias target) of that name?"""
@@ -123,7 +136,8 @@ class RequestContext:
     content_chunks: int = 0                 # streamed chunks that carried content
     streamed_text: list[str] = field(default_factory=list)   # their text
     completion_text: str = ""               # streamed_text joined, when usage has to be estimated
-    response_body: bytes | None = None      # the answer, for the opt-in request log
+    response_body: bytes | None = None      # the answer, for the opt-in request log and memory
+    memory: Any = None                      # this request's session (gateway.memory.inject.MemorySession)
     client_disconnected: bool = False
     stream_finished: bool = False
     settled: bool = False

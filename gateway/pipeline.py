@@ -29,6 +29,7 @@ from gateway import (
     streaming,
 )
 from gateway.context import RequestContext
+from gateway.memory import inject as memory
 from gateway.providers import anthropic_messages
 from gateway.providers.base import EMBEDDING, MESSAGES, Answer, dumps
 from gateway.relay import close_relay, open_stream, relay
@@ -126,6 +127,8 @@ async def _run(request, call_type: str) -> HttpResponse:
             ctx.client_headers = {"anthropic-version": meta.get("HTTP_ANTHROPIC_VERSION", ""),
                                   "anthropic-beta": meta.get("HTTP_ANTHROPIC_BETA", "")}
         authorize(ctx, await registry.get())
+        if principal.memory is not None:
+            await memory.prepare(ctx, meta)   # before the cache and admission: they see the injected body
         # Before admission: a replayed answer takes no rate-limit slot and costs nothing.
         claim = await idempotency.claim(ctx, meta.get(idempotency.HEADER), raw)
         if claim is not None and claim.replay is not None:
@@ -178,7 +181,7 @@ async def _run(request, call_type: str) -> HttpResponse:
             answer = Answer(data=anthropic_messages.openai_to_anthropic_response(answer.data, ctx.model))
         content = answer.raw if answer.raw is not None else dumps(answer.data)
         response_cache.cache_store(ctx, content)
-        if ctx.principal.log_requests:
+        if ctx.principal.log_requests or ctx.memory is not None:
             ctx.response_body = content
         return json_response(content, answer_headers(ctx))
     finally:

@@ -19,7 +19,7 @@ FORBIDDEN_FIELDS = ("api_base", "base_url", "api_key", "api_version", "azure_ad_
 # LiteLLM-proxy parameters read by the gateway (router, cache), never sent upstream.
 PROXY_ONLY_FIELDS = ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks", "cache", "num_retries",
                      "mock_response", "tags", "mock_testing_fallbacks", "mock_testing_rate_limit_error",
-                     "mock_timeout")
+                     "mock_timeout", "memory")
 
 
 def invalid(message: str, param: str | None = None) -> LlmurError:

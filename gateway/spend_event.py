@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from gateway.context import RequestContext
+from gateway.memory.turns import turn_event
 from llmur.core.scrub import scrub_secrets
 
 
@@ -25,7 +26,7 @@ def event_from_context(ctx: RequestContext, *, cost: Decimal, now: datetime | No
         metadata["usage_estimated"] = True
     if ctx.client_disconnected:
         metadata["client_disconnected"] = True
-    return {
+    event = {
         "request_id": ctx.request_id,
         "client_request_id": ctx.client_request_id[:128],
         "response_id": ctx.response_id[:128],
@@ -56,3 +57,6 @@ def event_from_context(ctx: RequestContext, *, cost: Decimal, now: datetime | No
         "metadata": metadata,
         "error": "" if ctx.success else scrub_secrets(ctx.error),
     }
+    if ctx.memory is not None and ctx.success:
+        event["memory"] = turn_event(ctx)   # a session turn, stored with the spend row (memory/services.py)
+    return event

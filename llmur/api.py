@@ -24,6 +24,7 @@ from gateway.model_group_api import router as model_group_router
 from gateway.pipeline import error_response as render
 from gateway.pipeline import request_id_for
 from llmur.core.errors import LlmurError
+from memory.api import router as memory_router
 
 logger = logging.getLogger("llmur.api")
 
@@ -116,7 +117,7 @@ def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
 
 # Each app's router, mounted at the root.
 for _router in (llm_router, accounts_router, device_oauth_router, device_router, model_router, model_group_router,
-                spend_router):
+                spend_router, memory_router):
     api.add_router("", _router)
 
 

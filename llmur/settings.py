@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "llmur",  # for its management command check_config
     "accounts",
     "billing",
+    "memory",   # cross-session memory (docs/memory.md): between billing and the gateway
     "gateway",
 ]
 
@@ -163,6 +164,8 @@ CELERY_BEAT_SCHEDULE["alert-sweep"] = {"task": "billing.alert_sweep", "schedule"
 CELERY_BEAT_SCHEDULE["request-log-purge"] = {"task": "gateway.request_log_purge", "schedule": 3600.0,
                                              "options": {"expires": 1800}}
 # Agent sign-ins (sso.device_flow) that expired uncollected.
+# Cross-session memory: summarize sessions gone idle, delete what is past its retention.
+CELERY_BEAT_SCHEDULE["memory-sweep"] = {"task": "gateway.memory_sweep", "schedule": 60.0, "options": {"expires": 120}}
 CELERY_BEAT_SCHEDULE["device-authorization-purge"] = {"task": "accounts.device_authorization_purge",
                                                       "schedule": 3600.0, "options": {"expires": 1800}}
 

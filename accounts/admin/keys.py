@@ -32,7 +32,7 @@ class VirtualKeyForm(LimitsWithinParentsForm):
         model = VirtualKey
         fields = ["key_alias", "user", "team", "project", "organization", "allowed_models", "expires_at", "blocked",
                   "metadata", "max_budget", "soft_budget", "budget_duration", "rpm_limit", "tpm_limit",
-                  "max_parallel_requests", "aliases", "log_requests"]
+                  "max_parallel_requests", "aliases", "log_requests", "memory"]
 
 
 class KeyStatusFilter(admin.SimpleListFilter):
@@ -105,7 +105,7 @@ class VirtualKeyAdmin(RoleScopedAdmin):
         owner = ("Owner", {"fields": ("user", "team", "project", "organization")})
         main = (None, {"fields": (("display", "status") if obj else ()) + ("key_alias", "allowed_models", "expires_at",
                                                                     "blocked", "metadata", "aliases",
-                                                                    "log_requests")})
+                                                                    "log_requests", "memory")})
         budget = ("Budget and limits", {"fields": (("spend_vs_budget", "usage", "budget_reset_at") if obj else ())
                                         + ("max_budget", "soft_budget", "budget_duration", "rpm_limit", "tpm_limit",
                                            "max_parallel_requests")})

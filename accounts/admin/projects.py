@@ -40,7 +40,7 @@ class ProjectAdmin(RoleScopedAdmin):
     readonly_fields = ["spend_vs_budget", "created_at", "updated_at"]
     inlines = [ProjectCredentialInline, ProjectKeyInline]
     fieldsets = [(None, {"fields": ("name", "team", "organization", "is_active", "allowed_models", "metadata",
-                                    "log_requests")}),
+                                    "log_requests", "memory")}),
                  BUDGET_FIELDSET]
 
     def visible(self, actor):

@@ -64,7 +64,8 @@ class TeamAdmin(RoleScopedAdmin):
     readonly_fields = ["status", "spend_vs_budget", "created_at", "updated_at"]
     inlines = [TeamMembershipInline, TeamProjectInline, TeamKeyInline]
     fieldsets = [(None, {"fields": ("name", "status", "organization", "allowed_models", "blocked", "metadata")}),
-                 BUDGET_FIELDSET, ("Aliases and request log", {"fields": ("aliases", "log_requests")})]
+                 BUDGET_FIELDSET, ("Aliases, request log and memory",
+                                                    {"fields": ("aliases", "log_requests", "memory")})]
     actions = ["block_selected", "unblock_selected"]
 
     def visible(self, actor):
@@ -83,7 +84,7 @@ class TeamAdmin(RoleScopedAdmin):
         fields = super().get_readonly_fields(request, obj)
         if obj is not None and not policy.can_set_team_limits(self._actor(request), obj):
             # A team admin runs the team but cannot raise its own budget, limits or models.
-            fields = [*fields, "organization", "allowed_models", "blocked", "aliases", "log_requests",
+            fields = [*fields, "organization", "allowed_models", "blocked", "aliases", "log_requests", "memory",
                       *LIMIT_FORM_FIELDS]
         return fields
 

@@ -10,6 +10,7 @@
 - spend: whose spend an actor sees.
 - budgets: end users and shared budgets (proxy admins').
 - deployments: model management, what /model/info shows (16.8), env references (16.7).
+- memory: whose cross-session memory an actor may list, read and delete.
 - device: where an approver may put an agent's key (RFC 8628 sign-in), who sees agent keys.
 - admin_permissions: the admin's has_*_permission methods, written once.
 
@@ -46,6 +47,7 @@ from accounts.policy.keys import (
     who_may_loosen,
 )
 from accounts.policy.limits import check_within, key_parents, loosened_fields
+from accounts.policy.memory import memory_scope, require_may_forget_end_users
 from accounts.policy.scopes import (
     administered_organizations,
     administered_projects,
@@ -135,6 +137,7 @@ __all__ = [
     "key_to_change",
     "key_to_read",
     "loosened_fields",
+    "memory_scope",
     "models_shown_to",
     "organization_to_manage",
     "organization_to_read",
@@ -148,6 +151,7 @@ __all__ = [
     "require_may_change_user",
     "require_may_create_key",
     "require_may_create_user",
+    "require_may_forget_end_users",
     "require_may_manage_budgets",
     "require_may_manage_end_users",
     "require_may_manage_models",

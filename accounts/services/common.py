@@ -165,7 +165,30 @@ def apply_common_fields(entity: Budgeted, fields: dict[str, Any]) -> None:
         entity.aliases = parse_aliases(fields["aliases"])
     if "log_requests" in fields:
         entity.log_requests = bool(fields["log_requests"])
+    if "memory" in fields:
+        entity.memory = parse_memory(fields["memory"])
     apply_budget(entity, budget_values({k: v for k, v in fields.items() if k in BUDGET_FIELDS}))
+
+
+# The keys of a `memory` block (docs/memory.md) and their types; the config's memory: block has the same.
+MEMORY_KEYS = {"enabled": bool, "summarizer_model": str, "max_injected_tokens": int, "idle_minutes": int,
+               "retention_days": int}
+
+
+def parse_memory(value: Any) -> dict[str, Any]:
+    """A key's, project's or team's memory settings, checked: a 400 naming what is wrong."""
+    if value in (None, ""):
+        return {}
+    if not isinstance(value, dict):
+        raise invalid('memory: expected an object such as {"enabled": true}.', "memory")
+    for name, item in value.items():
+        kind = MEMORY_KEYS.get(name)
+        if kind is None:
+            raise invalid(f"memory: unknown setting {str(name)[:50]!r} (expected {', '.join(MEMORY_KEYS)}).", "memory")
+        if not isinstance(item, kind) or (kind is int and (isinstance(item, bool) or item < 1)):
+            raise invalid(f"memory.{name}: expected {'a positive integer' if kind is int else kind.__name__}.",
+                          "memory")
+    return dict(value)
 
 
 def save_validated(instance: Any, **kwargs: Any) -> None:

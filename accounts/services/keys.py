@@ -21,6 +21,7 @@ from accounts.services.common import (
     invalid,
     locked_for_update,
     parse_aliases,
+    parse_memory,
     parse_models,
     save_created,
     save_update,
@@ -32,6 +33,7 @@ def key_create(*, by: Actor, key_alias: str = "", user: User | None = None, team
                project: Project | None = None, organization: Organization | None = None,
                models: Any = None, expires_at: dt.datetime | None = None, metadata: dict | None = None,
                key: str | None = None, blocked: bool = False, aliases: Any = None, log_requests: bool = False,
+               memory: Any = None,
                **budget: Any) -> tuple[VirtualKey, str]:
     """Issues a key and returns it with its plaintext, which exists nowhere else afterwards."""
     unknown = set(budget) - set(BUDGET_FIELDS)
@@ -52,7 +54,8 @@ def key_create(*, by: Actor, key_alias: str = "", user: User | None = None, team
     vk = VirtualKey(key_hash=key_digest(plaintext), display=key_display(plaintext), key_alias=key_alias or "",
                     user=user, team=team, project=project, organization=organization,
                     allowed_models=parse_models(models), expires_at=expires_at, metadata=metadata or {},
-                    blocked=blocked, aliases=parse_aliases(aliases), log_requests=bool(log_requests))
+                    blocked=blocked, aliases=parse_aliases(aliases), log_requests=bool(log_requests),
+                    memory=parse_memory(memory))
     apply_budget(vk, budget_values(budget))
     policy.require_may_create_key(by, vk)
     policy.check_within(vk, policy.key_parents(vk), what="key")
@@ -63,7 +66,7 @@ def key_create(*, by: Actor, key_alias: str = "", user: User | None = None, team
 
 
 KEY_UPDATABLE = {"key_alias", "models", "metadata", "expires_at", "blocked", "team", "user", "project",
-                 "organization", "aliases", "log_requests", *BUDGET_FIELDS}
+                 "organization", "aliases", "log_requests", "memory", *BUDGET_FIELDS}
 
 
 @transaction.atomic

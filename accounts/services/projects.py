@@ -18,6 +18,7 @@ from accounts.services.common import (
     budget_values,
     invalid,
     locked_for_update,
+    parse_memory,
     parse_models,
     save_created,
     save_update,
@@ -33,7 +34,8 @@ def _require_project_admin(by: Actor, project: Project) -> None:
 @transaction.atomic
 def project_create(*, by: Actor, name: str, team: Team | None = None, organization: Organization | None = None,
                    models: Any = None, metadata: dict | None = None, is_active: bool = True,
-                   log_requests: bool = False, credentials: dict[str, str] | None = None, **budget: Any) -> Project:
+                   log_requests: bool = False, credentials: dict[str, str] | None = None, memory: Any = None,
+                   **budget: Any) -> Project:
     name = (name or "").strip()
     if not name:
         raise invalid("project_alias must not be empty.", "project_alias")
@@ -44,7 +46,8 @@ def project_create(*, by: Actor, name: str, team: Team | None = None, organizati
     if team is not None and organization is None:
         organization = team.organization
     project = Project(name=name, team=team, organization=organization, allowed_models=parse_models(models),
-                      metadata=metadata or {}, is_active=is_active, log_requests=bool(log_requests))
+                      metadata=metadata or {}, is_active=is_active, log_requests=bool(log_requests),
+                      memory=parse_memory(memory))
     apply_budget(project, budget_values(budget))
     policy.check_within(project, [team, organization], what="project")
     save_created(by=by, instance=project)
@@ -54,7 +57,7 @@ def project_create(*, by: Actor, name: str, team: Team | None = None, organizati
 
 
 PROJECT_UPDATABLE = {"name", "models", "metadata", "is_active", "team", "organization", "credentials",
-                     "log_requests", *BUDGET_FIELDS}
+                     "log_requests", "memory", *BUDGET_FIELDS}
 
 
 @transaction.atomic

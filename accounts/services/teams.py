@@ -19,6 +19,7 @@ from accounts.services.common import (
     locked_for_update,
     membership_set,
     parse_aliases,
+    parse_memory,
     parse_models,
     parse_public_id,
     save_created,
@@ -31,7 +32,7 @@ from accounts.services.users import user_get_or_create_member
 @transaction.atomic
 def team_create(*, by: Actor, name: str | None = "", team_id: str | None = None,
                 organization: Organization | None = None, models: Any = None, metadata: dict | None = None,
-                blocked: bool = False, aliases: Any = None, log_requests: bool = False,
+                blocked: bool = False, aliases: Any = None, log_requests: bool = False, memory: Any = None,
                 members: list[tuple[str | None, str | None, str]] = (), **budget: Any) -> Team:
     """A team, with its first members as (user_id, user_email, role), in one transaction.
 
@@ -46,7 +47,7 @@ def team_create(*, by: Actor, name: str | None = "", team_id: str | None = None,
         raise invalid(f"A team with team_id {public_id!r} already exists.", "team_id")
     team = Team(name=(name or "").strip(), organization=organization, allowed_models=parse_models(models),
                 metadata=metadata or {}, blocked=blocked, aliases=parse_aliases(aliases),
-                log_requests=bool(log_requests))
+                log_requests=bool(log_requests), memory=parse_memory(memory))
     if public_id is not None:
         team.public_id = public_id
     apply_budget(team, budget_values(budget))
@@ -56,7 +57,8 @@ def team_create(*, by: Actor, name: str | None = "", team_id: str | None = None,
     return team
 
 
-TEAM_UPDATABLE = {"name", "models", "metadata", "blocked", "organization", "aliases", "log_requests", *BUDGET_FIELDS}
+TEAM_UPDATABLE = {"name", "models", "metadata", "blocked", "organization", "aliases", "log_requests", "memory",
+                  *BUDGET_FIELDS}
 
 
 @transaction.atomic

@@ -278,6 +278,18 @@ class RequestLoggingConfiguration(_Section):
     max_chars: int = Field(default=100_000, ge=1000, le=10_000_000)
 
 
+class MemoryConfiguration(_Section):
+    """Cross-session memory (docs/memory.md): the defaults; switched on here for every key, or per key,
+    project or team (their `memory` field, whose keys are these)."""
+
+    enabled: bool = False
+    # The model group that writes the summaries, through llmur's own router; empty: the session's own model.
+    summarizer_model: str = ""
+    max_injected_tokens: int = Field(default=1000, ge=1, le=100_000)
+    idle_minutes: int = Field(default=30, ge=1, le=10_080)
+    retention_days: int = Field(default=30, ge=1, le=3650)
+
+
 class LlmurConfig(_Section):
     """The validated configuration; field names follow the LLMUR YAML format."""
 
@@ -315,6 +327,7 @@ class LlmurConfig(_Section):
     oidc: OidcConfiguration | None = None
     alerting: AlertingConfiguration = Field(default_factory=AlertingConfiguration)
     request_logging: RequestLoggingConfiguration = Field(default_factory=RequestLoggingConfiguration)
+    memory: MemoryConfiguration = Field(default_factory=MemoryConfiguration)
     # Agent sign-in (RFC 8628 device flow), off by default: llmur/config/sso.py.
     sso: SsoConfiguration = Field(default_factory=SsoConfiguration)
 

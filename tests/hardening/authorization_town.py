@@ -33,6 +33,7 @@ from accounts.models import (
 from accounts.policy import Actor
 from gateway import model_services
 from gateway.models import ModelDeployment
+from memory.models import MemorySummary
 
 ROLES = ("proxy", "orgadmin", "teamadmin", "member", "viewer", "nouser", "stranger")
 BY = Actor.system("matrix setup")
@@ -50,6 +51,7 @@ class Town:
     member_team_key: str         # member's own key in team-a, $5
     db_model: str                # a deployment added at run time
     agent_sign_in: int           # an agent's sign-in, approved by member into team-a, key collected
+    summaries: dict[str, int]    # memory: alice's in team-a and in team-b, one remembered by member's key
 
 
 @pytest.fixture
@@ -76,12 +78,29 @@ def town(world, settings) -> Town:
     services.budget_create(by=BY, budget_id="tier-1", max_budget=5)
     services.end_user_create(by=BY, user_id="cust-1")
     services.end_user_create(by=BY, user_id="cust-blocked", blocked=True)
-    return Town(world=world, team_c=team_c, project_a=project_a, project_b=project_b, limited=limited,
+    summaries = {"a": _summary(world.team_a, "alice"), "b": _summary(world.team_b, "alice"),
+                 "member": _summary(world.team_a, "carol", user=world.users["member"])}
+    return Town(summaries=summaries, world=world, team_c=team_c, project_a=project_a, project_b=project_b, limited=limited,
                 blocked=blocked, member_team_key=member_team_key, db_model=deployment.deployment_id,
                 agent_sign_in=agent.authorization.pk)
 
 
 PERSON = {"stranger": "outsider"}   # the column's person in the world
+
+
+def _summary(team: Team, end_user: str, user: User | None = None) -> int:
+    """A memory summary of an end user, made by a key of the team (or of the user)."""
+    from django.utils import timezone
+
+    from accounts.keys import secret_encrypt
+    from memory.services import subject_ids
+
+    scope, subject, now = f"team:{team.pk}", f"end_user:{end_user}", timezone.now()
+    return MemorySummary.objects.create(
+        subject_id=subject_ids(pairs=[(scope, subject)])[(scope, subject)], session_id=f"{end_user}-{team.pk}",
+        encrypted_summary=secret_encrypt("remembered"), model="m", request_id="r", session_started_at=now,
+        session_ended_at=now, expires_at=now, team_id=team.pk, organization_id=team.organization_id,
+        user_id=user.pk if user else None).pk
 
 
 def bearer(town: Town, who: str) -> str:
@@ -130,4 +149,5 @@ def state() -> dict:
         "deployments": sorted(ModelDeployment.objects.values_list("deployment_id", "model_name")),
         "end_users": sorted(EndUser.objects.values_list("user_id", "blocked", "max_budget", "tpm_limit", "budget_id")),
         "budgets": sorted(Budget.objects.values_list("budget_id", "max_budget", "tpm_limit")),
+        "memory": sorted(MemorySummary.objects.values_list("pk", flat=True)),
     }

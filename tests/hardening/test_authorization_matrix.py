@@ -235,6 +235,9 @@ API: list[R] = [
     ("GET /v2/model/info",           (200, 200, 200, 200, 200, 200, 200), {}),
     ("GET /model_group/info",        (200, 200, 200, 200, 200, 200, 200), {}),
     ("GET /global/spend/teams",      (200, 200, 200, 200, 200, 403, 200), {}),
+    # ---- cross-session memory (one summary's routes: MEMORY_ITEM below)
+    ("GET /memory/summaries",        (200, 200, 200, 200, 200, 403, 200), {}),
+    ("POST /memory/end_user/delete", (200, 200, 200, 403, 403, 403, 200), {"end_user": "alice"}),
 ]
 
 
@@ -277,10 +280,40 @@ def _diff(before: dict, after: dict) -> str:
     return ", ".join(name for name in before if before[name] != after[name])
 
 
+# One memory summary read or deleted: (method, which summary, statuses per role).
+MEMORY_ITEM = [
+    ("GET",    "a",      (200, 200, 200, 404, 404, 403, 404)),
+    ("DELETE", "a",      (200, 200, 200, 404, 404, 403, 404)),
+    ("GET",    "member", (200, 200, 200, 200, 404, 403, 404)),
+    ("DELETE", "b",      (200, 404, 404, 404, 404, 403, 200)),
+]
+
+
+@pytest.mark.parametrize("row", MEMORY_ITEM, ids=[f"{m} {w}" for m, w, _ in MEMORY_ITEM])
+def test_memory_summary(town, row):
+    method, which, expected = row
+    path = f"/memory/summaries/{town.summaries[which]}"
+    mismatches = []
+    for who, status in zip(ROLES, expected, strict=True):
+        with transaction.atomic():
+            api = Api(bearer(town, who))
+            before = state()
+            response = (api.get(path) if method == "GET"
+                        else api.client.delete(path, **api._headers()))
+            after = state()
+            transaction.set_rollback(True)
+        if response.status_code != status:
+            mismatches.append(f"{who}: expected {status}, got {response.status_code}: {response.content[:200]!r}")
+        elif (after != before) != (method == "DELETE" and status == 200):
+            mismatches.append(f"{who}: {method} answered {status} and changed {_diff(before, after) or 'nothing'}")
+    assert not mismatches, "\n".join(mismatches)
+
+
 def test_every_management_route_is_in_the_table():
     """A route added to the management API (any router authenticated like it) without a row here fails."""
     covered = {route.split(" ", 1)[1] for route, _, _ in API}
-    same_handler = {"/key/{key}/regenerate"}  # the path form of /key/regenerate
+    same_handler = {"/key/{key}/regenerate",  # the path form of /key/regenerate
+                    "/memory/summaries/{summary_id}"}  # test_memory_summary
     routes = {"/" + path.lstrip("/") for _, router in ninja_api._routers if router.auth is management_auth
               for path in router.path_operations}
     missing = routes - covered - same_handler

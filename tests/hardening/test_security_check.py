@@ -21,7 +21,7 @@ def _run(root: Path, python: str = sys.executable) -> subprocess.CompletedProces
 def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
     (tmp_path / "scripts").mkdir()
     shutil.copy(SCRIPT, tmp_path / "scripts" / "security-check")
-    for name in ("accounts", "billing", "gateway", "llmur", "bench"):
+    for name in ("accounts", "billing", "memory", "gateway", "llmur", "bench"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "__init__.py").write_text("")
     (tmp_path / "manage.py").write_text("")
