@@ -7,6 +7,7 @@ from typing import Any, Iterable
 from django.db import transaction
 
 from accounts import policy
+from accounts.audit import audit_record, snapshot
 from accounts.models import Organization, Team, TeamMembership, User, VirtualKey
 from accounts.policy import Actor
 from accounts.services.common import (
