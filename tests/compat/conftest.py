@@ -1,10 +1,12 @@
 """A live llmur server for the compat tests, called over HTTP the way LiteLLM users' scripts call LiteLLM's proxy."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import pytest
 import requests
+from django.core.management import call_command
 
 from tests.conftest import mock_model_list, start_gateway
 
@@ -51,3 +53,12 @@ def admin(server, transactional_db) -> Client:
 @pytest.fixture
 def as_key(server):
     return lambda key: Client(server.url, key)
+
+
+def spend_settle(predicate, *, within: float = 20) -> None:
+    """Play the Celery worker: drain the spend queue until `predicate()` holds."""
+    deadline = time.monotonic() + within
+    while not predicate():
+        assert time.monotonic() < deadline, "spend was not booked in time"
+        call_command("process_spend", verbosity=0)
+        time.sleep(0.1)

@@ -2,14 +2,12 @@
 phrase, JSON 404s, /global/spend/report by team and the spend log's metadata."""
 from __future__ import annotations
 
-import time
-
 import openai
 import pytest
 import requests
-from django.core.management import call_command
 
 from billing.models import SpendLog
+from tests.compat.conftest import spend_settle
 
 
 def test_key_generate_answers_token_id(admin):
@@ -50,20 +48,11 @@ def test_unknown_paths_outside_v1_answer_json(server, path):
     assert response.json()["error"]["type"] == "not_found_error"
 
 
-def _settle(predicate, *, within: float = 20) -> None:
-    """Play the Celery worker: drain the spend queue until `predicate()` holds."""
-    deadline = time.monotonic() + within
-    while not predicate():
-        assert time.monotonic() < deadline, "spend was not booked in time"
-        call_command("process_spend", verbosity=0)
-        time.sleep(0.1)
-
-
 def test_over_budget_the_message_starts_with_litellms_phrase(admin, server):
     key = admin.ok("POST", "/key/generate", {"models": ["mock-gpt"], "max_budget": 0.000001})
     client = openai.OpenAI(api_key=key["key"], base_url=server.url, max_retries=0)
     client.chat.completions.create(model="mock-gpt", messages=[{"role": "user", "content": "hi"}])
-    _settle(lambda: SpendLog.objects.filter(key__key_hash=key["token"], booked=True).exists())
+    spend_settle(lambda: SpendLog.objects.filter(key__key_hash=key["token"], booked=True).exists())
     with pytest.raises(openai.RateLimitError) as refused:
         client.chat.completions.create(model="mock-gpt", messages=[{"role": "user", "content": "again"}])
     message = refused.value.body["message"]
@@ -77,7 +66,7 @@ def test_spend_report_by_team_and_log_metadata_speak_public_ids(admin, server):
     key = admin.ok("POST", "/key/generate", {"team_id": team["team_id"]})
     client = openai.OpenAI(api_key=key["key"], base_url=server.url, max_retries=0)
     client.chat.completions.create(model="mock-gpt", messages=[{"role": "user", "content": "hi"}])
-    _settle(lambda: SpendLog.objects.filter(key__key_hash=key["token"], booked=True).exists())
+    spend_settle(lambda: SpendLog.objects.filter(key__key_hash=key["token"], booked=True).exists())
 
     logs = admin.ok("GET", "/spend/logs", {"api_key": key["key"]})
     assert logs[0]["team_id"] == "team-spend" and logs[0]["organization_id"] == "org-spend"

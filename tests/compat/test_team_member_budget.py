@@ -2,25 +2,15 @@
 driven over HTTP as LiteLLM users' scripts do, and enforced at admission per (team, member)."""
 from __future__ import annotations
 
-import time
 import uuid
 
 import openai
 import pytest
-from django.core.management import call_command
 
 from accounts.models import TeamMembership
+from tests.compat.conftest import spend_settle
 
 HELLO = [{"role": "user", "content": "hi"}]
-
-
-def _settle(predicate, *, within: float = 20) -> None:
-    """Play the Celery worker: drain the spend queue until `predicate()` holds."""
-    deadline = time.monotonic() + within
-    while not predicate():
-        assert time.monotonic() < deadline, "spend was not booked in time"
-        call_command("process_spend", verbosity=0)
-        time.sleep(0.1)
 
 
 def _membership(user_info: dict, team_id: str) -> dict:
@@ -38,7 +28,7 @@ def test_a_members_budget_in_a_team_stops_their_team_keys_and_shows_on_user_info
     assert updated["max_budget_in_team"] == 0.0000001
     client = openai.OpenAI(api_key=made["key"], base_url=server.url, max_retries=0)
     client.chat.completions.create(model="mock-gpt", messages=HELLO)
-    _settle(lambda: TeamMembership.objects.get(team__public_id=team, user__username=person).spend > 0)
+    spend_settle(lambda: TeamMembership.objects.get(team__public_id=team, user__username=person).spend > 0)
 
     info = admin.ok("GET", "/user/info", {"user_id": person})
     membership = _membership(info, team)
