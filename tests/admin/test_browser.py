@@ -28,6 +28,13 @@ needs_chromium = pytest.mark.skipif(not os.path.exists(CHROMIUM) and os.environ.
 pytestmark = [pytest.mark.django_db(transaction=True), needs_chromium]
 
 
+def chromium_launch(playwright):
+    """The machine's Chromium, headless and quiet (no sandbox: tests may run as root)."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=[
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"])
+
+
 @pytest.fixture(scope="module")
 def server(django_db_setup, django_db_blocker, fake_provider):
     config = {"model_list": [{"model_name": "mock-gpt",
@@ -49,9 +56,7 @@ def page(monkeypatch):
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
+        browser = chromium_launch(p)
         context = browser.new_context(viewport={"width": 1280, "height": 1000})
         yield context.new_page()
         # ORM calls made while Playwright ran used a connection of their own; close it before the

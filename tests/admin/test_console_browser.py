@@ -21,7 +21,7 @@ from accounts.policy import Actor
 from billing.models import RefusalCount, SpendLog
 from billing.services import daily_spend_rollup, spend_record_batch
 from gateway.models import ModelDeployment
-from tests.admin.test_browser import CHROMIUM, PASSWORD, needs_chromium
+from tests.admin.test_browser import PASSWORD, chromium_launch, needs_chromium
 from tests.billing.conftest import spend_event
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,9 +93,7 @@ def browser():
         patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
         ARTIFACTS.mkdir(exist_ok=True)
         with sync_playwright() as p:
-            chromium = p.chromium.launch(executable_path=CHROMIUM, args=[
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync"])
+            chromium = chromium_launch(p)
             yield chromium
             connections.close_all()
             chromium.close()
