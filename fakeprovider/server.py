@@ -239,7 +239,8 @@ class Connection(asyncio.Protocol):
         if body is None:
             self.transport.write(response(400, answers.error("the body is not a JSON object", "invalid_request_error")))
             return None
-        behaviour = behaviour_for(str(body.get("model", "")))
+        model = str(body.get("model", ""))
+        behaviour = behaviour_for(model)
         answer = self.provider.answer(path, body)
         if answer is None:
             self.transport.write(response(404, answers.error(f"no route {method} {path}", "invalid_request_error")))
@@ -259,8 +260,8 @@ class Connection(asyncio.Protocol):
             self.transport.write(answer)
             return None
         if delay or chunk_delay:
-            return self._stream_slowly(answer, delay, chunk_delay, behaviour.cut)
-        self._stream_now(answer, behaviour.cut)
+            return self._stream_slowly(answer, delay, chunk_delay, behaviour.cut, model)
+        self._stream_now(answer, behaviour.cut, model)
         return None
 
     async def _later(self, delay: float, answer: bytes) -> None:
@@ -268,20 +269,20 @@ class Connection(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(answer)
 
-    def _stream_now(self, stream: Stream, cut: bool) -> None:
+    def _stream_now(self, stream: Stream, cut: bool, model: str) -> None:
         transport = self.transport
         assert transport is not None
         transport.write(stream.head)
         for index, event in enumerate(stream.content):
             if cut and index == 3:
                 transport.abort()
-                self.stats.streams_cut += 1
+                self.stats.stream_ended(model, "cut")
                 return
             transport.write(b"%x\r\n%s\r\n" % (len(event), event))
         transport.write(b"".join(b"%x\r\n%s\r\n" % (len(e), e) for e in stream.closing) + b"0\r\n\r\n")
-        self.stats.streams_completed += 1
+        self.stats.stream_ended(model, "completed")
 
-    async def _stream_slowly(self, stream: Stream, delay: float, chunk_delay: float, cut: bool) -> None:
+    async def _stream_slowly(self, stream: Stream, delay: float, chunk_delay: float, cut: bool, model: str) -> None:
         transport = self.transport
         assert transport is not None
         try:
@@ -291,16 +292,16 @@ class Connection(asyncio.Protocol):
             for index, event in enumerate(stream.content):
                 if cut and index == 3:
                     transport.abort()
-                    self.stats.streams_cut += 1
+                    self.stats.stream_ended(model, "cut")
                     return
                 _write(transport, b"%x\r\n%s\r\n" % (len(event), event))
                 if chunk_delay:
                     await asyncio.sleep(chunk_delay)
             _write(transport, b"".join(b"%x\r\n%s\r\n" % (len(e), e) for e in stream.closing) + b"0\r\n\r\n")
         except (ConnectionError, asyncio.CancelledError):
-            self.stats.streams_aborted += 1
+            self.stats.stream_ended(model, "aborted")
             return
-        self.stats.streams_completed += 1
+        self.stats.stream_ended(model, "completed")
 
 
 def _write(transport: asyncio.Transport, data: bytes) -> None:

@@ -11,8 +11,13 @@ RECENT = 20
 
 class Stats:
     """requests, by_path, by_model, open_connections, streams_completed, streams_aborted (the client
-    went away mid-stream), streams_cut (cut by a -cut model), credentials_seen (distinct credential
-    header values, first 50) and recent (the last 20 requests: path, model, body)."""
+    went away mid-stream), streams_cut (cut by a -cut model), streams_by_model (the same three
+    outcomes per model name), credentials_seen (distinct credential header values, first 50) and
+    recent (the last 20 requests: path, model, body).
+
+    The totals are shared by everything that uses one fake provider; a test that needs counts no
+    other test can move (a stream of an earlier test may still be ending after a reset) reads
+    streams_by_model under a model name only it sends."""
 
     def __init__(self) -> None:
         self.open_connections = 0
@@ -23,6 +28,7 @@ class Stats:
         self.by_path: dict[str, int] = {}
         self.by_model: dict[str, int] = {}
         self.streams_completed = self.streams_aborted = self.streams_cut = 0
+        self.streams_by_model: dict[str, dict[str, int]] = {}
         self.credentials_seen: list[str] = []
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT)
 
@@ -40,8 +46,15 @@ class Stats:
                     self.credentials_seen.append(value)
         self.recent.append({"path": request.path, "model": model, "body": body})
 
+    def stream_ended(self, model: str, outcome: str) -> None:
+        """Count one stream's end: outcome is "completed", "aborted" or "cut"."""
+        setattr(self, f"streams_{outcome}", getattr(self, f"streams_{outcome}") + 1)
+        per_model = self.streams_by_model.setdefault(model, {"completed": 0, "aborted": 0, "cut": 0})
+        per_model[outcome] += 1
+
     def as_dict(self) -> dict[str, Any]:
         return {"requests": self.requests, "by_path": self.by_path, "by_model": self.by_model,
                 "open_connections": self.open_connections, "streams_completed": self.streams_completed,
                 "streams_aborted": self.streams_aborted, "streams_cut": self.streams_cut,
+                "streams_by_model": self.streams_by_model,
                 "credentials_seen": self.credentials_seen, "recent": list(self.recent)}

@@ -343,7 +343,10 @@ def mock_model_list(upstream_url: str) -> list[dict]:
         {"model_name": "mock-claude", "litellm_params": {"model": "anthropic/mock-claude", "api_base": upstream_url,
                                                          "api_key": "sk-ant-upstream-secret"}},
     ]
-    for fault in ("mock-400", "mock-429", "mock-500", "mock-cut", "mock-drip-50"):
+    # The two "-leaves-" drips are each sent by one test only, so it can read their stream outcomes
+    # (the fake provider's streams_by_model) without counting another test's streams.
+    for fault in ("mock-400", "mock-429", "mock-500", "mock-cut", "mock-drip-50",
+                  "mock-leaves-chat-drip-50", "mock-leaves-messages-drip-50"):
         entries.append({"model_name": fault, "litellm_params": {"model": f"openai/{fault}", "api_base": v1}})
     entries.append({"model_name": "mock-hang", "litellm_params": {"model": "openai/mock-hang", "api_base": v1,
                                                                   "timeout": 1, "stream_timeout": 1}})

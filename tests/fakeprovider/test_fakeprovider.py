@@ -194,6 +194,7 @@ def test_a_client_that_leaves_mid_stream_is_counted(fake, stats):
     while stats()["streams_aborted"] == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert stats()["streams_aborted"] == 1 and stats()["streams_completed"] == 0
+    assert stats()["streams_by_model"] == {"mock-drip-50": {"completed": 0, "aborted": 1, "cut": 0}}
 
 
 def test_bad_requests(fake):

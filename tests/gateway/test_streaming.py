@@ -5,6 +5,7 @@ import asyncio
 import http.client
 import json
 import time
+import uuid
 from urllib.parse import urlsplit
 
 import anthropic
@@ -16,6 +17,11 @@ from tests.factories import make_key
 from tests.gateway.helpers import bearer, sse_lines
 
 HELLO = [{"role": "user", "content": "hi"}]
+
+
+def stream_outcomes(fake_provider, model: str) -> dict[str, int]:
+    """How the fake provider's streams of one model ended: completed, aborted, cut."""
+    return fake_provider.stats()["streams_by_model"].get(model, {"completed": 0, "aborted": 0, "cut": 0})
 
 
 @pytest.fixture
@@ -68,12 +74,12 @@ def test_upstream_cut_raises_in_the_anthropic_sdk(gateway, key):
         assert "stream" in str(failed.value)
 
 
-@pytest.mark.parametrize("path,payload", [
-    ("/v1/chat/completions", {"model": "mock-drip-50", "messages": HELLO, "stream": True, "max_tokens": 200}),
-    ("/v1/messages", {"model": "mock-drip-50", "messages": HELLO, "stream": True, "max_tokens": 200}),
+@pytest.mark.parametrize("path,model", [
+    ("/v1/chat/completions", "mock-leaves-chat-drip-50"),
+    ("/v1/messages", "mock-leaves-messages-drip-50"),
 ])
-def test_client_disconnect_closes_the_upstream_connection(gateway, fake_provider, key, path, payload):
-    fake_provider.reset()
+def test_client_disconnect_closes_the_upstream_connection(gateway, fake_provider, key, path, model):
+    payload = {"model": model, "messages": HELLO, "stream": True, "max_tokens": 200}
     before = fake_provider.stats()["open_connections"]
     parts = urlsplit(gateway.url)
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
@@ -84,10 +90,11 @@ def test_client_disconnect_closes_the_upstream_connection(gateway, fake_provider
     assert fake_provider.stats()["open_connections"] >= 1
     connection.sock.close()
     connection.close()
-    # The gateway cancels the upstream call: the mock sees its client go away mid-stream.
-    wait_until(lambda: fake_provider.stats()["streams_aborted"] == 1, what="upstream to see the stream aborted")
-    stats = fake_provider.stats()
-    assert stats["streams_completed"] == 0
+    # The gateway cancels the upstream call: the mock sees its client go away mid-stream. Only this
+    # test sends this model, so its outcomes are this stream's alone, whatever else is running.
+    wait_until(lambda: stream_outcomes(fake_provider, model)["aborted"] == 1,
+               what="upstream to see the stream aborted")
+    assert stream_outcomes(fake_provider, model) == {"completed": 0, "aborted": 1, "cut": 0}
     wait_until(lambda: fake_provider.stats()["open_connections"] <= before, what="the upstream connection to close")
 
 
@@ -99,10 +106,10 @@ def test_stream_the_client_left_before_it_started_still_closes_upstream(fake_pro
     from gateway import http, pipeline
     from gateway.models import ModelDeployment
 
+    upstream_model = f"mock-{uuid.uuid4().hex}-drip-50"   # this test's alone: its outcomes are this stream's
     ModelDeployment.objects.create(deployment_id="db-drip", model_name="drip", provider="openai", litellm_params={
-        "model": "openai/mock-drip-50", "api_base": f"{fake_provider.url}/v1"})
+        "model": f"openai/{upstream_model}", "api_base": f"{fake_provider.url}/v1"})
     key = make_key().plaintext
-    fake_provider.reset()
 
     async def scenario():
         try:
@@ -115,11 +122,11 @@ def test_stream_the_client_left_before_it_started_still_closes_upstream(fake_pro
             await response.llmur_close()   # what llmur.asgi does when the client is gone before sending began
             # Checked while the upstream session is still open: only closing the call itself ends the stream.
             deadline = time.monotonic() + 60      # a safety net: the loop ends as soon as upstream saw it
-            while not fake_provider.stats()["streams_aborted"] and time.monotonic() < deadline:
+            while not stream_outcomes(fake_provider, upstream_model)["aborted"] and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
-            return fake_provider.stats()
+            return stream_outcomes(fake_provider, upstream_model)
         finally:
             await http.close_clients()
 
     stats = async_to_sync(scenario)()
-    assert stats["streams_aborted"] == 1 and stats["streams_completed"] == 0, stats
+    assert stats == {"completed": 0, "aborted": 1, "cut": 0}
