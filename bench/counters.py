@@ -11,6 +11,7 @@ the bench database, whose transaction is taken out too). Processes: CPU time fro
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -122,10 +123,14 @@ class MonitorTap:
     costs Redis CPU, so no timing is read while it runs."""
 
     def __init__(self, port: int):
-        import threading
-
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=None)
         self.sock.sendall(b"MONITOR\r\n")
+        # Only once Redis has answered +OK does it feed this connection what others send.
+        ok = b""
+        while not ok.endswith(b"\r\n"):
+            ok += self.sock.recv(1)
+        if not ok.startswith(b"+OK"):
+            raise RuntimeError(f"redis refused MONITOR: {ok!r}")
         self.seen: Counter[tuple[str, str]] = Counter()
         self._stop = False
         self.last_at = time.monotonic()
@@ -184,8 +189,13 @@ class PgObserver:
 
         parts = urlsplit(database_url)
         self.name = parts.path.lstrip("/")
-        self.admin = psycopg.connect(urlunsplit(parts._replace(path="/postgres")), autocommit=True)
+        self.admin_url = urlunsplit(parts._replace(path="/postgres"))
+        self.admin = psycopg.connect(self.admin_url, autocommit=True)
         self.bench = psycopg.connect(database_url, autocommit=True)
+        self.backends: dict[int, int] = {}
+        self._stop = False
+        self.sampler = threading.Thread(target=self._sample_backends, daemon=True)
+        self.sampler.start()
 
     def database(self) -> dict:
         row = self.admin.execute(
@@ -194,10 +204,28 @@ class PgObserver:
         return dict(zip(("xact_commit", "xact_rollback", "tup_inserted", "tup_updated", "tup_deleted",
                          "tup_fetched"), row))
 
+    def _sample_backends(self) -> None:
+        """Every 25 ms, the CPU time of each backend serving the bench database (the observer's own
+        excepted), kept after the backend exits: a connection opened for one task still counts."""
+        import psycopg
+
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            while not self._stop:
+                pids = [pid for (pid,) in conn.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> %s",
+                    (self.name, self.bench.info.backend_pid)).fetchall()]
+                for pid in pids:
+                    ns = cpu_ns([pid])
+                    if ns:
+                        self.backends[pid] = max(ns, self.backends.get(pid, 0))
+                time.sleep(0.025)
+
     def snapshot(self) -> dict:
+        time.sleep(0.05)                # one more sample of every backend
+        backends = dict(self.backends)
         tables = {name: {"ins": i, "upd": u, "del": d} for name, i, u, d in self.bench.execute(
             "SELECT relname, n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_user_tables").fetchall()}
-        return {"database": self.database(), "tables": tables, "at": time.monotonic()}
+        return {"database": self.database(), "tables": tables, "backends_cpu_ns": backends, "at": time.monotonic()}
 
     def settle(self, *, writes_at_least: int, base: dict, timeout: float, quiet_s: float = 1.5) -> bool:
         """Wait until the database's tuple counters have grown by writes_at_least and then stayed still
@@ -217,6 +245,8 @@ class PgObserver:
         return False
 
     def close(self) -> None:
+        self._stop = True
+        self.sampler.join(timeout=5)
         self.admin.close()
         self.bench.close()
 
@@ -232,7 +262,10 @@ def pg_diff(a: dict, b: dict) -> dict:
         change = {k: after[k] - before[k] for k in after}
         if any(change.values()):
             tables[name] = change
-    return {"database": database, "tables": tables, "seconds": round(b["at"] - a["at"], 3)}
+    # Backends seen by the second snapshot (ended ones with their last sample, up to 25 ms short).
+    backend_ns = sum(ns - a["backends_cpu_ns"].get(pid, 0) for pid, ns in b["backends_cpu_ns"].items())
+    return {"database": database, "tables": tables, "backends_cpu_ms": round(backend_ns / 1e6, 3),
+            "seconds": round(b["at"] - a["at"], 3)}
 
 
 def process_tree(pid: int) -> list[int]:

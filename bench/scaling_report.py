@@ -68,6 +68,8 @@ def summary(row: dict) -> dict:
         "bytes_in": both(lambda p: p["redis"]["bytes_in"]), "bytes_out": both(lambda p: p["redis"]["bytes_out"]),
         "pg_commits": both(lambda p: p["pg"]["database"]["xact_commit"]),
         "pg_tuple_writes": both(lambda p: tuple_writes(p["pg"])),
+        "pg_backend_cpu_ms": both(lambda p: p["pg"]["backends_cpu_ms"]),
+        "pg_rows_fetched": both(lambda p: p["pg"]["database"]["tup_fetched"]),
         "spendlog_inserts": both(spend),
         "gateway_cpu_ms": round(g["gateway_cpu_ms"], 3), "worker_cpu_ms": round(w["worker_cpu_ms"], 3),
     }
@@ -97,7 +99,7 @@ def render(result: dict) -> str:
              "",
              f"{'kind':<12} {'c':>3} {'answers':<10} {'round trips':>11} {'in scripts':>10} {'worker':>6} "
              f"{'cmd µs':>6} {'Redis CPU µs':>12} {'bytes in/out':>13} {'PG commits':>10} {'PG tuples':>9} "
-             f"{'gw CPU ms':>9}"]
+             f"{'PG CPU ms':>9} {'gw CPU ms':>9} {'wk CPU ms':>9}"]
     for row in result["rows"]:
         s = row["summary"]
         answers = ",".join(f"{k}×{v}" for k, v in row["sent"]["statuses"].items())
@@ -105,7 +107,8 @@ def render(result: dict) -> str:
                      f"{s['redis_round_trips_gateway']:>11.2f} {s['redis_script_calls']:>10.2f} "
                      f"{s['redis_calls_worker']:>6.2f} {s['redis_command_usec']:>6.1f} "
                      f"{s['redis_cpu_usec']:>12.1f} {s['bytes_in']:>6.0f}/{s['bytes_out']:<6.0f} "
-                     f"{s['pg_commits']:>10.3f} {s['pg_tuple_writes']:>9.2f} {s['gateway_cpu_ms']:>9.3f}")
+                     f"{s['pg_commits']:>10.3f} {s['pg_tuple_writes']:>9.2f} {s['pg_backend_cpu_ms']:>9.3f} "
+                     f"{s['gateway_cpu_ms']:>9.3f} {s['worker_cpu_ms']:>9.3f}")
     lines.append("")
     for row in result["rows"]:
         g, w, k = row["per_request"]["gateway"], row["per_request"]["worker"], row["classified"]

@@ -153,9 +153,11 @@ class Session:
     def send(self, kind: Kind, n: int, connections: int = 1, prompt: str | None = None) -> dict:
         prompt = prompt or f"Say hello to the benchmark ({self.nonce})."
 
+        batch = secrets.token_hex(4)    # a unique kind's prompts never repeat an earlier batch's
+
         def request(i: int) -> tuple[str, bytes]:
             key = "sk-" + secrets.token_urlsafe(24) if kind.key == "bad" else self.keys[kind.key]
-            text = f"{prompt} #{i}" if kind.unique else prompt
+            text = f"{prompt} #{batch}-{i}" if kind.unique else prompt
             return key, _body(stream=kind.stream, prompt=text)
         return asyncio.run(_drive(f"{self.server.url}/v1/chat/completions", n, connections, request))
 
@@ -216,14 +218,14 @@ class Session:
                 "worker_cpu_ms": round((b["worker_cpu_ns"] - a["worker_cpu_ns"]) / 1e6, 3),
                 "seconds": round(b["at"] - a["at"], 3)}
 
-    def idle(self, seconds: float) -> dict:
+    def idle(self, seconds: float, quiet_s: float = PG_QUIET_S) -> dict:
         """Background per second with nothing sent: the gateway alone (worker paused), then everything."""
         result = {}
         for part, paused in (("gateway", True), ("all", False)):
             if paused:
                 self.worker_signal(signal.SIGSTOP)
             try:
-                self.pg.settle(writes_at_least=0, base=self.pg.database(), timeout=60, quiet_s=PG_QUIET_S)
+                self.pg.settle(writes_at_least=0, base=self.pg.database(), timeout=60, quiet_s=quiet_s)
                 a = self.snapshot()
                 time.sleep(seconds)   # a fixed window is the measurement itself here, not a wait
                 result[part] = self.diff(a, self.snapshot())
