@@ -31,7 +31,8 @@ from bench import load, scaling_report
 from bench.cli import DEFAULT_DATABASE_URL, RESULTS, _interrupt, _machine
 from bench.counters import redis_diff
 from bench.procs import BenchError, Cores, mock_reset, mock_stats
-from bench.scaling_session import KINDS, Session
+from bench.scaling_kinds import KINDS
+from bench.scaling_session import Session
 from bench.servers import BENCH_MODEL, LLMUR_UPSTREAM, database_check_url, database_drop
 
 

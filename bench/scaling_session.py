@@ -22,11 +22,8 @@ import signal
 import time
 import urllib.request
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
-
-import aiohttp
 
 from bench.counters import (
     MonitorTap,
@@ -39,62 +36,12 @@ from bench.counters import (
     redis_diff,
 )
 from bench.procs import BenchError, Cores, Managed, start_mock, start_redis
+from bench.scaling_kinds import Kind, body, drive
 from bench.servers import BENCH_MODEL, LlmurServer, llmur_start
 
 SPEND_STREAM = "llmur:spend:events"    # billing.connections.STREAM: one entry per settled request
 PG_QUIET_S = 11.0                      # PostgreSQL's PGSTAT_IDLE_INTERVAL is 10 s
 RESPONSE_CACHE = {"litellm_settings": {"cache": True, "cache_params": {"type": "redis", "ttl": 3600}}}
-
-
-@dataclass(frozen=True)
-class Kind:
-    """One kind of request: which key, which body, what answer it must get, whether it is billed."""
-
-    name: str
-    key: str                 # "bench" (generous limits), "budget", "rpm", or "bad" (a new random key each time)
-    stream: bool = False
-    unique: bool = False     # a different prompt each time (response-cache misses)
-    status: int = 200
-    billed: bool = True      # leaves one SpendLog row
-    cache: bool = False      # needs the session with the response cache on
-
-
-KINDS = [
-    Kind("json", "bench"),
-    Kind("stream", "bench", stream=True),
-    Kind("over_budget", "budget", status=429, billed=False),
-    Kind("over_rpm", "rpm", status=429, billed=False),
-    Kind("bad_key", "bad", status=401, billed=False),
-    Kind("cache_miss", "bench", unique=True, cache=True),
-    Kind("cache_hit", "bench", cache=True),
-]
-
-
-def _body(*, stream: bool, prompt: str) -> bytes:
-    payload = {"model": BENCH_MODEL, "max_tokens": 16, "messages": [{"role": "user", "content": prompt}]}
-    if stream:
-        payload |= {"stream": True, "stream_options": {"include_usage": True}}
-    return json.dumps(payload).encode()
-
-
-async def _drive(url: str, n: int, connections: int, request: Callable[[int], tuple[str, bytes]]) -> dict:
-    """Send exactly n requests over `connections` connections, each read to its end."""
-    statuses: Counter[int] = Counter()
-    hits = 0
-    order = iter(range(n))
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections),
-                                     timeout=aiohttp.ClientTimeout(total=60)) as session:
-        async def worker() -> None:
-            nonlocal hits
-            for i in order:
-                key, body = request(i)
-                headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-                async with session.post(url, data=body, headers=headers) as response:
-                    await response.read()
-                    statuses[response.status] += 1
-                    hits += response.headers.get("x-llmur-cache-hit") == "true"
-        await asyncio.gather(*(worker() for _ in range(connections)))
-    return {"statuses": {str(k): v for k, v in sorted(statuses.items())}, "cache_hits": hits}
 
 
 def wait_for(condition: Callable[[], bool], *, timeout: float, what: str) -> float:
@@ -158,8 +105,8 @@ class Session:
         def request(i: int) -> tuple[str, bytes]:
             key = "sk-" + secrets.token_urlsafe(24) if kind.key == "bad" else self.keys[kind.key]
             text = f"{prompt} #{batch}-{i}" if kind.unique else prompt
-            return key, _body(stream=kind.stream, prompt=text)
-        return asyncio.run(_drive(f"{self.server.url}/v1/chat/completions", n, connections, request))
+            return key, body(stream=kind.stream, prompt=text)
+        return asyncio.run(drive(f"{self.server.url}/v1/chat/completions", n, connections, request))
 
     def warm(self, kind: Kind) -> None:
         """Bring the key to the state the kind measures: over its budget or rate, or its answer cached."""
