@@ -70,10 +70,12 @@ def scaling_database_url() -> str:
 
 
 def test_a_small_run_counts_what_each_kind_of_request_costs(tmp_path, scaling_database_url, migrated_postgres):
+    # Three kinds, one of each shape (answered, answered and stored in the cache, refused): each kind
+    # ends with PostgreSQL's 11 s of stillness twice, so every kind more costs the suite half a minute.
     n = 10
     completed = subprocess.run(
         [sys.executable, "-m", "bench.scaling", "--requests", str(n), "--connections", "2", "--idle-seconds", "1",
-         "--kinds", "json,stream,over_rpm,bad_key,cache_miss,cache_hit", "--database-url", scaling_database_url,
+         "--kinds", "json,cache_miss,over_rpm", "--database-url", scaling_database_url,
          "--database-template", migrated_postgres.template_name, "--output-dir", str(tmp_path)],
         cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert completed.returncode == 0, f"{completed.stdout}\n{completed.stderr[-4000:]}"
@@ -81,13 +83,13 @@ def test_a_small_run_counts_what_each_kind_of_request_costs(tmp_path, scaling_da
     [path] = tmp_path.glob("scaling-*.json")
     result = json.loads(path.read_text())
     rows = {row["kind"]: row for row in result["rows"]}
-    assert set(rows) == {"json", "stream", "over_rpm", "bad_key", "cache_miss", "cache_hit"}
+    assert set(rows) == {"json", "cache_miss", "over_rpm"}
     assert result["problems"] == []
 
     def spend_inserts(row: dict, part: str) -> int:
         return row[part]["pg"]["tables"].get("billing_spendlog", {}).get("ins", 0)
 
-    for kind in ("json", "stream", "cache_miss", "cache_hit"):
+    for kind in ("json", "cache_miss"):
         row = rows[kind]
         assert row["sent"]["statuses"] == {"200": n}
         # Admission is a script: at least one EVALSHA round trip per request, nothing written on the way.
@@ -96,14 +98,12 @@ def test_a_small_run_counts_what_each_kind_of_request_costs(tmp_path, scaling_da
         # The worker writes exactly one SpendLog row per request (raw counts: no background taken out).
         assert spend_inserts(row, "worker") == n
         assert row["worker"]["pg"]["database"]["xact_commit"] >= 1
-    assert rows["cache_hit"]["sent"]["cache_hits"] == n
     # A miss is answered upstream and its answer stored: one SET per request.
     assert rows["cache_miss"]["sent"]["cache_hits"] == 0
     assert rows["cache_miss"]["gateway"]["redis"]["commands"]["set"]["calls"] == n
-    for kind, status in (("over_rpm", "429"), ("bad_key", "401")):
-        row = rows[kind]
-        assert row["sent"]["statuses"] == {status: n}
-        assert spend_inserts(row, "gateway") == spend_inserts(row, "worker") == 0
-        assert row["summary"]["spendlog_inserts"] == 0
+    row = rows["over_rpm"]
+    assert row["sent"]["statuses"] == {"429": n}
+    assert spend_inserts(row, "gateway") == spend_inserts(row, "worker") == 0
+    assert row["summary"]["spendlog_inserts"] == 0
     # A refusal costs Redis less than an answered request.
     assert rows["over_rpm"]["summary"]["redis_script_calls"] < rows["json"]["summary"]["redis_script_calls"]
