@@ -176,3 +176,30 @@ def cpu_seconds(process: psutil.Process | None) -> float:
     except psutil.Error:
         return 0.0
     return times.user + times.system
+
+
+def start_redis(cores: Cores, workdir: Path) -> Managed:
+    """A private redis-server on a free port, on the load cores, persisting as production must
+    (appendonly yes, fsync every second): its INFO counters then belong to this run alone."""
+    binary = shutil.which("redis-server")
+    if not binary:
+        raise BenchError("redis-server is not installed: run `apt-get install -y redis-server` (Debian/Ubuntu)")
+    port = free_port()
+    data = workdir / "redis"
+    data.mkdir(exist_ok=True)
+    proc = start("redis", cores.wrap([binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
+                                      "--save", "", "--appendonly", "yes", "--appendfsync", "everysec"],
+                                     role="load"), workdir=workdir)
+    proc.extra["url"] = f"redis://127.0.0.1:{port}/1"
+    proc.extra["port"] = port
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                if sock.recv(16).startswith(b"+PONG"):
+                    return proc
+        except OSError:
+            time.sleep(0.05)
+    proc.stop()
+    raise BenchError(f"redis-server did not answer on port {port}; last lines of {proc.log_path}:\n{proc.log_tail()}")

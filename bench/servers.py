@@ -141,7 +141,8 @@ class LlmurServer:
 
 
 def llmur_start(*, cores: Cores, workdir: Path, mock_url: str, database_url: str, redis_url: str,
-                spend_worker: bool = True, database_template: str | None = None) -> LlmurServer:
+                spend_worker: bool = True, database_template: str | None = None, workers: int = 1,
+                extra_config: dict | None = None, beat: bool = True) -> LlmurServer:
     database_recreate(database_url, database_template)
     redis_flush(redis_url)
     master_key = "sk-bench-master-" + secrets.token_urlsafe(12)
@@ -158,7 +159,7 @@ def llmur_start(*, cores: Cores, workdir: Path, mock_url: str, database_url: str
                                "api_key": "sk-upstream-bench", "input_cost_per_token": 2.5e-06,
                                "output_cost_per_token": 1.0e-05},
         }],
-    }
+    } | (extra_config or {})
     config_path = workdir / "llmur.yaml"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     env = clean_env() | {
@@ -175,7 +176,7 @@ def llmur_start(*, cores: Cores, workdir: Path, mock_url: str, database_url: str
     port = free_port()
     web = start("llmur-gunicorn", cores.wrap([
         sys.executable, "-m", "gunicorn", "llmur.asgi:application", "-k", "uvicorn_worker.UvicornWorker",
-        "-w", "1", "-b", f"127.0.0.1:{port}", "--log-level", "warning", "--keep-alive", "75",
+        "-w", str(workers), "-b", f"127.0.0.1:{port}", "--log-level", "warning", "--keep-alive", "75",
         "--graceful-timeout", "10"], role="server"), workdir=workdir, env=env)
     worker = None
     try:
@@ -183,9 +184,9 @@ def llmur_start(*, cores: Cores, workdir: Path, mock_url: str, database_url: str
         wait_http(f"{url}/health/liveliness", web, timeout=60)
         if spend_worker:
             worker = start("llmur-celery", cores.wrap([
-                sys.executable, "-m", "celery", "-A", "llmur.celery", "worker", "-B", "-s",
-                str(workdir / "celerybeat-schedule"), "-l", "warning", "--concurrency", "1",
-                "--without-gossip", "--without-mingle"], role="load"), workdir=workdir, env=env)
+                sys.executable, "-m", "celery", "-A", "llmur.celery", "worker",
+                *(["-B", "-s", str(workdir / "celerybeat-schedule")] if beat else []), "-l", "warning",
+                "--concurrency", "1", "--without-gossip", "--without-mingle"], role="load"), workdir=workdir, env=env)
     except BaseException:
         web.stop()
         raise
