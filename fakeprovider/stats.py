@@ -27,7 +27,6 @@ class Stats:
         self.requests = 0
         self.by_path: dict[str, int] = {}
         self.by_model: dict[str, int] = {}
-        self.streams_completed = self.streams_aborted = self.streams_cut = 0
         self.streams_by_model: dict[str, dict[str, int]] = {}
         self.credentials_seen: list[str] = []
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT)
@@ -48,13 +47,14 @@ class Stats:
 
     def stream_ended(self, model: str, outcome: str) -> None:
         """Count one stream's end: outcome is "completed", "aborted" or "cut"."""
-        setattr(self, f"streams_{outcome}", getattr(self, f"streams_{outcome}") + 1)
         per_model = self.streams_by_model.setdefault(model, {"completed": 0, "aborted": 0, "cut": 0})
         per_model[outcome] += 1
 
     def as_dict(self) -> dict[str, Any]:
+        # The totals are the per-model outcomes summed: one count per stream, kept once.
+        totals = {f"streams_{outcome}": sum(ended[outcome] for ended in self.streams_by_model.values())
+                  for outcome in ("completed", "aborted", "cut")}
         return {"requests": self.requests, "by_path": self.by_path, "by_model": self.by_model,
-                "open_connections": self.open_connections, "streams_completed": self.streams_completed,
-                "streams_aborted": self.streams_aborted, "streams_cut": self.streams_cut,
+                "open_connections": self.open_connections, **totals,
                 "streams_by_model": self.streams_by_model,
                 "credentials_seen": self.credentials_seen, "recent": list(self.recent)}
